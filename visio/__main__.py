@@ -1,0 +1,5 @@
+import sys
+
+from visio.cli import main
+
+sys.exit(main())

@@ -1,0 +1,366 @@
+"""VisioClient: one participant speaking the Visio protocol, with aiortc for media.
+
+It joins a room, publishes tracks, answers the server's subscriber offers, counts the
+frames it receives from each remote participant, and reconnects by itself (with the
+resume token) when its WebSocket drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+log = logging.getLogger(__name__)
+Frame = dict[str, Any]
+
+
+class VisioError(Exception):
+    def __init__(self, frame: Frame) -> None:
+        super().__init__(f"{frame.get('code')}: {frame.get('message')}")
+        self.code = frame.get("code")
+        self.frame = frame
+
+
+@dataclass
+class ReceivedTrack:
+    """Frames received on one remote track."""
+
+    participant: str
+    target: str
+    media: str
+    frames: int = 0
+    first_frame_at: float | None = None  # time.monotonic()
+    last_frame: Any = None
+    listeners: list[Callable[[Any], None]] = field(default_factory=list)
+
+
+class VisioClient:
+    def __init__(
+        self,
+        base_url: str,
+        room: str,
+        name: str,
+        *,
+        audio: bool = True,
+        video: bool = True,
+        auto_reconnect: bool = True,
+    ) -> None:
+        self.ws_url = base_url.replace("http", "ws", 1).rstrip("/") + "/ws"
+        self.room = room
+        self.name = name
+        self.audio = audio
+        self.video = video
+        self.auto_reconnect = auto_reconnect
+        self.ws: websockets.ClientConnection | None = None
+        self.joined: Frame | None = None
+        self.id: str | None = None
+        self.participants: dict[str, Frame] = {}
+        self.chat: list[Frame] = []
+        self.frames: list[Frame] = []  # every frame received, in order
+        self.errors: list[Frame] = []
+        self.received: dict[tuple[str, str, str], ReceivedTrack] = {}
+        self.publishers: dict[str, RTCPeerConnection] = {}
+        self.local_tracks: dict[str, list[MediaStreamTrack]] = {}
+        self.subscriber: RTCPeerConnection | None = None
+        self.streams: dict[str, Frame] = {}  # mid -> stream description
+        self.opened_at: float | None = None
+        self.reconnections = 0
+        self._changed = asyncio.Condition()
+        self._reader: asyncio.Task[None] | None = None
+        self._consumers: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._ice_servers: list[RTCIceServer] = []
+
+    # -- connection ---------------------------------------------------------------
+
+    async def connect(self, timeout: float = 15.0) -> Frame:
+        self.opened_at = time.monotonic()
+        await self._open(resume=None)
+        joined = await self.wait_for(lambda f: f["type"] in ("joined", "error"), timeout)
+        if joined["type"] == "error":
+            raise VisioError(joined)
+        return joined
+
+    async def _open(self, resume: str | None) -> None:
+        self.ws = await websockets.connect(self.ws_url, max_size=2**20, ping_interval=20)
+        join: Frame = {
+            "type": "join",
+            "room": self.room,
+            "name": self.name,
+            "audio": self.audio,
+            "video": self.video,
+        }
+        if resume:
+            join["resume"] = resume
+        await self.ws.send(json.dumps(join))
+        self._reader = asyncio.create_task(self._read_loop(self.ws))
+
+    async def send(self, frame: Frame) -> None:
+        if self.ws is None:
+            raise ConnectionError("not connected")
+        await self.ws.send(json.dumps(frame))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        assert self.ws is not None
+        await self.ws.send(data)
+
+    async def _read_loop(self, ws: websockets.ClientConnection) -> None:
+        try:
+            async for raw in ws:
+                await self._on_frame(json.loads(raw))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if ws is self.ws and not self._closing:
+                if self.auto_reconnect and self.joined is not None:
+                    asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.25
+        while not self._closing:
+            try:
+                await self._open(resume=self.joined["resume"] if self.joined else None)
+                self.reconnections += 1
+                return
+            except (OSError, websockets.InvalidHandshake, TimeoutError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def cut(self) -> None:
+        """Drop the WebSocket abruptly (as a network loss would); reconnection follows."""
+        if self.ws is not None:
+            self.ws.transport.abort()
+
+    async def wait_for(
+        self, predicate: Callable[[Frame], bool], timeout: float = 15.0, since: int = 0
+    ) -> Frame:
+        """The first frame (from index `since`) matching the predicate."""
+
+        async def find() -> Frame:
+            async with self._changed:
+                while True:
+                    for frame in self.frames[since:]:
+                        if predicate(frame):
+                            return frame
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 15.0) -> None:
+        async def check() -> None:
+            async with self._changed:
+                await self._changed.wait_for(condition)
+
+        await asyncio.wait_for(check(), timeout)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- frames from the server ---------------------------------------------------
+
+    async def _on_frame(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        kind = frame.get("type")
+        if kind == "joined":
+            await self._on_joined(frame)
+        elif kind == "offer":
+            await self._on_offer(frame)
+        elif kind == "answer":
+            pc = self.publishers.get(frame["target"])
+            if pc is not None:
+                await pc.setRemoteDescription(RTCSessionDescription(frame["sdp"], "answer"))
+        elif kind in ("participant_joined", "participant_updated"):
+            self.participants[frame["participant"]["id"]] = frame["participant"]
+        elif kind == "participant_left":
+            self.participants.pop(frame["id"], None)
+        elif kind == "chat":
+            self.chat.append(frame["message"])
+        elif kind == "media" and frame["state"] == "down":
+            await self._recover(frame["target"])
+        elif kind == "error":
+            self.errors.append(frame)
+        await self._notify()
+
+    async def _on_joined(self, frame: Frame) -> None:
+        resumed = frame.get("resumed") and self.joined is not None
+        self.joined = frame
+        self.id = frame["you"]["id"]
+        self.participants = {p["id"]: p for p in frame["participants"]}
+        self.chat = list(frame["chat"])
+        self._ice_servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in frame.get("iceServers", [])
+        ]
+        if resumed:
+            for target in list(self.publishers):
+                pc = self.publishers[target]
+                if target not in frame["published"] or pc.connectionState != "connected":
+                    await self._recover(target)
+            if self.subscriber is not None and self.subscriber.connectionState != "connected":
+                await self._recover("subscriber")
+
+    async def _recover(self, target: str) -> None:
+        if target == "subscriber":
+            await self._close_subscriber()
+            await self.send({"type": "resubscribe"})
+        elif target in self.local_tracks:
+            await self.publish(self.local_tracks[target], target)
+
+    # -- publishing ---------------------------------------------------------------
+
+    def _new_pc(self) -> RTCPeerConnection:
+        # MAX_BUNDLE: with aiortc's default (balanced) policy, a second video m-line keeps
+        # a transport of its own that is dropped at bundling, and its packets are lost.
+        return RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+            )
+        )
+
+    async def publish(self, tracks: list[MediaStreamTrack], target: str = "camera") -> None:
+        old = self.publishers.pop(target, None)
+        if old is not None:
+            await old.close()
+        pc = self._new_pc()
+        for track in tracks:
+            pc.addTransceiver(track, direction="sendonly")
+        self.publishers[target] = pc
+        self.local_tracks[target] = tracks
+        await pc.setLocalDescription(await pc.createOffer())  # gathers every candidate
+        await self.send(
+            {
+                "type": "publish",
+                "target": target,
+                "sdp": pc.localDescription.sdp,
+                "audio": self.audio,
+                "video": self.video,
+            }
+        )
+
+    async def unpublish(self, target: str) -> None:
+        pc = self.publishers.pop(target, None)
+        self.local_tracks.pop(target, None)
+        await self.send({"type": "unpublish", "target": target})
+        if pc is not None:
+            await pc.close()
+
+    # -- subscribing --------------------------------------------------------------
+
+    async def _on_offer(self, frame: Frame) -> None:
+        if self.subscriber is None:
+            self.subscriber = self._new_pc()
+            self.subscriber.on("track", self._on_track)
+        for stream in frame["streams"]:
+            self.streams[stream["mid"]] = stream
+        await self.subscriber.setRemoteDescription(RTCSessionDescription(frame["sdp"], "offer"))
+        await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
+        await self.send({"type": "answer", "sdp": self.subscriber.localDescription.sdp})
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        assert self.subscriber is not None
+        transceiver = _transceiver_of(self.subscriber, track)
+        if transceiver is None or transceiver.mid is None:
+            return
+        consumer = asyncio.ensure_future(self._consume(transceiver.mid, track))
+        self._consumers.add(consumer)
+        consumer.add_done_callback(self._consumers.discard)
+
+    async def _consume(self, mid: str, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            stream = self.streams.get(mid)
+            if stream is None:
+                continue
+            key = (stream["participant"], stream["target"], stream["media"])
+            received = self.received.get(key)
+            if received is None:
+                received = self.received[key] = ReceivedTrack(*key)
+            received.frames += 1
+            received.last_frame = frame
+            if received.first_frame_at is None:
+                received.first_frame_at = time.monotonic()
+                await self._notify()
+            for listener in received.listeners:
+                listener(frame)
+
+    def frames_from(self, participant: str, media: str = "video", target: str = "camera") -> int:
+        received = self.received.get((participant, target, media))
+        return received.frames if received else 0
+
+    async def wait_frames(
+        self,
+        participant: str,
+        media: str = "video",
+        target: str = "camera",
+        count: int = 1,
+        timeout: float = 20.0,
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while self.frames_from(participant, media, target) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.name}: {self.frames_from(participant, media, target)}/{count} "
+                    f"{media} frames from {participant} ({target})"
+                )
+            await asyncio.sleep(0.05)
+
+    async def _close_subscriber(self) -> None:
+        if self.subscriber is not None:
+            await self.subscriber.close()
+        self.subscriber = None
+        self.streams.clear()
+
+    # -- meeting actions ----------------------------------------------------------
+
+    async def chat_send(self, text: str) -> None:
+        await self.send({"type": "chat", "text": text})
+
+    async def set_state(self, **state: bool) -> None:
+        await self.send({"type": "state", **state})
+
+    async def leave(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed, ConnectionError):
+            await self.send({"type": "leave"})
+        await self.close()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self.ws is not None:
+            await self.ws.close()
+        for consumer in list(self._consumers):
+            consumer.cancel()
+        for pc in list(self.publishers.values()):
+            await pc.close()
+        self.publishers.clear()
+        await self._close_subscriber()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+def _transceiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver | None:
+    for transceiver in pc.getTransceivers():
+        if transceiver.receiver.track is track:
+            return transceiver
+    return None

@@ -1,0 +1,136 @@
+"""Settings: environment variables (VISIO_*) over an optional TOML file over defaults.
+
+The config file is named by VISIO_CONFIG or `--config`; its keys are the field names
+below (e.g. `port = 8080`, `janus_urls = ["ws://10.0.0.5:8188"]`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VISIO_", extra="forbid")
+
+    # HTTP
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = Field("", description="Base URL people use, for links; derived if empty")
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    # Storage
+    data_dir: Path = Path("var")
+    database_url: str = Field("", description="SQLAlchemy URL; SQLite in data_dir if empty")
+
+    # Janus: empty list = start a local Janus (the embedded default)
+    janus_urls: list[str] = []
+    janus_api_secret: str = ""
+    janus_admin_key: str = ""
+    janus_binary: str = "/usr/bin/janus"
+    janus_ws_port: int = Field(8188, ge=1, le=65535)
+    janus_ice_interfaces: str = Field("", description="ICE enforce list (interfaces or IPs)")
+    janus_ice_ignore: str = "vmnet"
+    janus_public_ip: str = Field("", description="nat_1_1_mapping: public IP behind NAT")
+    janus_rtp_ports: str = "20000-40000"
+    janus_debug_level: int = Field(3, ge=0, le=7)
+
+    # TURN (coturn, use-auth-secret): time-limited credentials handed to clients
+    turn_urls: list[str] = []
+    turn_secret: str = ""
+    turn_ttl_s: int = Field(86400, ge=60)
+    stun_urls: list[str] = []
+
+    # Meetings
+    max_participants: int = Field(100, ge=2)
+    reconnect_grace_s: float = Field(30.0, ge=0)
+    chat_history_max: int = Field(1000, ge=0)
+    max_frame_bytes: int = Field(65536, ge=1024)
+    ws_idle_timeout_s: float = Field(60.0, gt=0)
+    rate_limit_per_s: float = Field(20.0, gt=0)
+    rate_limit_burst: int = Field(60, ge=1)
+    room_video_bitrate: int = Field(1_500_000, ge=64_000)
+
+    # Logs
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("janus_rtp_ports")
+    @classmethod
+    def _ports_range(cls, value: str) -> str:
+        low, _, high = value.partition("-")
+        if not (low.isdigit() and high.isdigit() and 0 < int(low) < int(high) < 65536):
+            raise ValueError("must look like 20000-40000")
+        return value
+
+    @property
+    def embedded_janus(self) -> bool:
+        return not self.janus_urls
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'visio.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by VISIO_CONFIG, if any."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("VISIO_CONFIG")
+        if not path:
+            return {}
+        try:
+            with open(path, "rb") as handle:
+                return tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation failures into a ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("tls_cert and tls_key go together")
+    return settings
+
+
+def ensure_secrets(settings: Settings) -> None:
+    """The embedded Janus gets fresh secrets each start unless the operator set them."""
+    if settings.embedded_janus:
+        settings.janus_api_secret = settings.janus_api_secret or secrets.token_urlsafe(24)
+        settings.janus_admin_key = settings.janus_admin_key or secrets.token_urlsafe(24)

@@ -1,0 +1,192 @@
+"""The embedded default: a local Janus started by the server from a config it writes.
+
+The config enables only what Visio uses (the VideoRoom plugin and the WebSocket
+transport on loopback) so that no demo plugin binds ports and Janus' API is never
+reachable from outside the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import shutil
+import signal
+from pathlib import Path
+
+from visio.config import Settings
+from visio.janus.client import JanusConnection
+
+log = logging.getLogger(__name__)
+
+LIB_DIRS = [
+    Path(f"/usr/lib/{platform.machine()}-linux-gnu/janus"),
+    Path("/usr/lib/janus"),
+    Path("/usr/local/lib/janus"),
+]
+KEPT_PLUGIN = "libjanus_videoroom.so"
+KEPT_TRANSPORT = "libjanus_websockets.so"
+
+
+class JanusNotInstalled(RuntimeError):
+    pass
+
+
+def janus_lib_dir() -> Path:
+    for candidate in LIB_DIRS:
+        if (candidate / "plugins" / KEPT_PLUGIN).exists():
+            return candidate
+    raise JanusNotInstalled(
+        "Janus plugins not found (looked in "
+        + ", ".join(str(d) for d in LIB_DIRS)
+        + "); install the Debian packages janus and janus-tools"
+    )
+
+
+def _others(folder: Path, keep: str) -> str:
+    names = sorted(p.name for p in folder.glob("*.so") if p.name != keep)
+    return ",".join(names)
+
+
+def write_config(settings: Settings, folder: Path) -> Path:
+    """Write a complete Janus config folder and return the main config file."""
+    lib = janus_lib_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    nat = [f'ice_ignore_list = "{settings.janus_ice_ignore}"']
+    if settings.janus_ice_interfaces:
+        nat.append(f'ice_enforce_list = "{settings.janus_ice_interfaces}"')
+    if settings.janus_public_ip:
+        nat.append(f'nat_1_1_mapping = "{settings.janus_public_ip}"')
+    secret = f'api_secret = "{settings.janus_api_secret}"' if settings.janus_api_secret else ""
+    (folder / "janus.jcfg").write_text(
+        f"""general: {{
+    configs_folder = "{folder}"
+    plugins_folder = "{lib / "plugins"}"
+    transports_folder = "{lib / "transports"}"
+    events_folder = "{lib / "events"}"
+    loggers_folder = "{lib / "loggers"}"
+    debug_level = {settings.janus_debug_level}
+    {secret}
+    session_timeout = 60
+    reclaim_session_timeout = 0
+    hide_dependencies = true
+}}
+media: {{
+    rtp_port_range = "{settings.janus_rtp_ports}"
+    dtls_timeout = 500
+    nack_optimizations = true
+}}
+nat: {{
+    {chr(10).join("    " + line for line in nat).strip()}
+    ice_tcp = false
+    full_trickle = false
+    ignore_mdns = false
+}}
+plugins: {{
+    disable = "{_others(lib / "plugins", KEPT_PLUGIN)}"
+}}
+transports: {{
+    disable = "{_others(lib / "transports", KEPT_TRANSPORT)}"
+}}
+events: {{
+    broadcast = false
+    disable = "{_others(lib / "events", "")}"
+}}
+loggers: {{
+    disable = "{_others(lib / "loggers", "")}"
+}}
+"""
+    )
+    (folder / "janus.plugin.videoroom.jcfg").write_text(
+        f"""general: {{
+    admin_key = "{settings.janus_admin_key}"
+    lock_rtp_forward = true
+    string_ids = false
+}}
+"""
+    )
+    (folder / "janus.transport.websockets.jcfg").write_text(
+        f"""general: {{
+    json = "compact"
+    ws = true
+    ws_port = {settings.janus_ws_port}
+    ws_ip = "127.0.0.1"
+    wss = false
+}}
+admin: {{
+    admin_ws = false
+    admin_wss = false
+}}
+"""
+    )
+    return folder / "janus.jcfg"
+
+
+class EmbeddedJanus:
+    """Runs Janus as a child process and stops it by its process id."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder = (settings.data_dir / "janus").resolve()
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.settings.janus_ws_port}"
+
+    async def start(self, ready_timeout: float = 15.0) -> None:
+        if shutil.which(self.settings.janus_binary) is None:
+            raise JanusNotInstalled(
+                f"{self.settings.janus_binary} not found; install the Debian package janus"
+            )
+        config = write_config(self.settings, self.folder)
+        log_file = open(self.folder / "janus.log", "ab")
+        self.process = await asyncio.create_subprocess_exec(
+            self.settings.janus_binary,
+            "--config",
+            str(config),
+            "--configs-folder",
+            str(self.folder),
+            "--disable-colors",
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log_file.close()
+        log.info("janus started", extra={"pid": self.process.pid, "url": self.url})
+        await self._wait_ready(ready_timeout)
+
+    async def _wait_ready(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self.process is not None and self.process.returncode is not None:
+                raise RuntimeError(
+                    f"janus exited with code {self.process.returncode}; "
+                    f"see {self.folder / 'janus.log'}"
+                )
+            probe = JanusConnection(self.url, self.settings.janus_api_secret)
+            try:
+                await probe.connect(timeout=1.0)
+                await probe.info()
+                await probe.close()
+                return
+            except (OSError, TimeoutError, Exception):
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"janus did not answer within {timeout:.0f} s")
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), 5.0)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGKILL)
+            await self.process.wait()
+        log.info("janus stopped")

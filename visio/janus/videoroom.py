@@ -1,0 +1,165 @@
+"""The VideoRoom plugin requests Visio uses, as small typed wrappers.
+
+A meeting has one Janus session on its node; every participant has one publisher handle
+per published target (camera, screen) and one multistream subscriber handle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from visio.janus.client import EventCallback, JanusHandle, JanusSession
+
+PLUGIN = "janus.plugin.videoroom"
+SUBSTREAMS = {"low": 0, "medium": 1, "high": 2}
+
+
+@dataclass(frozen=True)
+class RoomOptions:
+    publishers: int = 100
+    bitrate: int = 1_500_000
+    audio_active_packets: int = 25  # ~0.5 s of Opus frames per talking decision
+    audio_level_average: int = 50  # 127 = silence, 0 = loudest; below this is "talking"
+
+
+async def create_room(handle: JanusHandle, room: int, admin_key: str, opts: RoomOptions) -> None:
+    body: dict[str, Any] = {
+        "request": "create",
+        "room": room,
+        "publishers": opts.publishers,
+        "bitrate": opts.bitrate,
+        "bitrate_cap": True,
+        "fir_freq": 10,
+        "audiocodec": "opus",
+        "videocodec": "vp8",
+        "audiolevel_ext": True,
+        "audiolevel_event": True,
+        "audio_active_packets": opts.audio_active_packets,
+        "audio_level_average": opts.audio_level_average,
+        "notify_joining": False,
+        "permanent": False,
+    }
+    if admin_key:
+        body["admin_key"] = admin_key
+    await handle.request(body)
+
+
+async def destroy_room(handle: JanusHandle, room: int) -> None:
+    await handle.request({"request": "destroy", "room": room})
+
+
+async def room_exists(handle: JanusHandle, room: int) -> bool:
+    data = await handle.request({"request": "exists", "room": room})
+    return bool(data.get("exists"))
+
+
+class PublisherHandle:
+    """Publishes one target (camera or screen) of one participant."""
+
+    def __init__(self, handle: JanusHandle, feed_id: int) -> None:
+        self.handle = handle
+        self.feed_id = feed_id
+
+    @classmethod
+    async def attach(
+        cls, session: JanusSession, feed_id: int, on_event: EventCallback
+    ) -> PublisherHandle:
+        return cls(await session.attach(PLUGIN, on_event), feed_id)
+
+    async def publish(self, room: int, display: str, offer_sdp: str) -> str:
+        """Join the room as this feed and publish the offer; return Janus' answer SDP."""
+        reply = await self.handle.message(
+            {
+                "request": "joinandconfigure",
+                "ptype": "publisher",
+                "room": room,
+                "id": self.feed_id,
+                "display": display,
+            },
+            {"type": "offer", "sdp": offer_sdp},
+        )
+        if reply.jsep is None or reply.jsep.get("type") != "answer":
+            raise ValueError("Janus gave no answer to the offer")
+        return str(reply.jsep["sdp"])
+
+    async def close(self) -> None:
+        await self.handle.detach()
+
+
+@dataclass(frozen=True)
+class SubscribedStream:
+    mid: str
+    media: str  # "audio" | "video" | "data"
+    feed_id: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class SubscriberOffer:
+    sdp: str
+    streams: list[SubscribedStream]
+
+
+class SubscriberHandle:
+    """One multistream subscription: every remote track a participant receives."""
+
+    def __init__(self, handle: JanusHandle) -> None:
+        self.handle = handle
+        self.joined = False
+
+    @classmethod
+    async def attach(cls, session: JanusSession, on_event: EventCallback) -> SubscriberHandle:
+        return cls(await session.attach(PLUGIN, on_event))
+
+    async def join(self, room: int, feeds: list[int]) -> SubscriberOffer:
+        reply = await self.handle.message(
+            {
+                "request": "join",
+                "ptype": "subscriber",
+                "room": room,
+                "streams": [{"feed": feed} for feed in feeds],
+                "autoupdate": False,
+                "use_msid": False,
+            }
+        )
+        self.joined = True
+        return _offer(reply.data, reply.jsep)
+
+    async def update(self, add: list[int], remove: list[int]) -> SubscriberOffer | None:
+        """Change the subscribed feeds; None when Janus had nothing to renegotiate."""
+        body: dict[str, Any] = {"request": "update"}
+        if add:
+            body["subscribe"] = [{"feed": feed} for feed in add]
+        if remove:
+            body["unsubscribe"] = [{"feed": feed} for feed in remove]
+        reply = await self.handle.message(body)
+        if reply.jsep is None:
+            return None
+        return _offer(reply.data, reply.jsep)
+
+    async def start(self, answer_sdp: str) -> None:
+        await self.handle.message({"request": "start"}, {"type": "answer", "sdp": answer_sdp})
+
+    async def set_substream(self, mid: str, quality: str) -> None:
+        await self.handle.message(
+            {"request": "configure", "streams": [{"mid": mid, "substream": SUBSTREAMS[quality]}]}
+        )
+
+    async def close(self) -> None:
+        await self.handle.detach()
+
+
+def _offer(data: dict[str, Any], jsep: dict[str, Any] | None) -> SubscriberOffer:
+    if jsep is None or jsep.get("type") != "offer":
+        raise ValueError("Janus gave no subscriber offer")
+    streams = [
+        SubscribedStream(
+            mid=str(s["mid"]),
+            media=str(s.get("type", "")),
+            feed_id=int(s.get("feed_id", 0)),
+            active=bool(s.get("active", True)) and "feed_id" in s,
+        )
+        for s in data.get("streams", [])
+    ]
+    return SubscriberOffer(str(jsep["sdp"]), streams)

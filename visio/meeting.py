@@ -1,0 +1,416 @@
+"""A running meeting: its people, its chat and its Janus room.
+
+The meeting owns one Janus session on its node. Each participant publishes through
+publisher handles and receives everybody else through one subscriber handle whose
+subscriptions the meeting keeps in step with who publishes (the server makes the offers;
+one renegotiation at a time per participant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from visio.janus.client import JanusError, JanusEvent, JanusSession
+from visio.janus.nodes import JanusNode
+from visio.janus.videoroom import (
+    PublisherHandle,
+    RoomOptions,
+    SubscriberHandle,
+    SubscriberOffer,
+    create_room,
+    destroy_room,
+)
+from visio.participant import Participant, Publication
+from visio.protocol import ProtocolError
+
+log = logging.getLogger(__name__)
+RESYNC_DELAY_S = 0.5
+MAX_SYNC_FAILURES = 5
+
+
+def _janus_room_id() -> int:
+    return secrets.randbits(52) or 1
+
+
+class Meeting:
+    def __init__(
+        self,
+        room_id: str,
+        name: str,
+        node: JanusNode,
+        *,
+        chat_history_max: int,
+        room_options: RoomOptions,
+        on_empty: Callable[[Meeting], Coroutine[Any, Any, None]],
+    ) -> None:
+        self.room_id = room_id
+        self.name = name
+        self.node = node
+        self.janus_room = _janus_room_id()
+        self.room_options = room_options
+        self.participants: dict[str, Participant] = {}
+        self.chat: deque[dict[str, Any]] = deque(maxlen=chat_history_max or None)
+        self._chat_seq = 0
+        self._feeds: dict[int, tuple[Participant, Publication]] = {}
+        self._session: JanusSession | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._on_empty = on_empty
+        self.closed = False
+
+    # -- life cycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        assert self.node.connection is not None and self.node.control is not None
+        self._session = await self.node.connection.create_session()
+        await create_room(
+            self.node.control, self.janus_room, self.node.admin_key, self.room_options
+        )
+        self.node.meetings += 1
+        log.info("meeting started", extra={"room": self.room_id, "janus_room": self.janus_room})
+
+    async def close(self) -> None:
+        """Free everything on Janus: the room, then the session with all its handles."""
+        if self.closed:
+            return
+        self.closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for participant in list(self.participants.values()):
+            self._forget(participant)
+        self.participants.clear()
+        if self.node.up and self.node.control is not None:
+            with contextlib.suppress(JanusError):
+                await destroy_room(self.node.control, self.janus_room)
+        if self._session is not None and self.node.up:
+            await self._session.destroy()
+        self.node.meetings = max(0, self.node.meetings - 1)
+        log.info("meeting ended", extra={"room": self.room_id, "janus_room": self.janus_room})
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("meeting task failed", exc_info=task.exception())
+
+    # -- people -------------------------------------------------------------------
+
+    def broadcast(self, frame: dict[str, Any], exclude: Participant | None = None) -> None:
+        for participant in self.participants.values():
+            if participant is not exclude:
+                participant.send(frame)
+
+    def others(self, participant: Participant) -> list[dict[str, Any]]:
+        return [p.public() for p in self.participants.values() if p is not participant]
+
+    def find_by_token(self, token: str) -> Participant | None:
+        for participant in self.participants.values():
+            if secrets.compare_digest(participant.resume_token, token):
+                return participant
+        return None
+
+    def add(self, participant: Participant) -> None:
+        self.participants[participant.id] = participant
+        self.node.participants += 1
+        self.broadcast(
+            {"type": "participant_joined", "participant": participant.public()}, exclude=participant
+        )
+        log.info("participant joined", extra={"room": self.room_id, "participant": participant.id})
+        self._spawn(self.sync_subscription(participant))
+
+    def updated(self, participant: Participant) -> None:
+        self.broadcast(
+            {"type": "participant_updated", "participant": participant.public()},
+            exclude=participant,
+        )
+
+    async def remove(self, participant: Participant, reason: str) -> None:
+        if self.participants.pop(participant.id, None) is None:
+            return
+        self.node.participants = max(0, self.node.participants - 1)
+        self._forget(participant)
+        self.broadcast({"type": "participant_left", "id": participant.id, "reason": reason})
+        log.info(
+            "participant left",
+            extra={"room": self.room_id, "participant": participant.id, "reason": reason},
+        )
+        self._resync_everyone()
+        if not self.participants:
+            await self._on_empty(self)
+
+    def _forget(self, participant: Participant) -> None:
+        """Drop a participant's Janus handles (in the background) and its feeds."""
+        if participant.grace_timer is not None:
+            participant.grace_timer.cancel()
+            participant.grace_timer = None
+        for publication in participant.publications.values():
+            self._feeds.pop(publication.feed_id, None)
+            self._spawn(publication.handle.close())
+        participant.publications.clear()
+        subscription = participant.subscription
+        if subscription.handle is not None:
+            self._spawn(subscription.handle.close())
+            subscription.handle = None
+
+    # -- publishing -----------------------------------------------------------------
+
+    async def publish(self, participant: Participant, target: str, sdp: str) -> str:
+        previous = participant.publications.pop(target, None)
+        if previous is not None:
+            self._feeds.pop(previous.feed_id, None)
+            await previous.handle.close()
+            self._resync_everyone()
+        session = self._require_session()
+        feed_id = secrets.randbits(52) or 1
+        publication: Publication | None = None
+
+        def on_event(event: JanusEvent) -> None:
+            if publication is not None:
+                self._on_publisher_event(participant, publication, event)
+
+        handle = await PublisherHandle.attach(session, feed_id, on_event)
+        publication = Publication(target, handle)
+        try:
+            answer = await handle.publish(self.janus_room, participant.id, sdp)
+        except (JanusError, ValueError) as exc:
+            await handle.close()
+            raise ProtocolError("bad_sdp", f"media server refused the offer: {exc}") from exc
+        participant.publications[target] = publication
+        self._feeds[feed_id] = (participant, publication)
+        if target == "screen":
+            self.updated(participant)
+        return answer
+
+    async def unpublish(self, participant: Participant, target: str) -> None:
+        publication = participant.publications.pop(target, None)
+        if publication is None:
+            raise ProtocolError("not_published", f"{target} is not published")
+        self._feeds.pop(publication.feed_id, None)
+        await publication.handle.close()
+        if target == "screen":
+            self.updated(participant)
+        self._resync_everyone()
+
+    async def trickle(
+        self, participant: Participant, target: str, candidate: dict[str, Any] | None
+    ) -> None:
+        if target == "subscriber":
+            handle = participant.subscription.handle
+            janus_handle = handle.handle if handle is not None else None
+        else:
+            publication = participant.publications.get(target)
+            janus_handle = publication.handle.handle if publication is not None else None
+        if janus_handle is None:
+            raise ProtocolError("not_published", f"no {target} connection to trickle to")
+        try:
+            await janus_handle.trickle(candidate)
+        except JanusError as exc:
+            raise ProtocolError("bad_message", f"candidate refused: {exc.reason}") from exc
+
+    def _on_publisher_event(
+        self, participant: Participant, publication: Publication, event: JanusEvent
+    ) -> None:
+        if publication is not participant.publications.get(publication.target):
+            return  # a replaced publication winding down
+        if event.kind == "webrtcup":
+            publication.live = True
+            participant.send({"type": "media", "target": publication.target, "state": "up"})
+            self._resync_everyone(exclude=participant)
+        elif event.kind == "hangup":
+            publication.live = False
+            participant.send({"type": "media", "target": publication.target, "state": "down"})
+            self._resync_everyone(exclude=participant)
+        elif event.kind == "trickle":
+            participant.send(_candidate_frame(publication.target, event.data))
+        elif event.kind == "event" and event.data.get("id") == publication.feed_id:
+            talking = event.data.get("videoroom")
+            if talking in ("talking", "stopped-talking") and publication.target == "camera":
+                self.broadcast(
+                    {"type": "speaking", "id": participant.id, "speaking": talking == "talking"}
+                )
+
+    # -- subscribing ----------------------------------------------------------------
+
+    def _resync_everyone(self, exclude: Participant | None = None) -> None:
+        for participant in list(self.participants.values()):
+            if participant is not exclude:
+                self._spawn(self.sync_subscription(participant))
+
+    def _wanted_feeds(self, participant: Participant) -> set[int]:
+        return {
+            feed_id
+            for feed_id, (owner, publication) in self._feeds.items()
+            if owner is not participant and publication.live
+        }
+
+    async def sync_subscription(self, participant: Participant) -> None:
+        """Bring the participant's subscriber connection to every live remote feed."""
+        subscription = participant.subscription
+        async with subscription.lock:
+            if self.closed or participant.id not in self.participants or subscription.broken:
+                return
+            if subscription.pending_offer is not None:
+                subscription.needs_sync = True
+                return
+            wanted = self._wanted_feeds(participant)
+            try:
+                offer = await self._negotiate(participant, wanted)
+            except (JanusError, ValueError) as exc:
+                # Usually a feed vanished between our look and Janus' answer: try again.
+                subscription.failures += 1
+                log.info("subscription update failed", extra={"error": str(exc)})
+                if subscription.failures <= MAX_SYNC_FAILURES:
+                    self._spawn(self._resync_later(participant))
+                else:
+                    subscription.broken = True
+                    participant.send({"type": "media", "target": "subscriber", "state": "down"})
+                return
+            subscription.failures = 0
+            if offer is not None:
+                self._offer(participant, offer)
+
+    async def _negotiate(
+        self, participant: Participant, wanted: set[int]
+    ) -> SubscriberOffer | None:
+        subscription = participant.subscription
+        if subscription.handle is None:
+            if not wanted:
+                return None
+            return await self._first_offer(participant, wanted)
+        handle = subscription.handle
+        add = sorted(wanted - subscription.feeds)
+        remove = sorted(subscription.feeds - wanted)
+        if not add and not remove:
+            return None
+        offer = await handle.update(add, remove)
+        if offer is None:
+            subscription.feeds = set(wanted)
+        return offer
+
+    async def _first_offer(self, participant: Participant, wanted: set[int]) -> SubscriberOffer:
+        handle: SubscriberHandle | None = None
+
+        def on_event(event: JanusEvent) -> None:
+            if handle is not None:
+                self._on_subscriber_event(participant, handle, event)
+
+        handle = await SubscriberHandle.attach(self._require_session(), on_event)
+        try:
+            offer = await handle.join(self.janus_room, sorted(wanted))
+        except (JanusError, ValueError):
+            await handle.close()
+            raise
+        participant.subscription.handle = handle
+        return offer
+
+    async def _resync_later(self, participant: Participant) -> None:
+        await asyncio.sleep(RESYNC_DELAY_S)
+        await self.sync_subscription(participant)
+
+    def _offer(self, participant: Participant, offer: SubscriberOffer) -> None:
+        subscription = participant.subscription
+        subscription.feeds = {s.feed_id for s in offer.streams if s.active}
+        subscription.pending_offer = offer
+        streams = []
+        for stream in offer.streams:
+            owner = self._feeds.get(stream.feed_id)
+            if stream.active and owner is not None:
+                streams.append(
+                    {
+                        "mid": stream.mid,
+                        "participant": owner[0].id,
+                        "target": owner[1].target,
+                        "media": stream.media,
+                    }
+                )
+        subscription.pending_frame = {"type": "offer", "sdp": offer.sdp, "streams": streams}
+        participant.send(subscription.pending_frame)
+
+    async def answer(self, participant: Participant, sdp: str) -> None:
+        subscription = participant.subscription
+        async with subscription.lock:
+            if subscription.pending_offer is None or subscription.handle is None:
+                raise ProtocolError("no_offer", "no subscriber offer is waiting for an answer")
+            try:
+                await subscription.handle.start(sdp)
+            except JanusError as exc:
+                raise ProtocolError("bad_sdp", f"media server refused the answer: {exc}") from exc
+            subscription.pending_offer = None
+            subscription.pending_frame = None
+            again = subscription.needs_sync
+            subscription.needs_sync = False
+        if again:
+            self._spawn(self.sync_subscription(participant))
+
+    async def resubscribe(self, participant: Participant) -> None:
+        subscription = participant.subscription
+        async with subscription.lock:
+            if subscription.handle is not None:
+                await subscription.handle.close()
+            subscription.handle = None
+            subscription.feeds = set()
+            subscription.pending_offer = None
+            subscription.pending_frame = None
+            subscription.needs_sync = False
+            subscription.broken = False
+            subscription.failures = 0
+        await self.sync_subscription(participant)
+
+    async def set_layer(self, participant: Participant, mid: str, quality: str) -> None:
+        handle = participant.subscription.handle
+        if handle is None:
+            raise ProtocolError("bad_message", "no subscriber connection")
+        try:
+            await handle.set_substream(mid, quality)
+        except JanusError as exc:
+            raise ProtocolError("bad_message", f"cannot set layer: {exc.reason}") from exc
+
+    def _on_subscriber_event(
+        self, participant: Participant, handle: SubscriberHandle, event: JanusEvent
+    ) -> None:
+        subscription = participant.subscription
+        if subscription.handle is not handle:
+            return
+        if event.kind == "webrtcup":
+            participant.send({"type": "media", "target": "subscriber", "state": "up"})
+        elif event.kind == "hangup":
+            subscription.broken = True
+            participant.send({"type": "media", "target": "subscriber", "state": "down"})
+        elif event.kind == "trickle":
+            participant.send(_candidate_frame("subscriber", event.data))
+
+    # -- chat and the rest ------------------------------------------------------------
+
+    def post_chat(self, participant: Participant, text: str) -> None:
+        self._chat_seq += 1
+        message = {
+            "id": f"m-{self._chat_seq}",
+            "from": participant.id,
+            "name": participant.name,
+            "text": text,
+            "ts": int(time.time() * 1000),
+        }
+        self.chat.append(message)
+        self.broadcast({"type": "chat", "message": message})
+
+    def _require_session(self) -> JanusSession:
+        if self._session is None or not self.node.up:
+            raise ProtocolError("media_error", "the media server is not available")
+        return self._session
+
+
+def _candidate_frame(target: str, janus_message: dict[str, Any]) -> dict[str, Any]:
+    candidate = janus_message.get("candidate")
+    if not candidate or candidate.get("completed"):
+        candidate = None
+    return {"type": "candidate", "target": target, "candidate": candidate}

@@ -1,0 +1,184 @@
+"""The client→server messages of the WebSocket protocol (docs/PROTOCOL.md).
+
+Parsing turns any frame into either a typed message or a `ProtocolError` carrying the
+code and text of the error frame to send back; it never raises anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+ROOM_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
+REACTIONS = ("👍", "👏", "😂", "❤️", "🎉", "😮")
+MAX_SDP = 60_000
+
+Target = Literal["camera", "screen"]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Sdp = Annotated[str, StringConstraints(min_length=10, max_length=MAX_SDP)]
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+    def frame(self) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.ref is not None:
+            frame["ref"] = self.ref
+        return frame
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ref: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class Join(Message):
+    type: Literal["join"]
+    room: Annotated[str, StringConstraints(pattern=ROOM_ID_PATTERN)]
+    name: Name
+    audio: bool = True
+    video: bool = True
+    resume: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+
+class Publish(Message):
+    type: Literal["publish"]
+    target: Target
+    sdp: Sdp
+    audio: bool = True
+    video: bool = True
+
+
+class Unpublish(Message):
+    type: Literal["unpublish"]
+    target: Target
+
+
+class Answer(Message):
+    type: Literal["answer"]
+    sdp: Sdp
+
+
+class IceCandidate(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    candidate: Annotated[str, StringConstraints(max_length=1024)]
+    sdpMid: Annotated[str, StringConstraints(max_length=32)] | None = None
+    sdpMLineIndex: Annotated[int, Field(ge=0, le=255)] | None = None
+
+
+class Candidate(Message):
+    type: Literal["candidate"]
+    target: Literal["camera", "screen", "subscriber"]
+    candidate: IceCandidate | None
+
+
+class Resubscribe(Message):
+    type: Literal["resubscribe"]
+
+
+class Layer(Message):
+    type: Literal["layer"]
+    mid: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    quality: Literal["low", "medium", "high"]
+
+
+class State(Message):
+    type: Literal["state"]
+    audio: bool | None = None
+    video: bool | None = None
+    hand: bool | None = None
+
+
+class Chat(Message):
+    type: Literal["chat"]
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class Reaction(Message):
+    type: Literal["reaction"]
+    emoji: Literal[REACTIONS]  # type: ignore[valid-type]
+
+
+class Ping(Message):
+    type: Literal["ping"]
+
+
+class Leave(Message):
+    type: Literal["leave"]
+
+
+ClientMessage = Annotated[
+    Join
+    | Publish
+    | Unpublish
+    | Answer
+    | Candidate
+    | Resubscribe
+    | Layer
+    | State
+    | Chat
+    | Reaction
+    | Ping
+    | Leave,
+    Field(discriminator="type"),
+]
+_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
+MESSAGE_TYPES = frozenset(
+    (
+        "join",
+        "publish",
+        "unpublish",
+        "answer",
+        "candidate",
+        "resubscribe",
+        "layer",
+        "state",
+        "chat",
+        "reaction",
+        "ping",
+        "leave",
+    )
+)
+
+
+def parse(raw: str | bytes, max_bytes: int) -> Message:
+    """Parse one frame; raise ProtocolError with the right code for anything wrong."""
+    if len(raw) > max_bytes:
+        raise ProtocolError("too_large", f"frame is over {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("bad_json", "frame is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_json", "frame must be a JSON object")
+    ref = data.get("ref") if isinstance(data.get("ref"), str) else None
+    if ref is not None and len(ref) > 64:
+        ref = None
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
+        shown = kind if isinstance(kind, str) and len(kind) <= 32 else "?"
+        raise ProtocolError("unknown_type", f"unknown message type {shown!r}", ref)
+    try:
+        return _adapter.validate_python(data)
+    except ValidationError as exc:
+        raise ProtocolError("bad_message", _describe(exc), ref) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        location = ".".join(str(p) for p in error["loc"][1:]) or "message"
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def participant_id_ok(value: str) -> bool:
+    return re.fullmatch(r"p-[0-9a-f]{8}", value) is not None

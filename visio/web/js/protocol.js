@@ -1,0 +1,765 @@
+// The Visio protocol client (docs/PROTOCOL.md): one WebSocket to the Visio server and
+// up to three peer connections to Janus. No DOM or UI code lives here.
+//
+// Events (CustomEvent, payload in `detail`):
+//   connection-state {state: 'connecting'|'connected'|'reconnecting'|'closed', reason?, attempt?, delay?}
+//   joined           {room, you, participants, chat, resumed, rejoined}
+//   self-updated     {participant}
+//   participant-joined {participant}   participant-updated {participant, previous}
+//   participant-left {id, reason, participant}
+//   track            {mid, participant, target, media, track, stream}
+//   track-ended      {mid, participant, target, media}
+//   speaking {id, speaking}   chat {message}   reaction {from, emoji}
+//   media {target, state}     peer-state {target, state}   error {code, message, ref}
+
+export const REACTIONS = ['👍', '👏', '😂', '❤️', '🎉', '😮'];
+export const QUALITIES = ['low', 'medium', 'high'];
+
+// Janus 1.x reads rid-based simulcast layers in SDP order, highest first ("hml"),
+// whatever the rid names: keep h, m, l in that order (as janus.js does).
+export const SIMULCAST_ENCODINGS = [
+  { rid: 'h', maxBitrate: 900_000, scaleResolutionDownBy: 1 },
+  { rid: 'm', maxBitrate: 300_000, scaleResolutionDownBy: 2 },
+  { rid: 'l', maxBitrate: 100_000, scaleResolutionDownBy: 4 },
+];
+
+const PING_INTERVAL_MS = 15_000;
+const SILENCE_LIMIT_MS = 40_000; // no frame at all for this long: the socket is dead
+const PROBE_TIMEOUT_MS = 5_000;
+const BACKOFF_MS = [500, 1000, 2000, 4000, 5000];
+const REPAIR_MIN_INTERVAL_MS = 5_000;
+const DISCONNECTED_GRACE_MS = 10_000;
+const FATAL_CODES = new Set(['replaced', 'server_shutdown']);
+const JOIN_FAILURES = new Set(['room_not_found', 'room_full', 'bad_message']);
+const MAX_OUTBOX = 50;
+
+export function defaultSocketUrl(loc = window.location) {
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${loc.host}/ws`;
+}
+
+export class VisioError extends Error {
+  constructor(code, message, ref) {
+    super(message || code);
+    this.code = code;
+    this.ref = ref;
+  }
+}
+
+export class VisioConnection extends EventTarget {
+  constructor({ url, simulcast = true } = {}) {
+    super();
+    this.url = url || defaultSocketUrl();
+    this.simulcast = simulcast;
+    this.state = 'new';
+    this.ws = null;
+    this.room = null;
+    this.name = null;
+    this.you = null;
+    this.resumeToken = null;
+    this.iceServers = [];
+    this.participants = new Map();
+    this.localState = { audio: true, video: true, hand: false };
+    this.publications = new Map(); // target -> publication (see startPublication)
+    this.subscriber = null;
+    this.subscriberQueue = Promise.resolve();
+    this.earlyCandidates = []; // subscriber candidates that came before their offer
+    this.layers = new Map(); // mid -> last quality asked
+    this.requests = new Map(); // ref -> {resolve, reject}
+    this.lastRepair = new Map(); // target -> ms
+    this.repairTimers = new Map();
+    this.outbox = [];
+    this.attempt = 0;
+    this.refCount = 0;
+    this.joined = false;
+    this.stopped = false;
+    this.joinWaiter = null;
+    this.timers = { reconnect: null, ping: null, probe: null };
+    this.onOnline = () => this.handleOnline();
+    this.onOffline = () => this.handleOffline();
+  }
+
+  // ---- public API -------------------------------------------------------------------
+
+  join(room, name, { audio = true, video = true } = {}) {
+    this.room = room;
+    this.name = name;
+    this.localState.audio = audio;
+    this.localState.video = video;
+    this.stopped = false;
+    window.addEventListener('online', this.onOnline);
+    window.addEventListener('offline', this.onOffline);
+    const joined = new Promise((resolve, reject) => { this.joinWaiter = { resolve, reject }; });
+    this.setConnectionState('connecting');
+    this.connect();
+    return joined;
+  }
+
+  publishCamera(stream) {
+    return this.publish('camera', stream);
+  }
+
+  publishScreen(stream) {
+    return this.publish('screen', stream);
+  }
+
+  unpublish(target) {
+    const pub = this.publications.get(target);
+    if (!pub) return;
+    this.publications.delete(target);
+    closePeer(pub.pc);
+    pub.waiter?.reject(new VisioError('unpublished'));
+    if (this.joined) this.send({ type: 'unpublish', target });
+  }
+
+  // Swap a local track (e.g. another camera, or camera back on) without renegotiating.
+  async replaceTrack(target, kind, track) {
+    const pub = this.publications.get(target);
+    if (!pub) return;
+    pub.tracks[kind] = track || null;
+    const transceiver = pub.transceivers?.[kind];
+    if (transceiver && pub.pc?.signalingState !== 'closed') {
+      await transceiver.sender.replaceTrack(track || null);
+    }
+  }
+
+  setState(state) {
+    const changes = {};
+    for (const key of ['audio', 'video', 'hand']) {
+      if (typeof state[key] === 'boolean') changes[key] = state[key];
+    }
+    Object.assign(this.localState, changes);
+    if (this.joined) this.send({ type: 'state', ...changes });
+  }
+
+  sendChat(text) {
+    const frame = { type: 'chat', text: String(text).slice(0, 2000) };
+    if (this.joined && this.send(frame)) return true;
+    if (this.outbox.length < MAX_OUTBOX) this.outbox.push(frame);
+    return false;
+  }
+
+  sendReaction(emoji) {
+    if (!REACTIONS.includes(emoji)) throw new RangeError(`unknown reaction ${emoji}`);
+    return this.joined && this.send({ type: 'reaction', emoji });
+  }
+
+  setLayer(mid, quality) {
+    mid = String(mid);
+    if (!QUALITIES.includes(quality) || this.layers.get(mid) === quality) return;
+    if (!this.subscriber?.active.has(mid)) return;
+    this.layers.set(mid, quality);
+    this.send({ type: 'layer', mid, quality });
+  }
+
+  leave() {
+    if (this.stopped) return;
+    if (this.ws?.readyState === WebSocket.OPEN) this.send({ type: 'leave' });
+    this.shutdown('left');
+  }
+
+  // ---- WebSocket ----------------------------------------------------------------------
+
+  connect() {
+    clearTimeout(this.timers.reconnect);
+    this.timers.reconnect = null;
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => this.onSocketOpen(ws);
+    ws.onmessage = (ev) => this.onSocketMessage(ws, ev.data);
+    ws.onclose = () => this.onSocketClosed(ws);
+  }
+
+  onSocketOpen(ws) {
+    if (ws !== this.ws) return;
+    this.lastFrameAt = Date.now();
+    const join = {
+      type: 'join', room: this.room, name: this.name,
+      audio: this.localState.audio, video: this.localState.video,
+    };
+    if (this.resumeToken) join.resume = this.resumeToken;
+    this.send(join);
+    this.startPing();
+  }
+
+  onSocketMessage(ws, data) {
+    if (ws !== this.ws) return;
+    this.lastFrameAt = Date.now();
+    clearTimeout(this.timers.probe);
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    const handler = FRAME_HANDLERS[msg?.type];
+    if (handler) handler.call(this, msg);
+  }
+
+  onSocketClosed(ws) {
+    if (ws !== this.ws) return;
+    this.detachSocket();
+    if (this.stopped) return;
+    this.scheduleReconnect();
+  }
+
+  // Forget the socket at once: a dead network may take minutes to fire 'close'.
+  abandonSocket() {
+    const ws = this.ws;
+    if (!ws) return;
+    this.detachSocket();
+    try { ws.close(); } catch { /* already closing */ }
+    if (!this.stopped) this.scheduleReconnect();
+  }
+
+  detachSocket() {
+    const ws = this.ws;
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
+    this.ws = null;
+    this.joined = false;
+    this.stopPing();
+    for (const pub of this.publications.values()) pub.pending = false;
+    for (const { reject } of this.requests.values()) reject(new VisioError('disconnected'));
+    this.requests.clear();
+  }
+
+  scheduleReconnect(delay) {
+    if (this.stopped || this.timers.reconnect) return;
+    delay ??= BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    this.attempt += 1;
+    this.setConnectionState('reconnecting', { attempt: this.attempt, delay });
+    this.timers.reconnect = setTimeout(() => {
+      this.timers.reconnect = null;
+      this.connect();
+    }, delay);
+  }
+
+  handleOnline() {
+    if (this.stopped) return;
+    if (!this.ws) {
+      clearTimeout(this.timers.reconnect);
+      this.timers.reconnect = null;
+      this.attempt = 0;
+      this.connect();
+      return;
+    }
+    this.probe();
+  }
+
+  handleOffline() {
+    if (!this.stopped) this.abandonSocket();
+  }
+
+  // Ask for a pong; without an answer soon, the socket is treated as dead.
+  probe() {
+    if (!this.send({ type: 'ping' })) return;
+    clearTimeout(this.timers.probe);
+    this.timers.probe = setTimeout(() => this.abandonSocket(), PROBE_TIMEOUT_MS);
+  }
+
+  startPing() {
+    this.stopPing();
+    this.timers.ping = setInterval(() => {
+      if (Date.now() - this.lastFrameAt > SILENCE_LIMIT_MS) {
+        this.abandonSocket();
+        return;
+      }
+      this.send({ type: 'ping' });
+    }, PING_INTERVAL_MS);
+  }
+
+  stopPing() {
+    clearInterval(this.timers.ping);
+    clearTimeout(this.timers.probe);
+    this.timers.ping = this.timers.probe = null;
+  }
+
+  send(frame) {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  nextRef(prefix) {
+    this.refCount += 1;
+    return `${prefix}-${this.refCount}`;
+  }
+
+  request(frame) {
+    const ref = this.nextRef(frame.type);
+    return new Promise((resolve, reject) => {
+      this.requests.set(ref, { resolve, reject });
+      if (!this.send({ ...frame, ref })) {
+        this.requests.delete(ref);
+        reject(new VisioError('disconnected'));
+      }
+    });
+  }
+
+  shutdown(reason) {
+    this.stopped = true;
+    clearTimeout(this.timers.reconnect);
+    this.timers.reconnect = null;
+    window.removeEventListener('online', this.onOnline);
+    window.removeEventListener('offline', this.onOffline);
+    const ws = this.ws;
+    this.detachSocket();
+    try { ws?.close(); } catch { /* ignore */ }
+    for (const pub of this.publications.values()) closePeer(pub.pc);
+    this.publications.clear();
+    this.dropSubscriber();
+    this.setConnectionState('closed', { reason });
+  }
+
+  setConnectionState(state, extra = {}) {
+    this.state = state;
+    this.emit('connection-state', { state, ...extra });
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  // ---- server frames --------------------------------------------------------------------
+
+  onJoined(msg) {
+    const rejoined = this.you !== null;
+    this.you = msg.you;
+    this.resumeToken = msg.resume || null;
+    this.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
+    this.joined = true;
+    this.attempt = 0;
+    this.syncParticipants(msg.participants || []);
+    this.setConnectionState('connected');
+    this.emit('joined', {
+      room: msg.room, you: msg.you, participants: [...this.participants.values()],
+      chat: msg.chat || [], resumed: !!msg.resumed, rejoined,
+    });
+    if (this.joinWaiter) {
+      this.joinWaiter.resolve(msg);
+      this.joinWaiter = null;
+    }
+    if (rejoined) this.restoreAfterRejoin(!!msg.resumed, msg.published || []);
+    else for (const target of this.publications.keys()) this.startPublication(target);
+    this.flushOutbox();
+  }
+
+  restoreAfterRejoin(resumed, published) {
+    const { audio, video, hand } = this.localState;
+    this.send({ type: 'state', audio, video, hand });
+    for (const [target, pub] of this.publications) {
+      const alive = resumed && published.includes(target) && pub.pc?.connectionState === 'connected';
+      if (!alive) this.startPublication(target);
+    }
+    if (!this.subscriber) return;
+    if (!resumed) this.dropSubscriber(); // a fresh join: the server sends a fresh offer
+    else if (this.subscriber.pc.connectionState !== 'connected') this.resubscribe();
+  }
+
+  flushOutbox() {
+    while (this.outbox.length && this.send(this.outbox[0])) this.outbox.shift();
+  }
+
+  syncParticipants(list) {
+    const seen = new Set();
+    for (const p of list) {
+      seen.add(p.id);
+      if (this.participants.has(p.id)) this.updateParticipant(p);
+      else this.addParticipant(p);
+    }
+    for (const id of [...this.participants.keys()]) {
+      if (!seen.has(id)) this.removeParticipant(id, 'gone');
+    }
+  }
+
+  addParticipant(p) {
+    this.participants.set(p.id, p);
+    this.emit('participant-joined', { participant: p });
+  }
+
+  updateParticipant(p) {
+    if (p.id === this.you?.id) {
+      this.you = p;
+      this.emit('self-updated', { participant: p });
+      return;
+    }
+    const previous = this.participants.get(p.id);
+    if (!previous) return this.addParticipant(p);
+    this.participants.set(p.id, p);
+    this.emit('participant-updated', { participant: p, previous });
+  }
+
+  removeParticipant(id, reason) {
+    const participant = this.participants.get(id);
+    if (!participant) return;
+    this.participants.delete(id);
+    this.emit('participant-left', { id, reason, participant });
+  }
+
+  onError(msg) {
+    const { code, message, ref } = msg;
+    const waiter = ref && this.requests.get(ref);
+    if (waiter) {
+      this.requests.delete(ref);
+      waiter.reject(new VisioError(code, message, ref));
+    }
+    const pub = [...this.publications.values()].find((p) => p.ref && p.ref === ref);
+    if (pub) this.failPublication(pub, new VisioError(code, message, ref));
+    if (!this.joined && this.joinWaiter && JOIN_FAILURES.has(code)) {
+      this.joinWaiter.reject(new VisioError(code, message, ref));
+      this.joinWaiter = null;
+      this.shutdown(code);
+      return;
+    }
+    if (!this.joined && JOIN_FAILURES.has(code)) return this.shutdown(code);
+    if (FATAL_CODES.has(code)) return this.shutdown(code);
+    if (code === 'not_published') return; // a late candidate for a closed publication
+    this.emit('error', { code, message, ref });
+  }
+
+  onMedia(msg) {
+    this.emit('media', { target: msg.target, state: msg.state });
+    if (msg.state !== 'down') return;
+    const owner = msg.target === 'subscriber' ? this.subscriber : this.publications.get(msg.target);
+    // Janus hanging up the connection we just replaced also reports 'down'.
+    if (owner && Date.now() - owner.startedAt > REPAIR_MIN_INTERVAL_MS) this.repair(msg.target);
+  }
+
+  // ---- publishing -----------------------------------------------------------------------
+
+  publish(target, stream) {
+    const previous = this.publications.get(target);
+    if (previous) closePeer(previous.pc);
+    const tracks = {
+      audio: stream?.getAudioTracks()[0] || null,
+      video: stream?.getVideoTracks()[0] || null,
+    };
+    const pub = { target, tracks, pc: null, pending: false, redo: false, startedAt: 0 };
+    const done = new Promise((resolve, reject) => { pub.waiter = { resolve, reject }; });
+    done.catch(() => {}); // callers may ignore the result
+    this.publications.set(target, pub);
+    if (this.joined) this.startPublication(target);
+    return done;
+  }
+
+  async startPublication(target) {
+    const pub = this.publications.get(target);
+    if (!pub) return;
+    if (pub.pending) {
+      pub.redo = true; // one offer at a time: the answer must match the offer
+      return;
+    }
+    closePeer(pub.pc);
+    const pc = this.createPeer(target);
+    Object.assign(pub, {
+      pc, pending: true, redo: false, answered: false, startedAt: Date.now(),
+      localCandidates: [], remoteCandidates: [],
+    });
+    try {
+      pub.transceivers = target === 'camera'
+        ? addCameraTransceivers(pc, pub.tracks, this.simulcast)
+        : addScreenTransceivers(pc, pub.tracks);
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      if (this.publications.get(target) !== pub || pub.pc !== pc) return;
+      pub.ref = this.nextRef(`publish-${target}`);
+      const sent = this.send({
+        type: 'publish', target, ref: pub.ref,
+        sdp: orderSimulcastRids(pc.localDescription.sdp),
+        audio: target === 'camera' ? this.localState.audio : !!pub.tracks.audio,
+        video: target === 'camera' ? this.localState.video : true,
+      });
+      if (!sent) pub.pending = false; // the next 'joined' republishes
+    } catch (err) {
+      this.failPublication(pub, new VisioError('webrtc', err.message));
+    }
+  }
+
+  async onPublishAnswer(msg) {
+    const pub = this.publications.get(msg.target);
+    if (!pub?.pc || !pub.pending) return;
+    const pc = pub.pc;
+    try {
+      await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    } catch (err) {
+      return this.failPublication(pub, new VisioError('webrtc', err.message));
+    }
+    if (pub.pc !== pc) return;
+    pub.pending = false;
+    pub.answered = true;
+    for (const c of pub.remoteCandidates.splice(0)) addCandidate(pc, c);
+    for (const c of pub.localCandidates.splice(0)) this.sendCandidate(pub.target, c);
+    if (pub.redo) return this.startPublication(pub.target);
+    pub.waiter?.resolve();
+  }
+
+  failPublication(pub, error) {
+    pub.pending = false;
+    this.emit('error', { code: error.code, message: error.message, ref: error.ref, target: pub.target });
+    if (pub.redo || error.code === 'media_error') {
+      setTimeout(() => this.repair(pub.target), REPAIR_MIN_INTERVAL_MS);
+      return;
+    }
+    pub.waiter?.reject(error);
+  }
+
+  createPeer(target) {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
+    pc.onicecandidate = (ev) => this.onLocalCandidate(target, pc, ev.candidate);
+    pc.onconnectionstatechange = () => this.onPeerState(target, pc);
+    return pc;
+  }
+
+  onLocalCandidate(target, pc, candidate) {
+    const json = candidate ? candidate.toJSON() : null;
+    const owner = target === 'subscriber' ? this.subscriber : this.publications.get(target);
+    if (!owner || owner.pc !== pc) return;
+    if (owner.answered) this.sendCandidate(target, json);
+    else owner.localCandidates.push(json);
+  }
+
+  sendCandidate(target, candidate) {
+    this.send({ type: 'candidate', target, candidate });
+  }
+
+  onRemoteCandidate(msg) {
+    const { target, candidate } = msg;
+    if (target === 'subscriber') {
+      this.subscriberQueue = this.subscriberQueue.then(() => {
+        const sub = this.subscriber;
+        if (sub?.pc.remoteDescription) return addCandidate(sub.pc, candidate);
+        this.earlyCandidates.push(candidate);
+      });
+      return;
+    }
+    const pub = this.publications.get(target);
+    if (!pub?.pc) return;
+    if (pub.answered) addCandidate(pub.pc, candidate);
+    else pub.remoteCandidates.push(candidate);
+  }
+
+  onPeerState(target, pc) {
+    const state = pc.connectionState;
+    const owner = target === 'subscriber' ? this.subscriber : this.publications.get(target);
+    if (!owner || owner.pc !== pc) return;
+    this.emit('peer-state', { target, state });
+    clearTimeout(owner.disconnectTimer);
+    if (state === 'failed') this.repair(target);
+    if (state === 'disconnected') {
+      owner.disconnectTimer = setTimeout(() => {
+        if (owner.pc === pc && pc.connectionState === 'disconnected') this.repair(target);
+      }, DISCONNECTED_GRACE_MS);
+    }
+  }
+
+  // Recover one media path while the WebSocket is fine: republish or resubscribe.
+  repair(target) {
+    if (!this.joined) return; // the next 'joined' restores everything
+    const wait = (this.lastRepair.get(target) || 0) + REPAIR_MIN_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      clearTimeout(this.repairTimers.get(target));
+      this.repairTimers.set(target, setTimeout(() => this.repair(target), wait));
+      return;
+    }
+    this.lastRepair.set(target, Date.now());
+    if (target === 'subscriber') this.resubscribe();
+    else if (this.publications.has(target)) this.startPublication(target);
+  }
+
+  // ---- subscribing ----------------------------------------------------------------------
+
+  resubscribe() {
+    this.dropSubscriber();
+    this.send({ type: 'resubscribe' });
+  }
+
+  onOffer(msg) {
+    this.subscriberQueue = this.subscriberQueue
+      .then(() => this.applyOffer(msg))
+      .catch((err) => this.emit('error', { code: 'webrtc', message: err.message, target: 'subscriber' }));
+  }
+
+  async applyOffer({ sdp, streams }) {
+    const ufrag = iceUfrag(sdp);
+    let sub = this.subscriber;
+    // A new ICE ufrag means Janus made a new PeerConnection (after resubscribe).
+    if (!sub || sub.ufrag !== ufrag || ['closed', 'failed'].includes(sub.pc.connectionState)) {
+      this.dropSubscriber();
+      sub = this.createSubscriber(ufrag);
+    }
+    const pc = sub.pc;
+    sub.answered = false;
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    for (const c of this.earlyCandidates.splice(0)) addCandidate(pc, c);
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    if (this.subscriber !== sub) return;
+    this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    sub.answered = true;
+    for (const c of sub.localCandidates.splice(0)) this.sendCandidate('subscriber', c);
+    this.syncTracks(sub, Array.isArray(streams) ? streams : []);
+  }
+
+  createSubscriber(ufrag) {
+    const sub = {
+      pc: null, ufrag, answered: false, localCandidates: [], active: new Map(),
+      startedAt: Date.now(),
+    };
+    this.subscriber = sub;
+    sub.pc = this.createPeer('subscriber');
+    return sub;
+  }
+
+  syncTracks(sub, streams) {
+    const next = new Map();
+    for (const s of streams) {
+      if (s.media === 'audio' || s.media === 'video') next.set(String(s.mid), { ...s, mid: String(s.mid) });
+    }
+    for (const [mid, info] of sub.active) {
+      const now = next.get(mid);
+      if (!now || streamKey(now) !== streamKey(info)) this.endTrack(sub, mid);
+    }
+    const transceivers = sub.pc.getTransceivers();
+    for (const [mid, info] of next) {
+      if (sub.active.has(mid)) continue;
+      const transceiver = transceivers.find((t) => t.mid === mid);
+      if (!transceiver) continue;
+      const track = transceiver.receiver.track;
+      sub.active.set(mid, info);
+      this.emit('track', { ...info, track, stream: new MediaStream([track]) });
+    }
+  }
+
+  endTrack(sub, mid) {
+    const info = sub.active.get(mid);
+    sub.active.delete(mid);
+    this.layers.delete(mid);
+    const { participant, target, media } = info;
+    this.emit('track-ended', { mid, participant, target, media });
+  }
+
+  dropSubscriber() {
+    const sub = this.subscriber;
+    if (!sub) return;
+    this.subscriber = null;
+    clearTimeout(sub.disconnectTimer);
+    for (const mid of [...sub.active.keys()]) this.endTrack(sub, mid);
+    closePeer(sub.pc);
+  }
+}
+
+const FRAME_HANDLERS = {
+  joined: VisioConnection.prototype.onJoined,
+  answer(msg) { this.onPublishAnswer(msg); },
+  offer: VisioConnection.prototype.onOffer,
+  candidate: VisioConnection.prototype.onRemoteCandidate,
+  participant_joined(msg) { this.updateParticipant(msg.participant); },
+  participant_updated(msg) { this.updateParticipant(msg.participant); },
+  participant_left(msg) { this.removeParticipant(msg.id, msg.reason); },
+  speaking(msg) { this.emit('speaking', { id: msg.id, speaking: !!msg.speaking }); },
+  chat(msg) { this.emit('chat', { message: msg.message }); },
+  reaction(msg) { this.emit('reaction', { from: msg.from, emoji: msg.emoji }); },
+  media: VisioConnection.prototype.onMedia,
+  error: VisioConnection.prototype.onError,
+  pong() {},
+};
+
+// ---- WebRTC helpers ---------------------------------------------------------------------
+
+function addCameraTransceivers(pc, tracks, simulcast) {
+  const audio = pc.addTransceiver(tracks.audio || 'audio', { direction: 'sendonly' });
+  const init = { direction: 'sendonly' };
+  if (simulcast) init.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+  const video = pc.addTransceiver(tracks.video || 'video', init);
+  if (simulcast) ensureEncodings(video.sender);
+  preferCodec(audio, 'audio/opus');
+  preferCodec(video, 'video/vp8');
+  return { audio, video };
+}
+
+function addScreenTransceivers(pc, tracks) {
+  const video = pc.addTransceiver(tracks.video || 'video', { direction: 'sendonly' });
+  preferCodec(video, 'video/vp8');
+  let audio = null;
+  if (tracks.audio) {
+    audio = pc.addTransceiver(tracks.audio, { direction: 'sendonly' });
+    preferCodec(audio, 'audio/opus');
+  }
+  return { audio, video };
+}
+
+// Older Firefox ignored sendEncodings in addTransceiver; janus.js sets them afterwards.
+function ensureEncodings(sender) {
+  const params = sender.getParameters();
+  if ((params.encodings || []).length >= SIMULCAST_ENCODINGS.length) return;
+  params.encodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+  sender.setParameters(params).catch(() => {});
+}
+
+function preferCodec(transceiver, mimeType) {
+  const kind = mimeType.split('/')[0];
+  const caps = globalThis.RTCRtpReceiver?.getCapabilities?.(kind);
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const wanted = caps.codecs.filter((c) => c.mimeType.toLowerCase() === mimeType);
+  if (!wanted.length) return;
+  const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== mimeType);
+  try {
+    transceiver.setCodecPreferences([...wanted, ...rest]);
+  } catch { /* not supported for this transceiver */ }
+}
+
+// Janus maps layers by their order in the SDP, so make sure the copy it reads lists
+// h, m, l in that order whatever order the browser chose.
+export function orderSimulcastRids(sdp) {
+  const rank = new Map(SIMULCAST_ENCODINGS.map((e, i) => [e.rid, i]));
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const sections = sdp.split(/\r?\nm=/);
+  const fixed = sections.map((section, i) => {
+    if (i === 0 || !/^video /.test(section)) return section;
+    const lines = section.split(/\r?\n/);
+    const ridLines = lines.filter((l) => l.startsWith('a=rid:'));
+    if (ridLines.length < 2) return section;
+    const ridOf = (l) => l.slice(6).split(' ')[0];
+    if (!ridLines.every((l) => rank.has(ridOf(l)))) return section;
+    const sorted = [...ridLines].sort((a, b) => rank.get(ridOf(a)) - rank.get(ridOf(b)));
+    let next = 0;
+    return lines.map((l) => {
+      if (l.startsWith('a=rid:')) return sorted[next++];
+      const m = /^(a=simulcast:\s*send\s+(?:rid=)?)(\S+)(.*)$/.exec(l);
+      if (!m) return l;
+      const rids = m[2].split(';');
+      const bare = (r) => r.replace(/^~/, '');
+      if (!rids.every((r) => rank.has(bare(r)))) return l;
+      rids.sort((a, b) => rank.get(bare(a)) - rank.get(bare(b)));
+      return m[1] + rids.join(';') + m[3];
+    }).join(eol);
+  });
+  return fixed.join(`${eol}m=`);
+}
+
+function iceUfrag(sdp) {
+  const m = /a=ice-ufrag:(\S+)/.exec(sdp || '');
+  return m ? m[1] : null;
+}
+
+function addCandidate(pc, candidate) {
+  // null means end of candidates, which addIceCandidate() without argument says too.
+  const added = candidate ? pc.addIceCandidate(candidate) : pc.addIceCandidate();
+  return added.catch(() => {});
+}
+
+function closePeer(pc) {
+  if (!pc) return;
+  pc.onicecandidate = pc.onconnectionstatechange = null;
+  try { pc.close(); } catch { /* already closed */ }
+}
+
+function streamKey(s) {
+  return `${s.participant}|${s.target}|${s.media}`;
+}
