@@ -165,11 +165,7 @@ class Meeting:
     # -- publishing -----------------------------------------------------------------
 
     async def publish(self, participant: Participant, target: str, sdp: str) -> str:
-        previous = participant.publications.pop(target, None)
-        if previous is not None:
-            self._feeds.pop(previous.feed_id, None)
-            await previous.handle.close()
-            self._resync_everyone()
+        """Publish a target; an existing publication of it is replaced once Janus accepts."""
         session = self._require_session()
         feed_id = secrets.randbits(52) or 1
         publication: Publication | None = None
@@ -185,9 +181,14 @@ class Meeting:
         except (JanusError, ValueError) as exc:
             await handle.close()
             raise ProtocolError("bad_sdp", f"media server refused the offer: {exc}") from exc
+        previous = participant.publications.get(target)
         participant.publications[target] = publication
         self._feeds[feed_id] = (participant, publication)
-        if target == "screen":
+        if previous is not None:
+            self._feeds.pop(previous.feed_id, None)
+            self._spawn(previous.handle.close())
+            self._resync_everyone(exclude=participant)
+        elif target == "screen":
             self.updated(participant)
         return answer
 

@@ -1,7 +1,8 @@
 // Home page: start a new meeting or join one by code or link.
 import { applyLanguage, bindLanguagePickers, t } from './i18n.js';
 
-const CODE_PATTERN = /^[a-z0-9][a-z0-9_-]{0,127}$/i;
+// The server's room id pattern (visio/protocol.py ROOM_ID_PATTERN).
+const CODE_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$/;
 
 // Accept "abc-defg-hij", "abcdefghij", " ABC-DEFG-HIJ " or a full meeting link.
 export function parseMeetingCode(input) {

@@ -98,9 +98,10 @@ export class Meeting {
   onConnectionState({ state, reason }) {
     const { banner, bannerText } = this.els;
     if (state === 'reconnecting') {
-      bannerText.textContent = t(navigator.onLine === false ? 'banner.offline' : 'banner.reconnecting');
+      const offline = reason === 'offline' || navigator.onLine === false;
+      bannerText.textContent = t(offline ? 'banner.offline' : 'banner.reconnecting');
       banner.hidden = !this.ready;
-      if (!this.ready) this.onStatus?.('error.network');
+      if (!this.ready) this.onStatus?.(reason === 'media_error' ? 'error.media' : 'error.network');
       this.updateSelf({ connection: 'reconnecting' });
     } else if (state === 'connected') {
       if (!banner.hidden) toast(t('banner.reconnected'));

@@ -64,6 +64,7 @@ export class VisioConnection extends EventTarget {
     this.subscriber = null;
     this.subscriberQueue = Promise.resolve();
     this.earlyCandidates = []; // subscriber candidates that came before their offer
+    this.staleUfrag = null;
     this.layers = new Map(); // mid -> last quality asked
     this.requests = new Map(); // ref -> {resolve, reject}
     this.lastRepair = new Map(); // target -> ms
@@ -210,12 +211,12 @@ export class VisioConnection extends EventTarget {
   }
 
   // Forget the socket at once: a dead network may take minutes to fire 'close'.
-  abandonSocket() {
+  abandonSocket(reason) {
     const ws = this.ws;
     if (!ws) return;
     this.detachSocket();
     try { ws.close(); } catch { /* already closing */ }
-    if (!this.stopped) this.scheduleReconnect();
+    if (!this.stopped) this.scheduleReconnect(reason);
   }
 
   detachSocket() {
@@ -229,11 +230,11 @@ export class VisioConnection extends EventTarget {
     this.requests.clear();
   }
 
-  scheduleReconnect(delay) {
+  scheduleReconnect(reason = 'network') {
     if (this.stopped || this.timers.reconnect) return;
-    delay ??= BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt += 1;
-    this.setConnectionState('reconnecting', { attempt: this.attempt, delay });
+    this.setConnectionState('reconnecting', { attempt: this.attempt, delay, reason });
     this.timers.reconnect = setTimeout(() => {
       this.timers.reconnect = null;
       this.connect();
@@ -253,21 +254,21 @@ export class VisioConnection extends EventTarget {
   }
 
   handleOffline() {
-    if (!this.stopped) this.abandonSocket();
+    if (!this.stopped) this.abandonSocket('offline');
   }
 
   // Ask for a pong; without an answer soon, the socket is treated as dead.
   probe() {
     if (!this.send({ type: 'ping' })) return;
     clearTimeout(this.timers.probe);
-    this.timers.probe = setTimeout(() => this.abandonSocket(), PROBE_TIMEOUT_MS);
+    this.timers.probe = setTimeout(() => this.abandonSocket('timeout'), PROBE_TIMEOUT_MS);
   }
 
   startPing() {
     this.stopPing();
     this.timers.ping = setInterval(() => {
       if (Date.now() - this.lastFrameAt > SILENCE_LIMIT_MS) {
-        this.abandonSocket();
+        this.abandonSocket('timeout');
         return;
       }
       this.send({ type: 'ping' });
@@ -411,24 +412,29 @@ export class VisioConnection extends EventTarget {
     }
     const pub = [...this.publications.values()].find((p) => p.ref && p.ref === ref);
     if (pub) this.failPublication(pub, new VisioError(code, message, ref));
-    if (!this.joined && this.joinWaiter && JOIN_FAILURES.has(code)) {
-      this.joinWaiter.reject(new VisioError(code, message, ref));
-      this.joinWaiter = null;
-      this.shutdown(code);
-      return;
-    }
-    if (!this.joined && JOIN_FAILURES.has(code)) return this.shutdown(code);
     if (FATAL_CODES.has(code)) return this.shutdown(code);
+    if (!this.joined) return this.onJoinError(new VisioError(code, message, ref));
     if (code === 'not_published') return; // a late candidate for a closed publication
     this.emit('error', { code, message, ref });
+  }
+
+  // A refused join ends it; anything else (media_error: no Janus yet) is retried.
+  onJoinError(error) {
+    if (JOIN_FAILURES.has(error.code)) {
+      this.joinWaiter?.reject(error);
+      this.joinWaiter = null;
+      this.shutdown(error.code);
+      return;
+    }
+    this.emit('error', { code: error.code, message: error.message, ref: error.ref });
+    this.abandonSocket(error.code);
   }
 
   onMedia(msg) {
     this.emit('media', { target: msg.target, state: msg.state });
     if (msg.state !== 'down') return;
     const owner = msg.target === 'subscriber' ? this.subscriber : this.publications.get(msg.target);
-    // Janus hanging up the connection we just replaced also reports 'down'.
-    if (owner && Date.now() - owner.startedAt > REPAIR_MIN_INTERVAL_MS) this.repair(msg.target);
+    if (owner) this.repair(msg.target);
   }
 
   // ---- publishing -----------------------------------------------------------------------
@@ -440,7 +446,7 @@ export class VisioConnection extends EventTarget {
       audio: stream?.getAudioTracks()[0] || null,
       video: stream?.getVideoTracks()[0] || null,
     };
-    const pub = { target, tracks, pc: null, pending: false, redo: false, startedAt: 0 };
+    const pub = { target, tracks, pc: null, pending: false, redo: false };
     const done = new Promise((resolve, reject) => { pub.waiter = { resolve, reject }; });
     done.catch(() => {}); // callers may ignore the result
     this.publications.set(target, pub);
@@ -458,8 +464,7 @@ export class VisioConnection extends EventTarget {
     closePeer(pub.pc);
     const pc = this.createPeer(target);
     Object.assign(pub, {
-      pc, pending: true, redo: false, answered: false, startedAt: Date.now(),
-      localCandidates: [], remoteCandidates: [],
+      pc, pending: true, redo: false, answered: false, localCandidates: [], remoteCandidates: [],
     });
     try {
       pub.transceivers = target === 'camera'
@@ -575,6 +580,9 @@ export class VisioConnection extends EventTarget {
   // ---- subscribing ----------------------------------------------------------------------
 
   resubscribe() {
+    // On resume the server resends an offer we may have seen: after a resubscribe,
+    // offers from the old Janus handle (its ICE ufrag) must not be answered.
+    if (this.subscriber?.ufrag) this.staleUfrag = this.subscriber.ufrag;
     this.dropSubscriber();
     this.send({ type: 'resubscribe' });
   }
@@ -587,6 +595,7 @@ export class VisioConnection extends EventTarget {
 
   async applyOffer({ sdp, streams }) {
     const ufrag = iceUfrag(sdp);
+    if (ufrag && ufrag === this.staleUfrag) return;
     let sub = this.subscriber;
     // A new ICE ufrag means Janus made a new PeerConnection (after resubscribe).
     if (!sub || sub.ufrag !== ufrag || ['closed', 'failed'].includes(sub.pc.connectionState)) {
@@ -609,7 +618,6 @@ export class VisioConnection extends EventTarget {
   createSubscriber(ufrag) {
     const sub = {
       pc: null, ufrag, answered: false, localCandidates: [], active: new Map(),
-      startedAt: Date.now(),
     };
     this.subscriber = sub;
     sub.pc = this.createPeer('subscriber');

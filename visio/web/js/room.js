@@ -80,6 +80,7 @@ async function enter(room, choices, prejoin) {
     return;
   }
   prejoin?.detach();
+  window.visioMeeting = meeting; // for debugging and browser tests (meeting.conn is the client)
   lastChoices = { ...choices, tracks: null };
   showScreen('meeting');
   $('toggle-audio').focus();
