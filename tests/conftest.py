@@ -47,7 +47,9 @@ def server() -> Iterator[ServerProcess]:
     yield process
     code = process.stop()
     # uvicorn re-raises SIGTERM after its graceful shutdown: -15 is a clean stop.
-    assert code in (0, -signal.SIGTERM), f"server did not stop cleanly ({code}):\n{process.log_tail()}"
+    assert code in (0, -signal.SIGTERM), (
+        f"server did not stop cleanly ({code}):\n{process.log_tail()}"
+    )
 
 
 @pytest.fixture

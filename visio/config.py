@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     janus_api_secret: str = ""
     janus_admin_key: str = ""
     janus_binary: str = "/usr/bin/janus"
-    janus_ws_port: int = Field(8188, ge=1, le=65535)
+    janus_ws_port: int = Field(8988, ge=1, le=65535)  # not 8188: Debian's service
     janus_ice_interfaces: str = Field("", description="ICE enforce list (interfaces or IPs)")
     janus_ice_ignore: str = "vmnet"
     janus_public_ip: str = Field("", description="nat_1_1_mapping: public IP behind NAT")

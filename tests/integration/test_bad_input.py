@@ -76,7 +76,10 @@ async def test_bad_requests_inside_a_meeting_harm_no_one(bots, room):
     mallory = await bots.join(room, "Mallory")
     await alice.wait_frames(mallory.id, "video")
     bad = [
-        ({"type": "publish", "target": "camera", "sdp": "v=0 this is not an SDP at all"}, "bad_sdp"),
+        (
+            {"type": "publish", "target": "camera", "sdp": "v=0 this is not an SDP at all"},
+            "bad_sdp",
+        ),
         ({"type": "publish", "target": "projector", "sdp": "v=0" * 10}, "bad_message"),
         ({"type": "answer", "sdp": "v=0 garbage garbage"}, None),
         ({"type": "unpublish", "target": "screen"}, "not_published"),

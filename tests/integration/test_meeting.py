@@ -135,14 +135,16 @@ async def test_cut_connection_resumes_same_participant_without_duplicate(bots, r
     bob.cut()
 
     lost = await alice.wait_for(
-        lambda f: f["type"] == "participant_updated"
-        and f["participant"]["connection"] == "reconnecting",
+        lambda f: (
+            f["type"] == "participant_updated" and f["participant"]["connection"] == "reconnecting"
+        ),
         since=mark,
     )
     assert lost["participant"]["id"] == bob.id
     back = await alice.wait_for(
-        lambda f: f["type"] == "participant_updated"
-        and f["participant"]["connection"] == "connected",
+        lambda f: (
+            f["type"] == "participant_updated" and f["participant"]["connection"] == "connected"
+        ),
         since=mark,
     )
     assert back["participant"]["id"] == bob.id
@@ -200,7 +202,7 @@ async def test_last_one_out_destroys_the_janus_room(server, bots, room):
             break
         await asyncio.sleep(0.1)
     assert not set(await janus_rooms(server)) & during
-    status, health = server.get("/healthz")
+    status, _health = server.get("/healthz")
     assert status == 200
     status, info = server.get(f"/api/rooms/{room}")
     assert info["participants"] == 0

@@ -84,6 +84,7 @@ class VisioClient:
         self.reconnections = 0
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Future[None] | None = None
         self._consumers: set[asyncio.Task[None]] = set()
         self._closing = False
         self._ice_servers: list[RTCIceServer] = []
@@ -130,7 +131,7 @@ class VisioClient:
         finally:
             if ws is self.ws and not self._closing:
                 if self.auto_reconnect and self.joined is not None:
-                    asyncio.ensure_future(self._reconnect())
+                    self._reconnecting = asyncio.ensure_future(self._reconnect())
 
     async def _reconnect(self) -> None:
         delay = 0.25
@@ -346,6 +347,8 @@ class VisioClient:
 
     async def close(self) -> None:
         self._closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         if self.ws is not None:
             await self.ws.close()
         for consumer in list(self._consumers):

@@ -142,7 +142,7 @@ class EmbeddedJanus:
                 f"{self.settings.janus_binary} not found; install the Debian package janus"
             )
         config = write_config(self.settings, self.folder)
-        log_file = open(self.folder / "janus.log", "ab")
+        log_file = open(self.folder / "janus.log", "ab")  # noqa: ASYNC230 - once, at start
         self.process = await asyncio.create_subprocess_exec(
             self.settings.janus_binary,
             "--config",

@@ -60,7 +60,7 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.janus_port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "visio", "serve"],
             env=self.env,
@@ -103,7 +103,9 @@ class ServerProcess:
     ) -> tuple[int, Any, dict[str, str]]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            self.base_url + path, data=data, method=method,
+            self.base_url + path,
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json", **(headers or {})},
         )
         try:

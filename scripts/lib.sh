@@ -1,0 +1,37 @@
+# Shared by run.sh and test.sh: install what is missing, nothing more.
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$package")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "visio: installing Debian packages: ${missing[*]}" >&2
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# Debian's janus package enables a system service with the demo configuration, whose
+# HTTP and WebSocket APIs listen on every interface. Visio runs its own Janus with a
+# locked-down config, so that service must not run.
+disable_system_janus() {
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ] \
+        && systemctl is-enabled janus.service >/dev/null 2>&1; then
+        echo "visio: disabling Debian's janus.service (its APIs would be public)" >&2
+        as_root systemctl disable --now janus.service >/dev/null 2>&1 || true
+    fi
+}
+
+python_venv() {
+    local extras="$1"
+    if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi
+    if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e ".${extras}"
+}

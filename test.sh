@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install what the tests need (Janus, Chromium, ffmpeg, espeak-ng, Python packages),
+# then lint and run the whole suite: unit, integration (real Janus + aiortc bots in a
+# private network namespace, hence root) and browser tests (headless Chromium).
+set -euo pipefail
+cd "$(dirname "$0")"
+. scripts/lib.sh
+
+apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv
+disable_system_janus
+python_venv "[test]"
+.venv/bin/ruff check visio tests bench
+.venv/bin/ruff format --check visio tests bench
+exec .venv/bin/python -m pytest "$@"
