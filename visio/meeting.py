@@ -80,11 +80,10 @@ class Meeting:
         if self.closed:
             return
         self.closed = True
-        for task in list(self._tasks):
-            task.cancel()
         for participant in list(self.participants.values()):
             self._forget(participant)
         self.participants.clear()
+        await self._settle()
         if self.node.up and self.node.control is not None:
             with contextlib.suppress(JanusError):
                 await destroy_room(self.node.control, self.janus_room)
@@ -92,6 +91,17 @@ class Meeting:
             await self._session.destroy()
         self.node.meetings = max(0, self.node.meetings - 1)
         log.info("meeting ended", extra={"room": self.room_id, "janus_room": self.janus_room})
+
+    async def _settle(self, timeout: float = 5.0) -> None:
+        """Let background requests (handle detaches above all) finish before the room goes.
+
+        Janus 1.1.2 can crash when a room is destroyed while handles in it are being
+        detached (seen: janus_plugin_close_pc on a freed session).
+        """
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
