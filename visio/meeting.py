@@ -87,7 +87,7 @@ class Meeting:
         if self.node.up and self.node.control is not None:
             with contextlib.suppress(JanusError):
                 await destroy_room(self.node.control, self.janus_room)
-        if self._session is not None and self.node.up:
+        if self._session is not None:
             await self._session.destroy()
         self.node.meetings = max(0, self.node.meetings - 1)
         log.info("meeting ended", extra={"room": self.room_id, "janus_room": self.janus_room})
@@ -233,6 +233,8 @@ class Meeting:
     ) -> None:
         if publication is not participant.publications.get(publication.target):
             return  # a replaced publication winding down
+        if not self.node.up:
+            return  # Janus is gone: the whole meeting is being dropped
         if event.kind == "webrtcup":
             publication.live = True
             participant.send({"type": "media", "target": publication.target, "state": "up"})
@@ -390,7 +392,7 @@ class Meeting:
         self, participant: Participant, handle: SubscriberHandle, event: JanusEvent
     ) -> None:
         subscription = participant.subscription
-        if subscription.handle is not handle:
+        if subscription.handle is not handle or not self.node.up:
             return
         if event.kind == "webrtcup":
             participant.send({"type": "media", "target": "subscriber", "state": "up"})

@@ -7,14 +7,15 @@ room is destroyed) when its last person leaves or does not come back in time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any
 
 from visio.config import Settings
 from visio.db import Store
 from visio.janus.client import JanusError
-from visio.janus.nodes import JanusPool, NoJanusNode
+from visio.janus.nodes import JanusNode, JanusPool, NoJanusNode
 from visio.janus.videoroom import RoomOptions
 from visio.meeting import Meeting
 from visio.participant import Outbox, Participant
@@ -22,6 +23,31 @@ from visio.protocol import Join, ProtocolError
 from visio.turn import ice_servers
 
 log = logging.getLogger(__name__)
+NODE_WAIT_S = 10.0  # a join waits this long for a media node that is (re)starting
+
+
+class KeyedLocks:
+    """One lock per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 class Meetings:
@@ -30,8 +56,9 @@ class Meetings:
         self.store = store
         self.pool = pool
         self.running: dict[str, Meeting] = {}
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
+        pool.on_node_lost(self._node_lost)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -43,20 +70,23 @@ class Meetings:
         return len(meeting.participants) if meeting else 0
 
     async def join(self, message: Join, outbox: Outbox) -> tuple[Meeting, Participant]:
-        async with self._locks[message.room]:
-            meeting = await self._meeting_for(message.room)
-            participant = meeting.find_by_token(message.resume) if message.resume else None
-            if participant is not None:
-                self._resume(meeting, participant, outbox)
-                return meeting, participant
-            if len(meeting.participants) >= self.settings.max_participants:
-                raise ProtocolError("room_full", "this meeting is full", message.ref)
-            participant = Participant(
-                name=message.name, audio=message.audio, video=message.video, outbox=outbox
-            )
-            participant.send(self._joined(meeting, participant, resumed=False))
-            meeting.add(participant)
+        async with self._locks.hold(message.room):
+            return await self._join(message, outbox)
+
+    async def _join(self, message: Join, outbox: Outbox) -> tuple[Meeting, Participant]:
+        meeting = await self._meeting_for(message.room)
+        participant = meeting.find_by_token(message.resume) if message.resume else None
+        if participant is not None:
+            self._resume(meeting, participant, outbox)
             return meeting, participant
+        if len(meeting.participants) >= self.settings.max_participants:
+            raise ProtocolError("room_full", "this meeting is full", message.ref)
+        participant = Participant(
+            name=message.name, audio=message.audio, video=message.video, outbox=outbox
+        )
+        participant.send(self._joined(meeting, participant, resumed=False))
+        meeting.add(participant)
+        return meeting, participant
 
     async def _meeting_for(self, room_id: str) -> Meeting:
         meeting = self.running.get(room_id)
@@ -66,7 +96,7 @@ class Meetings:
         if room is None:
             raise ProtocolError("room_not_found", f"no room {room_id!r}")
         try:
-            node = self.pool.pick()
+            node = await self.pool.pick_when_up(NODE_WAIT_S)
         except NoJanusNode as exc:
             raise ProtocolError("media_error", str(exc)) from exc
         meeting = Meeting(
@@ -142,6 +172,22 @@ class Meetings:
         participant.grace_timer = None
         if participant.outbox is None:
             await meeting.remove(participant, "timeout")
+
+    def _node_lost(self, node: JanusNode) -> None:
+        """Janus went away with the meeting's media: everyone rejoins on a live node."""
+        for meeting in [m for m in self.running.values() if m.node is node]:
+            del self.running[meeting.room_id]
+            for participant in meeting.participants.values():
+                participant.send(
+                    {
+                        "type": "error",
+                        "code": "media_lost",
+                        "message": "the media server stopped; rejoining",
+                    }
+                )
+                if participant.outbox is not None:
+                    participant.outbox.close(1012, "media server lost")
+            self._spawn(meeting.close())
 
     async def _ended(self, meeting: Meeting) -> None:
         if self.running.get(meeting.room_id) is meeting:

@@ -113,7 +113,7 @@ async def test_cli_bot_reports_an_unknown_room_clearly(server):
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(bot.communicate(), 30)
+    _, err = await asyncio.wait_for(bot.communicate(), 30)
     assert bot.returncode == 1
     assert b"room_not_found" in err
     assert b"Traceback" not in err

@@ -215,3 +215,38 @@ async def test_rejoin_after_meeting_ended_starts_a_new_meeting(bots, room):
     carol = await bots.join(room, "Carol")
     await carol.wait_frames(bob.id, "video")
     assert bob.joined["chat"] == []
+
+
+async def test_meeting_survives_a_janus_crash(bots):
+    """Janus dies: the server restarts it and everyone is put back in the meeting."""
+    import os
+    import signal
+
+    import psutil
+
+    # A server of its own: killing Janus must not disturb the other tests.
+    from visio.testing.server import ServerProcess
+
+    server = ServerProcess()
+    server.start()
+    try:
+        bots.server = server
+        room = server.create_room()
+        alice = await bots.join(room, "Alice")
+        bob = await bots.join(room, "Bob")
+        await alice.wait_frames(bob.id, "video")
+        (janus,) = [p for p in psutil.Process(server.process.pid).children() if p.name() == "janus"]
+
+        os.kill(janus.pid, signal.SIGKILL)
+
+        lost = await alice.wait_for(lambda f: f.get("code") == "media_lost", timeout=15)
+        assert lost["type"] == "error"
+        await alice.wait_until(lambda: alice.reconnections >= 1, timeout=20)
+        await bob.wait_until(lambda: bob.reconnections >= 1, timeout=20)
+        await alice.wait_frames(bob.id, "video", count=1, timeout=30)
+        await bob.wait_frames(alice.id, "video", count=1, timeout=30)
+        status, health = server.get("/healthz")
+        assert status == 200 and health["meetings"] == 1
+    finally:
+        await bots.close()
+        server.stop()

@@ -201,7 +201,8 @@ class VisioClient:
         await self._notify()
 
     async def _on_joined(self, frame: Frame) -> None:
-        resumed = frame.get("resumed") and self.joined is not None
+        rejoined = self.joined is not None
+        resumed = rejoined and frame.get("resumed")
         self.joined = frame
         self.id = frame["you"]["id"]
         self.participants = {p["id"]: p for p in frame["participants"]}
@@ -217,6 +218,11 @@ class VisioClient:
                     await self._recover(target)
             if self.subscriber is not None and self.subscriber.connectionState != "connected":
                 await self._recover("subscriber")
+        elif rejoined:
+            # Our place was lost (grace expired, media server restarted): start afresh.
+            await self._close_subscriber()
+            for target in list(self.local_tracks):
+                await self.publish(self.local_tracks[target], target)
 
     async def _recover(self, target: str) -> None:
         if target == "subscriber":

@@ -197,6 +197,8 @@ class JanusSession:
     async def _keepalive_loop(self) -> None:
         while True:
             await asyncio.sleep(KEEPALIVE_S)
+            if self.connection.closed.is_set():
+                return  # the session died with its connection
             try:
                 await self.connection.request({"janus": "keepalive", "session_id": self.id})
             except JanusError as exc:
@@ -217,8 +219,9 @@ class JanusSession:
     async def destroy(self) -> None:
         if self._keepalive is not None:
             self._keepalive.cancel()
-        with contextlib.suppress(JanusError):
-            await self.connection.request({"janus": "destroy", "session_id": self.id})
+        if self.connection.connected:
+            with contextlib.suppress(JanusError):
+                await self.connection.request({"janus": "destroy", "session_id": self.id})
 
 
 class JanusHandle:

@@ -124,19 +124,48 @@ admin: {{
     return folder / "janus.jcfg"
 
 
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+
+
 class EmbeddedJanus:
-    """Runs Janus as a child process and stops it by its process id."""
+    """Runs Janus as a child process, restarts it if it dies, stops it by its pid."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.folder = (settings.data_dir / "janus").resolve()
         self.process: asyncio.subprocess.Process | None = None
+        self.restarts: list[float] = []
+        self._stopping = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.settings.janus_ws_port}"
 
     async def start(self, ready_timeout: float = 15.0) -> None:
+        await self._launch(ready_timeout)
+        self._watchdog = asyncio.create_task(self._watch(), name="janus-watchdog")
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.process is not None:
+            code = await self.process.wait()
+            if self._stopping:
+                return
+            now = loop.time()
+            self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
+            if len(self.restarts) > MAX_RESTARTS:
+                log.error("janus keeps dying; not restarting it", extra={"code": code})
+                return
+            log.error("janus exited; restarting it", extra={"code": code})
+            await asyncio.sleep(0.5)
+            try:
+                await self._launch(15.0)
+            except (RuntimeError, OSError) as exc:
+                log.error("janus restart failed", extra={"error": str(exc)})
+
+    async def _launch(self, ready_timeout: float) -> None:
         if shutil.which(self.settings.janus_binary) is None:
             raise JanusNotInstalled(
                 f"{self.settings.janus_binary} not found; install the Debian package janus"
@@ -179,6 +208,9 @@ class EmbeddedJanus:
         raise RuntimeError(f"janus did not answer within {timeout:.0f} s")
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self.process is None or self.process.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from visio.janus.client import JanusConnection, JanusHandle, JanusSession, JanusUnavailable
 from visio.janus.videoroom import PLUGIN
 
 log = logging.getLogger(__name__)
-RECONNECT_S = 2.0
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 5.0
 
 
 @dataclass
@@ -28,6 +30,7 @@ class JanusNode:
     control: JanusHandle | None = None
     participants: int = 0
     meetings: int = 0
+    on_lost: list[Callable[[JanusNode], None]] = field(default_factory=list, repr=False)
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -47,15 +50,21 @@ class JanusNode:
         self._watch = asyncio.create_task(self._reconnect_loop(), name=f"janus-watch {self.url}")
 
     async def _reconnect_loop(self) -> None:
+        delay = RECONNECT_FIRST_S
         while True:
-            if self.connection is not None:
+            if self.connection is not None and self.up:
                 await self.connection.closed.wait()
                 self.meetings = self.participants = 0
-            await asyncio.sleep(RECONNECT_S)
+                log.error("janus node lost", extra={"janus": self.url})
+                for listener in self.on_lost:
+                    listener(self)
+                delay = RECONNECT_FIRST_S
+            await asyncio.sleep(delay)
             try:
                 await self.connect()
             except (OSError, TimeoutError, JanusUnavailable) as exc:
                 log.warning("janus node unreachable", extra={"janus": self.url, "error": str(exc)})
+                delay = min(delay * 2, RECONNECT_MAX_S)
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -88,6 +97,22 @@ class JanusPool:
             node.watch()
         if not any(node.up for node in self.nodes):
             log.error("no janus node is reachable yet; retrying in the background")
+
+    def on_node_lost(self, listener: Callable[[JanusNode], None]) -> None:
+        for node in self.nodes:
+            node.on_lost.append(listener)
+
+    async def pick_when_up(self, timeout: float) -> JanusNode:
+        """A node, waiting up to `timeout` seconds for one to come (back) up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                return self.pick()
+            except NoJanusNode:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
     def pick(self) -> JanusNode:
         candidates = [node for node in self.nodes if node.up]

@@ -22,6 +22,7 @@ export class Prejoin {
     this.tracks = { audio: null, video: null };
     this.errors = { audio: null, video: null };
     this.micOn = true;
+    this.acquiring = Promise.resolve();
     this.meter = null;
     this.started = false; // device access was asked and answered
     this.busy = false;
@@ -46,6 +47,12 @@ export class Prejoin {
     this.renderVideo();
     this.renderAudio();
     (this.els.name.value ? this.els.join : this.els.name).focus();
+    // Join and the toggles wait for this, so nobody joins without the devices asked for.
+    this.acquiring = this.acquireDevices();
+    await this.acquiring;
+  }
+
+  async acquireDevices() {
     const got = await acquire({
       audioDeviceId: readStorage(STORAGE.microphone),
       videoDeviceId: readStorage(STORAGE.camera),
@@ -63,8 +70,8 @@ export class Prejoin {
   bind() {
     const signal = this.listeners.signal;
     const on = (el, type, fn) => el.addEventListener(type, fn, { signal });
-    on(this.els.audioButton, 'click', () => this.toggleAudio());
-    on(this.els.videoButton, 'click', () => this.toggleVideo());
+    on(this.els.audioButton, 'click', () => this.afterAcquire(() => this.toggleAudio()));
+    on(this.els.videoButton, 'click', () => this.afterAcquire(() => this.toggleVideo()));
     on(this.els.cameraSelect, 'change', () => this.changeCamera());
     on(this.els.micSelect, 'change', () => this.changeMicrophone());
     on(this.els.speakerSelect, 'change', () => writeStorage(STORAGE.speaker, this.els.speakerSelect.value));
@@ -72,6 +79,11 @@ export class Prejoin {
     on(this.els.name, 'input', () => this.showError(null));
     on(window, 'visio:language', () => this.renderAll());
     if (navigator.mediaDevices) on(navigator.mediaDevices, 'devicechange', () => this.refreshDevices());
+  }
+
+  async afterAcquire(fn) {
+    await this.acquiring;
+    if (!this.listeners.signal.aborted) await fn();
   }
 
   // Hands the tracks over (the meeting now owns them) and stops the preview.
@@ -234,7 +246,7 @@ export class Prejoin {
     }
   }
 
-  submit(event) {
+  async submit(event) {
     event.preventDefault();
     if (this.busy) return;
     const name = this.els.name.value.trim();
@@ -248,6 +260,8 @@ export class Prejoin {
     writeStorage(STORAGE.name, name);
     this.setBusy(true);
     this.showError(null);
+    await this.acquiring;
+    if (this.listeners.signal.aborted) return;
     this.onJoin({
       name,
       tracks: { ...this.tracks },

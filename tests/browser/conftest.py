@@ -1,0 +1,53 @@
+"""Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+class PageErrors(list[str]):
+    """Uncaught errors of the pages of a test: there must be none."""
+
+
+@pytest.fixture
+async def new_page(browser: Browser) -> AsyncIterator:
+    contexts = []
+    errors = PageErrors()
+
+    async def make(locale: str = "en-US") -> Page:
+        context = await browser.new_context(locale=locale, viewport={"width": 1280, "height": 720})
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+        return page
+
+    make.errors = errors  # type: ignore[attr-defined]
+    yield make
+    for context in contexts:
+        await context.close()
+    assert not errors, errors
