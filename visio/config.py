@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
     @field_validator("janus_rtp_ports")
     @classmethod
     def _ports_range(cls, value: str) -> str:
@@ -116,9 +124,12 @@ class _TomlFileSource(PydanticBaseSettingsSource):
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning validation failures into a ConfigError."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         settings = Settings(**overrides)
+    except SettingsError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

@@ -56,7 +56,7 @@ class Meeting:
         self.janus_room = _janus_room_id()
         self.room_options = room_options
         self.participants: dict[str, Participant] = {}
-        self.chat: deque[dict[str, Any]] = deque(maxlen=chat_history_max or None)
+        self.chat: deque[dict[str, Any]] = deque(maxlen=chat_history_max)
         self._chat_seq = 0
         self._feeds: dict[int, tuple[Participant, Publication]] = {}
         self._session: JanusSession | None = None
@@ -125,7 +125,7 @@ class Meeting:
 
     def find_by_token(self, token: str) -> Participant | None:
         for participant in self.participants.values():
-            if secrets.compare_digest(participant.resume_token, token):
+            if secrets.compare_digest(participant.resume_token.encode(), token.encode()):
                 return participant
         return None
 

@@ -36,7 +36,7 @@ class ProtocolError(Exception):
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
     ref: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
@@ -68,7 +68,7 @@ class Answer(Message):
 
 
 class IceCandidate(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
     candidate: Annotated[str, StringConstraints(max_length=1024)]
     sdpMid: Annotated[str, StringConstraints(max_length=32)] | None = None
     sdpMLineIndex: Annotated[int, Field(ge=0, le=255)] | None = None
@@ -151,11 +151,12 @@ MESSAGE_TYPES = frozenset(
 
 def parse(raw: str | bytes, max_bytes: int) -> Message:
     """Parse one frame; raise ProtocolError with the right code for anything wrong."""
-    if len(raw) > max_bytes:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
         raise ProtocolError("too_large", f"frame is over {max_bytes} bytes")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError("bad_json", "frame is not valid JSON") from exc
     if not isinstance(data, dict):
         raise ProtocolError("bad_json", "frame must be a JSON object")

@@ -87,6 +87,8 @@ class CreationLimiter:
 
     def allow(self, client: str) -> bool:
         now = time.monotonic()
+        if len(self.seen) > 10_000:
+            self._forget_idle(now)
         stamps = self.seen[client]
         while stamps and now - stamps[0] > 60:
             stamps.popleft()
@@ -94,6 +96,13 @@ class CreationLimiter:
             return False
         stamps.append(now)
         return True
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [
+            client for client, stamps in self.seen.items() if not stamps or now - stamps[-1] > 60
+        ]
+        for client in idle:
+            del self.seen[client]
 
 
 def create_app(settings: Settings) -> FastAPI:

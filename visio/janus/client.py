@@ -72,6 +72,7 @@ class JanusConnection:
         self._handles: dict[int, JanusHandle] = {}
         self._reader: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
+        self._closing = False
 
     @property
     def connected(self) -> bool:
@@ -88,9 +89,11 @@ class JanusConnection:
             timeout,
         )
         self.closed.clear()
+        self._closing = False
         self._reader = asyncio.create_task(self._read_loop(), name=f"janus-reader {self.url}")
 
     async def close(self) -> None:
+        self._closing = True
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -158,7 +161,8 @@ class JanusConnection:
                     future.set_exception(JanusUnavailable("connection to Janus closed"))
             for handle in list(self._handles.values()):
                 handle._deliver(JanusEvent("hangup", {"reason": "janus connection lost"}))
-            log.warning("janus connection closed", extra={"janus": self.url})
+            if not self._closing:
+                log.warning("janus connection closed", extra={"janus": self.url})
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("janus")

@@ -75,7 +75,6 @@ def write_config(settings: Settings, folder: Path) -> Path:
 }}
 media: {{
     rtp_port_range = "{settings.janus_rtp_ports}"
-    dtls_timeout = 500
     nack_optimizations = true
 }}
 nat: {{
