@@ -28,6 +28,7 @@ const SILENCE_LIMIT_MS = 40_000; // no frame at all for this long: the socket is
 const PROBE_TIMEOUT_MS = 5_000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 5000];
 const REPAIR_MIN_INTERVAL_MS = 5_000;
+const PUBLISH_TIMEOUT_MS = 20_000;
 const DISCONNECTED_GRACE_MS = 10_000;
 const FATAL_CODES = new Set(['replaced', 'server_shutdown']);
 const JOIN_FAILURES = new Set(['room_not_found', 'room_full', 'bad_message']);
@@ -69,6 +70,7 @@ export class VisioConnection extends EventTarget {
     this.requests = new Map(); // ref -> {resolve, reject}
     this.lastRepair = new Map(); // target -> ms
     this.repairTimers = new Map();
+    this.renewedAt = new Map(); // target -> when its connection was last made anew
     this.outbox = [];
     this.attempt = 0;
     this.refCount = 0;
@@ -108,7 +110,9 @@ export class VisioConnection extends EventTarget {
     const pub = this.publications.get(target);
     if (!pub) return;
     this.publications.delete(target);
+    clearTimeout(pub.answerTimer);
     closePeer(pub.pc);
+    closePeer(pub.retiring?.pc);
     pub.waiter?.reject(new VisioError('unpublished'));
     if (this.joined) this.send({ type: 'unpublish', target });
   }
@@ -118,10 +122,10 @@ export class VisioConnection extends EventTarget {
     const pub = this.publications.get(target);
     if (!pub) return;
     pub.tracks[kind] = track || null;
-    const transceiver = pub.transceivers?.[kind];
-    if (transceiver && pub.pc?.signalingState !== 'closed') {
-      await transceiver.sender.replaceTrack(track || null);
-    }
+    const senders = [pub.transceivers?.[kind], pub.retiring?.transceivers?.[kind]]
+      .filter((t) => t && !t.stopped && t.currentDirection !== 'stopped')
+      .map((t) => t.sender);
+    await Promise.all(senders.map((sender) => sender.replaceTrack(track || null).catch(() => {})));
   }
 
   setState(state) {
@@ -312,8 +316,13 @@ export class VisioConnection extends EventTarget {
     const ws = this.ws;
     this.detachSocket();
     try { ws?.close(); } catch { /* ignore */ }
-    for (const pub of this.publications.values()) closePeer(pub.pc);
+    for (const pub of this.publications.values()) {
+      clearTimeout(pub.answerTimer);
+      closePeer(pub.pc);
+      closePeer(pub.retiring?.pc);
+    }
     this.publications.clear();
+    for (const timer of this.repairTimers.values()) clearTimeout(timer);
     this.dropSubscriber();
     this.setConnectionState('closed', { reason });
   }
@@ -441,7 +450,11 @@ export class VisioConnection extends EventTarget {
 
   publish(target, stream) {
     const previous = this.publications.get(target);
-    if (previous) closePeer(previous.pc);
+    if (previous) {
+      clearTimeout(previous.answerTimer);
+      closePeer(previous.pc);
+      closePeer(previous.retiring?.pc);
+    }
     const tracks = {
       audio: stream?.getAudioTracks()[0] || null,
       video: stream?.getVideoTracks()[0] || null,
@@ -461,7 +474,8 @@ export class VisioConnection extends EventTarget {
       pub.redo = true; // one offer at a time: the answer must match the offer
       return;
     }
-    closePeer(pub.pc);
+    this.retire(pub);
+    this.renewedAt.set(target, Date.now());
     const pc = this.createPeer(target);
     Object.assign(pub, {
       pc, pending: true, redo: false, answered: false, localCandidates: [], remoteCandidates: [],
@@ -481,6 +495,10 @@ export class VisioConnection extends EventTarget {
         video: target === 'camera' ? this.localState.video : true,
       });
       if (!sent) pub.pending = false; // the next 'joined' republishes
+      clearTimeout(pub.answerTimer);
+      pub.answerTimer = setTimeout(() => {
+        if (pub.pc === pc && pub.pending) this.failPublication(pub, new VisioError('media_error', 'no answer'));
+      }, PUBLISH_TIMEOUT_MS);
     } catch (err) {
       this.failPublication(pub, new VisioError('webrtc', err.message));
     }
@@ -496,17 +514,41 @@ export class VisioConnection extends EventTarget {
       return this.failPublication(pub, new VisioError('webrtc', err.message));
     }
     if (pub.pc !== pc) return;
+    clearTimeout(pub.answerTimer);
     pub.pending = false;
     pub.answered = true;
+    closePeer(pub.retiring?.pc);
+    pub.retiring = null;
     for (const c of pub.remoteCandidates.splice(0)) addCandidate(pc, c);
     for (const c of pub.localCandidates.splice(0)) this.sendCandidate(pub.target, c);
     if (pub.redo) return this.startPublication(pub.target);
     pub.waiter?.resolve();
   }
 
+  // The connection being replaced keeps sending until Janus accepts its successor, so a
+  // republish neither interrupts the others nor makes Janus report our camera 'down'.
+  retire(pub) {
+    closePeer(pub.retiring?.pc);
+    pub.retiring = null;
+    const pc = pub.pc;
+    if (pc && pub.answered && pc.connectionState === 'connected') {
+      pub.retiring = { pc, transceivers: pub.transceivers };
+    } else {
+      closePeer(pc);
+    }
+  }
+
   failPublication(pub, error) {
+    clearTimeout(pub.answerTimer);
     pub.pending = false;
     this.emit('error', { code: error.code, message: error.message, ref: error.ref, target: pub.target });
+    if (pub.retiring?.pc.connectionState === 'connected' && !pub.redo) {
+      // The server kept the old publication: carry on with it.
+      closePeer(pub.pc);
+      Object.assign(pub, { pc: pub.retiring.pc, transceivers: pub.retiring.transceivers, answered: true });
+      pub.retiring = null;
+      return;
+    }
     if (pub.redo || error.code === 'media_error') {
       setTimeout(() => this.repair(pub.target), REPAIR_MIN_INTERVAL_MS);
       return;
@@ -564,12 +606,13 @@ export class VisioConnection extends EventTarget {
   }
 
   // Recover one media path while the WebSocket is fine: republish or resubscribe.
-  repair(target) {
+  repair(target, requestedAt = Date.now()) {
     if (!this.joined) return; // the next 'joined' restores everything
+    if ((this.renewedAt.get(target) || 0) > requestedAt) return; // renewed since it was asked
     const wait = (this.lastRepair.get(target) || 0) + REPAIR_MIN_INTERVAL_MS - Date.now();
     if (wait > 0) {
       clearTimeout(this.repairTimers.get(target));
-      this.repairTimers.set(target, setTimeout(() => this.repair(target), wait));
+      this.repairTimers.set(target, setTimeout(() => this.repair(target, requestedAt), wait));
       return;
     }
     this.lastRepair.set(target, Date.now());
@@ -583,6 +626,7 @@ export class VisioConnection extends EventTarget {
     // On resume the server resends an offer we may have seen: after a resubscribe,
     // offers from the old Janus handle (its ICE ufrag) must not be answered.
     if (this.subscriber?.ufrag) this.staleUfrag = this.subscriber.ufrag;
+    this.renewedAt.set('subscriber', Date.now());
     this.dropSubscriber();
     this.send({ type: 'resubscribe' });
   }
