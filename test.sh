@@ -9,6 +9,7 @@ cd "$(dirname "$0")"
 apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv
 disable_system_janus
 python_venv "[test]"
+node_packages tests/idp
 .venv/bin/ruff check visio tests bench
 .venv/bin/ruff format --check visio tests bench
 exec .venv/bin/python -m pytest "$@"

@@ -35,3 +35,18 @@ python_venv() {
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
     .venv/bin/python -m pip install -q -e ".${extras}"
 }
+
+# The tests' OpenID Connect provider runs on Node.js (Debian's is recent enough); its
+# packages come from package-lock.json, reinstalled only when that file changes.
+node_packages() {
+    local dir="$1"
+    if ! command -v node >/dev/null 2>&1; then
+        apt_install nodejs npm
+    elif ! command -v npm >/dev/null 2>&1; then
+        apt_install npm
+    fi
+    if [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        echo "visio: installing Node.js packages in $dir" >&2
+        npm ci --prefix "$dir" --no-audit --no-fund >/dev/null
+    fi
+}

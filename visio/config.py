@@ -30,6 +30,16 @@ class Settings(BaseSettings):
     tls_cert: str = ""
     tls_key: str = ""
 
+    # Sign-in (OpenID Connect); empty issuer = no sign-in, everyone is a guest
+    oidc_issuer: str = Field("", description="Issuer URL; its discovery document is used")
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid email profile"
+    session_secret: str = Field("", description="Signs login cookies; kept in data_dir if empty")
+    session_ttl_s: int = Field(7 * 86400, ge=300)
+    cookie_secure: bool | None = Field(None, description="Secure cookies; default: HTTPS in use")
+    guests_create_rooms: bool | None = Field(None, description="Default: when sign-in is off")
+
     # Storage
     data_dir: Path = Path("var")
     database_url: str = Field("", description="SQLAlchemy URL; SQLite in data_dir if empty")
@@ -61,6 +71,10 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(20.0, gt=0)
     rate_limit_burst: int = Field(60, ge=1)
     room_video_bitrate: int = Field(1_500_000, ge=64_000)
+    lobby_timeout_s: float = Field(300.0, gt=0)
+    room_creations_per_minute: int = Field(30, ge=1)
+    joins_per_minute: int = Field(60, ge=1)
+    lobby_requests_per_minute: int = Field(10, ge=1)
 
     # Logs
     log_level: str = "INFO"
@@ -81,6 +95,22 @@ class Settings(BaseSettings):
         if not (low.isdigit() and high.isdigit() and 0 < int(low) < int(high) < 65536):
             raise ValueError("must look like 20000-40000")
         return value
+
+    @property
+    def sign_in_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.public_url.startswith("https://") or bool(self.tls_cert)
+
+    @property
+    def anyone_creates_rooms(self) -> bool:
+        if self.guests_create_rooms is not None:
+            return self.guests_create_rooms
+        return not self.sign_in_enabled
 
     @property
     def embedded_janus(self) -> bool:
@@ -137,11 +167,31 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid configuration: {problems}") from exc
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("tls_cert and tls_key go together")
+    if settings.oidc_issuer and not settings.oidc_client_id:
+        raise ConfigError("oidc_issuer needs oidc_client_id (and usually oidc_client_secret)")
     return settings
 
 
 def ensure_secrets(settings: Settings) -> None:
-    """The embedded Janus gets fresh secrets each start unless the operator set them."""
+    """The embedded Janus gets fresh secrets each start unless the operator set them.
+
+    The session secret must outlive restarts (sign-ins in progress): when not set, it is
+    drawn once and kept in data_dir, readable by the server's user only.
+    """
+    if not settings.session_secret:
+        settings.session_secret = _kept_secret(settings.data_dir / "session_secret")
     if settings.embedded_janus:
         settings.janus_api_secret = settings.janus_api_secret or secrets.token_urlsafe(24)
         settings.janus_admin_key = settings.janus_admin_key or secrets.token_urlsafe(24)
+
+
+def _kept_secret(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        return value

@@ -1,25 +1,58 @@
-"""Persistent state: the rooms that exist (meetings are in memory while they run)."""
+"""Persistent state: people who signed in, their sessions, rooms and room members.
+
+Meetings themselves live in memory while they run (visio.meetings).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import string
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import DateTime, ForeignKey, String, UniqueConstraint, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+Access = Literal["public", "trusted", "restricted"]
+MemberRole = Literal["member", "admin"]
+ACCESS_LEVELS: tuple[Access, ...] = ("public", "trusted", "restricted")
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoginSession(Base):
+    """A signed-in browser. The cookie holds a token; only its SHA-256 is stored."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Room(Base):
@@ -29,6 +62,34 @@ class Room(Base):
     name: Mapped[str] = mapped_column(String(120))
     permanent: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    owner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    access: Mapped[str] = mapped_column(String(16), default="public")
+
+
+class RoomMember(Base):
+    """Someone invited to a room by email; `admin` members moderate its meetings."""
+
+    __tablename__ = "room_members"
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class RoomPolicy:
+    """What decides who enters a room and who moderates it, read fresh at each join."""
+
+    room_id: str
+    name: str
+    access: Access
+    owner_id: str | None
+    roles: dict[str, str]  # email -> member | admin
 
 
 class RoomExists(Exception):
@@ -39,6 +100,23 @@ def random_room_id() -> str:
     """A short, hard-to-guess meeting code such as `abc-defg-hij` (26^10 ≈ 1.4e14)."""
     letters = "".join(secrets.choice(string.ascii_lowercase) for _ in range(10))
     return f"{letters[:3]}-{letters[3:7]}-{letters[7:]}"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Store:
@@ -61,8 +139,64 @@ class Store:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    # -- people and their sessions ---------------------------------------------------
+
+    async def sign_in(self, issuer: str, subject: str, email: str | None, name: str) -> User:
+        """The user with this identity at this issuer, created or refreshed."""
+        now = _now()
+        async with self.sessions.begin() as session:
+            user = await session.scalar(
+                select(User).where(User.issuer == issuer, User.subject == subject)
+            )
+            if user is None:
+                user = User(
+                    id=secrets.token_hex(16), issuer=issuer, subject=subject, created_at=now
+                )
+                session.add(user)
+            user.email = normalise_email(email) if email else None
+            user.name = name[:120]
+            user.last_login_at = now
+        return user
+
+    async def get_user(self, user_id: str) -> User | None:
+        async with self.sessions() as session:
+            return await session.get(User, user_id)
+
+    async def open_session(self, user_id: str, ttl_s: int) -> str:
+        token = secrets.token_urlsafe(32)
+        now = _now()
+        async with self.sessions.begin() as session:
+            await session.execute(delete(LoginSession).where(LoginSession.expires_at < now))
+            session.add(
+                LoginSession(
+                    id=_hash(token),
+                    user_id=user_id,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=ttl_s),
+                )
+            )
+        return token
+
+    async def session_user(self, token: str) -> User | None:
+        async with self.sessions() as session:
+            found = await session.get(LoginSession, _hash(token))
+            if found is None or _aware(found.expires_at) <= _now():
+                return None
+            return await session.get(User, found.user_id)
+
+    async def close_session(self, token: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(delete(LoginSession).where(LoginSession.id == _hash(token)))
+
+    # -- rooms -----------------------------------------------------------------------
+
     async def create_room(
-        self, name: str | None = None, room_id: str | None = None, permanent: bool = False
+        self,
+        name: str | None = None,
+        room_id: str | None = None,
+        permanent: bool = False,
+        owner_id: str | None = None,
+        access: Access = "public",
     ) -> Room:
         for _ in range(5):
             candidate = room_id or random_room_id()
@@ -70,7 +204,9 @@ class Store:
                 id=candidate,
                 name=name or candidate,
                 permanent=permanent,
-                created_at=datetime.now(UTC),
+                created_at=_now(),
+                owner_id=owner_id,
+                access=access,
             )
             try:
                 async with self.sessions.begin() as session:
@@ -89,3 +225,82 @@ class Store:
         async with self.sessions() as session:
             result = await session.scalars(select(Room).order_by(Room.created_at))
             return list(result)
+
+    async def rooms_of(self, user: User) -> list[tuple[Room, str]]:
+        """The rooms a user owns or is a member of, with their role in each."""
+        async with self.sessions() as session:
+            member_of = select(RoomMember.room_id).where(RoomMember.email == (user.email or ""))
+            rooms = await session.scalars(
+                select(Room)
+                .where(or_(Room.owner_id == user.id, Room.id.in_(member_of)))
+                .order_by(Room.created_at)
+            )
+            found = list(rooms)
+            roles = {
+                m.room_id: m.role
+                for m in await session.scalars(
+                    select(RoomMember).where(RoomMember.email == (user.email or ""))
+                )
+            }
+        return [(room, "owner" if room.owner_id == user.id else roles[room.id]) for room in found]
+
+    async def update_room(
+        self, room_id: str, name: str | None = None, access: Access | None = None
+    ) -> Room | None:
+        async with self.sessions.begin() as session:
+            room = await session.get(Room, room_id)
+            if room is None:
+                return None
+            if name is not None:
+                room.name = name
+            if access is not None:
+                room.access = access
+        return room
+
+    async def delete_room(self, room_id: str) -> bool:
+        async with self.sessions.begin() as session:
+            result = await session.execute(delete(Room).where(Room.id == room_id))
+            await session.execute(delete(RoomMember).where(RoomMember.room_id == room_id))
+        return bool(result.rowcount)
+
+    async def policy(self, room_id: str) -> RoomPolicy | None:
+        async with self.sessions() as session:
+            room = await session.get(Room, room_id)
+            if room is None:
+                return None
+            members = await session.scalars(select(RoomMember).where(RoomMember.room_id == room_id))
+            return RoomPolicy(
+                room_id=room.id,
+                name=room.name,
+                access=room.access,  # type: ignore[arg-type]
+                owner_id=room.owner_id,
+                roles={m.email: m.role for m in members},
+            )
+
+    # -- members ---------------------------------------------------------------------
+
+    async def members(self, room_id: str) -> list[RoomMember]:
+        async with self.sessions() as session:
+            result = await session.scalars(
+                select(RoomMember).where(RoomMember.room_id == room_id).order_by(RoomMember.email)
+            )
+            return list(result)
+
+    async def set_member(self, room_id: str, email: str, role: MemberRole) -> RoomMember:
+        email = normalise_email(email)
+        async with self.sessions.begin() as session:
+            member = await session.get(RoomMember, (room_id, email))
+            if member is None:
+                member = RoomMember(room_id=room_id, email=email, role=role, added_at=_now())
+                session.add(member)
+            member.role = role
+        return member
+
+    async def remove_member(self, room_id: str, email: str) -> bool:
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                delete(RoomMember).where(
+                    RoomMember.room_id == room_id, RoomMember.email == normalise_email(email)
+                )
+            )
+        return bool(result.rowcount)

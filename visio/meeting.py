@@ -26,6 +26,8 @@ from visio.janus.videoroom import (
     SubscriberOffer,
     create_room,
     destroy_room,
+    media_mids,
+    moderate,
 )
 from visio.participant import Participant, Publication
 from visio.protocol import ProtocolError
@@ -52,6 +54,9 @@ class Meeting:
     ) -> None:
         self.room_id = room_id
         self.name = name
+        self.access = "public"
+        self.locked = False
+        self.banned: set[str] = set()  # identity keys of people removed by a moderator
         self.node = node
         self.janus_room = _janus_room_id()
         self.room_options = room_options
@@ -120,6 +125,12 @@ class Meeting:
             if participant is not exclude:
                 participant.send(frame)
 
+    def room_info(self) -> dict[str, Any]:
+        return {"id": self.room_id, "name": self.name, "access": self.access, "locked": self.locked}
+
+    def moderators(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.moderator]
+
     def others(self, participant: Participant) -> list[dict[str, Any]]:
         return [p.public() for p in self.participants.values() if p is not participant]
 
@@ -185,14 +196,19 @@ class Meeting:
                 self._on_publisher_event(participant, publication, event)
 
         handle = await PublisherHandle.attach(session, feed_id, on_event)
-        publication = Publication(target, handle)
+        publication = Publication(target, handle, mids=media_mids(sdp))
         try:
             answer = await handle.publish(self.janus_room, participant.id, sdp)
         except (JanusError, ValueError) as exc:
             await handle.close()
             raise ProtocolError("bad_sdp", f"media server refused the offer: {exc}") from exc
+        if self.participants.get(participant.id) is not participant:
+            await handle.close()  # they left or were removed while Janus answered
+            raise ProtocolError("not_joined", "you are no longer in this meeting")
         previous = participant.publications.get(target)
         participant.publications[target] = publication
+        if target == "camera":
+            participant.silenced.clear()  # a new feed: a moderator's mute was on the old one
         self._feeds[feed_id] = (participant, publication)
         if previous is not None:
             self._feeds.pop(previous.feed_id, None)
@@ -211,6 +227,37 @@ class Meeting:
         if target == "screen":
             self.updated(participant)
         self._resync_everyone()
+
+    async def silence(self, participant: Participant, media: str) -> None:
+        """A moderator turns someone's microphone (audio) or camera (video) off.
+
+        Janus stops forwarding the track at once, whatever their client does; it forwards
+        it again when they turn it back on themselves (`unsilence`).
+        """
+        await self._moderate_camera(participant, media, mute=True)
+        participant.silenced.add(media)
+        before = (participant.audio, participant.video)
+        if media == "audio":
+            participant.audio = False
+        else:
+            participant.video = False
+        if (participant.audio, participant.video) != before:
+            self.updated(participant)
+
+    async def unsilence(self, participant: Participant, media: str) -> None:
+        if media in participant.silenced:
+            participant.silenced.discard(media)
+            await self._moderate_camera(participant, media, mute=False)
+
+    async def _moderate_camera(self, participant: Participant, media: str, mute: bool) -> None:
+        publication = participant.publications.get("camera")
+        if publication is None or self.node.control is None:
+            return
+        for mid in publication.mids.get(media, []):
+            try:
+                await moderate(self.node.control, self.janus_room, publication.feed_id, mid, mute)
+            except JanusError as exc:
+                log.warning("janus moderate failed", extra={"error": str(exc)})
 
     async def trickle(
         self, participant: Participant, target: str, candidate: dict[str, Any] | None

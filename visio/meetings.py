@@ -9,17 +9,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
+from visio.access import Identity, LobbyReason, Role, lobby_reason, role_in
 from visio.config import Settings
-from visio.db import Store
+from visio.db import RoomPolicy, Store
 from visio.janus.client import JanusError
 from visio.janus.nodes import JanusNode, JanusPool, NoJanusNode
 from visio.janus.videoroom import RoomOptions
+from visio.lobby import Admitted, Lobby, Waiter
 from visio.meeting import Meeting
 from visio.participant import Outbox, Participant
 from visio.protocol import Join, ProtocolError
+from visio.ratelimit import SlidingWindowLimiter
 from visio.turn import ice_servers
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,8 @@ class Meetings:
         self.store = store
         self.pool = pool
         self.running: dict[str, Meeting] = {}
+        self.lobbies: defaultdict[str, Lobby] = defaultdict(Lobby)
+        self.lobby_limiter = SlidingWindowLimiter(settings.lobby_requests_per_minute)
         self._locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
         pool.on_node_lost(self._node_lost)
@@ -69,39 +75,80 @@ class Meetings:
         meeting = self.running.get(room_id)
         return len(meeting.participants) if meeting else 0
 
-    async def join(self, message: Join, outbox: Outbox) -> tuple[Meeting, Participant]:
+    # -- joining ------------------------------------------------------------------------
+
+    async def join(
+        self,
+        message: Join,
+        outbox: Outbox,
+        identity: Identity,
+        *,
+        client: str,
+        on_admitted: Admitted,
+    ) -> tuple[Meeting, Participant] | Waiter:
+        """Enter the meeting, resume a place in it, or wait in its lobby."""
         async with self._locks.hold(message.room):
-            return await self._join(message, outbox)
-
-    async def _join(self, message: Join, outbox: Outbox) -> tuple[Meeting, Participant]:
-        meeting = await self._meeting_for(message.room)
-        participant = meeting.find_by_token(message.resume) if message.resume else None
-        if participant is not None:
-            self._resume(meeting, participant, outbox)
+            policy = await self.store.policy(message.room)
+            if policy is None:
+                raise ProtocolError("room_not_found", f"no room {message.room!r}", message.ref)
+            meeting = self._usable(message.room)
+            if meeting is not None and message.resume:
+                participant = meeting.find_by_token(message.resume)
+                if participant is not None and participant.identity == identity:
+                    self._resume(meeting, participant, outbox)
+                    return meeting, participant
+            reason = lobby_reason(
+                policy,
+                identity,
+                locked=meeting.locked if meeting else False,
+                banned=frozenset(meeting.banned) if meeting else frozenset(),
+            )
+            if reason is not None:
+                return self._wait(policy, message, outbox, identity, reason, client, on_admitted)
+            meeting = meeting or await self._start_meeting(policy)
+            meeting.access = policy.access
+            participant = self._enter(meeting, message, outbox, identity, role_in(policy, identity))
             return meeting, participant
-        if len(meeting.participants) >= self.settings.max_participants:
-            raise ProtocolError("room_full", "this meeting is full", message.ref)
-        participant = Participant(
-            name=message.name, audio=message.audio, video=message.video, outbox=outbox
-        )
-        participant.send(self._joined(meeting, participant, resumed=False))
-        meeting.add(participant)
-        return meeting, participant
 
-    async def _meeting_for(self, room_id: str) -> Meeting:
+    def _usable(self, room_id: str) -> Meeting | None:
         meeting = self.running.get(room_id)
         if meeting is not None and not meeting.closed and meeting.node.up:
             return meeting
-        room = await self.store.get_room(room_id)
-        if room is None:
-            raise ProtocolError("room_not_found", f"no room {room_id!r}")
+        return None
+
+    def _enter(
+        self,
+        meeting: Meeting,
+        message: Join,
+        outbox: Outbox,
+        identity: Identity,
+        role: Role,
+    ) -> Participant:
+        if len(meeting.participants) >= self.settings.max_participants:
+            raise ProtocolError("room_full", "this meeting is full", message.ref)
+        participant = Participant(
+            name=identity.name if identity.signed_in and identity.name else message.name,
+            audio=message.audio,
+            video=message.video,
+            outbox=outbox,
+            identity=identity,
+            role=role,
+        )
+        participant.send(self._joined(meeting, participant, resumed=False))
+        meeting.add(participant)
+        lobby = self.lobbies.get(meeting.room_id)
+        if participant.moderator and lobby:
+            participant.send(lobby.update_frame())
+        return participant
+
+    async def _start_meeting(self, policy: RoomPolicy) -> Meeting:
         try:
             node = await self.pool.pick_when_up(NODE_WAIT_S)
         except NoJanusNode as exc:
             raise ProtocolError("media_error", str(exc)) from exc
         meeting = Meeting(
-            room.id,
-            room.name,
+            policy.room_id,
+            policy.name,
             node,
             chat_history_max=self.settings.chat_history_max,
             room_options=RoomOptions(bitrate=self.settings.room_video_bitrate),
@@ -111,13 +158,13 @@ class Meetings:
             await meeting.start()
         except JanusError as exc:
             raise ProtocolError("media_error", f"could not start the meeting: {exc}") from exc
-        self.running[room_id] = meeting
+        self.running[policy.room_id] = meeting
         return meeting
 
     def _joined(self, meeting: Meeting, participant: Participant, resumed: bool) -> dict[str, Any]:
         return {
             "type": "joined",
-            "room": {"id": meeting.room_id, "name": meeting.name},
+            "room": meeting.room_info(),
             "you": participant.public(),
             "participants": meeting.others(participant),
             "chat": list(meeting.chat),
@@ -126,6 +173,163 @@ class Meetings:
             "published": [t for t, p in participant.publications.items() if p.live],
             "iceServers": ice_servers(self.settings, participant.id),
         }
+
+    # -- the lobby ----------------------------------------------------------------------
+
+    def _wait(
+        self,
+        policy: RoomPolicy,
+        message: Join,
+        outbox: Outbox,
+        identity: Identity,
+        reason: LobbyReason,
+        client: str,
+        on_admitted: Admitted,
+    ) -> Waiter:
+        if not self.lobby_limiter.allow(client):
+            raise ProtocolError("rate_limited", "too many lobby requests; wait a minute")
+        waiter = Waiter(
+            room_id=policy.room_id,
+            name=identity.name if identity.signed_in and identity.name else message.name,
+            identity=identity,
+            request=message,
+            reason=reason,
+            outbox=outbox,
+            on_admitted=on_admitted,
+        )
+        timeout = self.settings.lobby_timeout_s
+        waiter.timer = asyncio.get_running_loop().call_later(timeout, self._expire_waiter, waiter)
+        self.lobbies[policy.room_id].add(waiter)
+        outbox.send(
+            {
+                "type": "lobby",
+                "room": {"id": policy.room_id, "name": policy.name},
+                "reason": reason,
+                "expires_in": round(timeout),
+            }
+        )
+        self._lobby_changed(policy.room_id)
+        log.info("waiting in the lobby", extra={"room": policy.room_id, "reason": reason})
+        return waiter
+
+    def _lobby_changed(self, room_id: str) -> None:
+        lobby = self.lobbies.get(room_id)
+        if lobby is not None and not lobby:
+            del self.lobbies[room_id]
+        meeting = self.running.get(room_id)
+        if meeting is None:
+            return
+        frame = (lobby or Lobby()).update_frame()
+        for moderator in meeting.moderators():
+            moderator.send(frame)
+
+    def _expire_waiter(self, waiter: Waiter) -> None:
+        lobby = self.lobbies.get(waiter.room_id)
+        if lobby is None or lobby.take(waiter.id) is None:
+            return
+        waiter.dismiss(
+            {"type": "error", "code": "lobby_expired", "message": "nobody let you in in time"},
+            4008,
+            "lobby expired",
+        )
+        self._lobby_changed(waiter.room_id)
+
+    def leave_lobby(self, waiter: Waiter) -> None:
+        """They gave up waiting, or their connection dropped."""
+        lobby = self.lobbies.get(waiter.room_id)
+        if lobby is not None and lobby.take(waiter.id) is not None:
+            self._lobby_changed(waiter.room_id)
+
+    def admit(self, meeting: Meeting, waiter_id: str | None) -> None:
+        """Let one waiter (or all, with None) into the running meeting."""
+        for waiter in self._take_waiters(meeting.room_id, waiter_id):
+            try:
+                participant = self._enter(
+                    meeting,
+                    waiter.request,
+                    waiter.outbox,
+                    waiter.identity,
+                    "participant",
+                )
+            except ProtocolError as error:
+                waiter.dismiss(error.frame(), 4009, error.code)
+                continue
+            waiter.on_admitted(meeting, participant)
+        self._lobby_changed(meeting.room_id)
+
+    def deny(self, meeting: Meeting, waiter_id: str | None) -> None:
+        for waiter in self._take_waiters(meeting.room_id, waiter_id):
+            waiter.dismiss(
+                {"type": "error", "code": "denied", "message": "a moderator refused you entry"},
+                4003,
+                "denied",
+            )
+        self._lobby_changed(meeting.room_id)
+
+    def _take_waiters(self, room_id: str, waiter_id: str | None) -> list[Waiter]:
+        lobby = self.lobbies.get(room_id)
+        if waiter_id is None:
+            return lobby.take_all() if lobby else []
+        waiter = lobby.take(waiter_id) if lobby else None
+        if waiter is None:
+            raise ProtocolError("not_found", f"nobody waits with id {waiter_id!r}")
+        return [waiter]
+
+    # -- room settings and ending --------------------------------------------------------
+
+    async def policy_changed(self, room_id: str) -> None:
+        """The room's access, name or members changed: apply it to the running meeting."""
+        async with self._locks.hold(room_id):
+            policy = await self.store.policy(room_id)
+            meeting = self._usable(room_id)
+            if policy is None or meeting is None:
+                return
+            meeting.name, meeting.access = policy.name, policy.access
+            meeting.broadcast({"type": "room", "room": meeting.room_info()})
+            for participant in list(meeting.participants.values()):
+                role = role_in(policy, participant.identity)
+                if role != participant.role:
+                    participant.role = role
+                    participant.send(
+                        {"type": "participant_updated", "participant": participant.public()}
+                    )
+                    meeting.updated(participant)
+            self._admit_who_may_now_enter(meeting, policy)
+
+    def _admit_who_may_now_enter(self, meeting: Meeting, policy: RoomPolicy) -> None:
+        lobby = self.lobbies.get(meeting.room_id)
+        for waiter in list(lobby.waiting.values()) if lobby else []:
+            reason = lobby_reason(
+                policy, waiter.identity, locked=meeting.locked, banned=frozenset(meeting.banned)
+            )
+            if reason is None:
+                self.admit(meeting, waiter.id)
+
+    async def set_locked(self, meeting: Meeting, locked: bool) -> None:
+        """Lock or unlock; unlocking lets in those who only waited because of the lock."""
+        if meeting.locked == locked:
+            return
+        meeting.locked = locked
+        if locked:
+            meeting.broadcast({"type": "room", "room": meeting.room_info()})
+        else:
+            await self.policy_changed(meeting.room_id)  # tells everyone, admits who may enter
+
+    async def end(self, room_id: str, by: Participant | None) -> None:
+        """End the meeting for everyone in it and everyone waiting to enter."""
+        frame = {"type": "ended", "by": {"id": by.id, "name": by.name} if by else None}
+        lobby = self.lobbies.pop(room_id, None)
+        for waiter in lobby.take_all() if lobby else []:
+            waiter.dismiss(frame, 1000, "meeting ended")
+        meeting = self.running.pop(room_id, None)
+        if meeting is None:
+            return
+        for participant in meeting.participants.values():
+            participant.send(frame)
+            if participant.outbox is not None:
+                participant.outbox.close(1000, "meeting ended")
+        log.info("meeting ended by a moderator", extra={"room": room_id})
+        await meeting.close()
 
     def _resume(self, meeting: Meeting, participant: Participant, outbox: Outbox) -> None:
         if participant.grace_timer is not None:
@@ -195,6 +399,11 @@ class Meetings:
         await meeting.close()
 
     async def close(self) -> None:
+        shutdown = {"type": "error", "code": "server_shutdown", "message": "the server is stopping"}
+        for lobby in self.lobbies.values():
+            for waiter in lobby.take_all():
+                waiter.dismiss(shutdown, 1012, "server shutdown")
+        self.lobbies.clear()
         for meeting in list(self.running.values()):
             meeting.broadcast(
                 {"type": "error", "code": "server_shutdown", "message": "the server is stopping"}

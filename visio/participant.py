@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from visio.access import GUEST, Identity, Role
 from visio.janus.videoroom import PublisherHandle, SubscriberHandle, SubscriberOffer
 
 
@@ -23,6 +24,7 @@ class Publication:
     target: str  # "camera" | "screen"
     handle: PublisherHandle
     live: bool = False  # Janus said the peer connection is up: others may subscribe
+    mids: dict[str, list[str]] = field(default_factory=dict)  # media -> mids of the offer
 
     @property
     def feed_id(self) -> int:
@@ -59,6 +61,17 @@ class Participant:
     publications: dict[str, Publication] = field(default_factory=dict)
     subscription: Subscription = field(default_factory=Subscription)
     grace_timer: asyncio.TimerHandle | None = None
+    identity: Identity = GUEST
+    role: Role = "participant"
+    silenced: set[str] = field(default_factory=set)  # media a moderator stopped at Janus
+
+    @property
+    def guest(self) -> bool:
+        return not self.identity.signed_in
+
+    @property
+    def moderator(self) -> bool:
+        return self.role in ("owner", "admin")
 
     @property
     def connected(self) -> bool:
@@ -77,6 +90,8 @@ class Participant:
             "screen": self.sharing_screen,
             "hand": self.hand,
             "connection": "connected" if self.connected else "reconnecting",
+            "guest": self.guest,
+            "role": self.role,
         }
 
     def send(self, frame: dict[str, Any]) -> None:

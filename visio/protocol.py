@@ -10,7 +10,15 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 ROOM_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
 REACTIONS = ("👍", "👏", "😂", "❤️", "🎉", "😮")
@@ -115,6 +123,55 @@ class Leave(Message):
     type: Literal["leave"]
 
 
+# -- moderators only ---------------------------------------------------------------------
+
+ParticipantId = Annotated[str, StringConstraints(pattern=r"^p-[0-9a-f]{8}$")]
+WaiterId = Annotated[str, StringConstraints(pattern=r"^w-[0-9a-f]{8}$")]
+
+
+class _OneOrAll(Message):
+    """Names one person by `id`, or everybody with `all: true`; exactly one of them."""
+
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _one_or_all(self) -> _OneOrAll:
+        if self.all == (getattr(self, "id", None) is not None):
+            raise ValueError("give either id or all: true")
+        return self
+
+
+class Admit(_OneOrAll):
+    type: Literal["admit"]
+    id: WaiterId | None = None
+
+
+class Deny(_OneOrAll):
+    type: Literal["deny"]
+    id: WaiterId | None = None
+
+
+class Moderate(_OneOrAll):
+    type: Literal["moderate"]
+    action: Literal["mute", "camera_off", "stop_screen", "remove"]
+    id: ParticipantId | None = None
+
+    @model_validator(mode="after")
+    def _all_only_mutes(self) -> Moderate:
+        if self.all and self.action != "mute":
+            raise ValueError("all: true is only for mute")
+        return self
+
+
+class Lock(Message):
+    type: Literal["lock"]
+    locked: bool
+
+
+class End(Message):
+    type: Literal["end"]
+
+
 ClientMessage = Annotated[
     Join
     | Publish
@@ -127,7 +184,12 @@ ClientMessage = Annotated[
     | Chat
     | Reaction
     | Ping
-    | Leave,
+    | Leave
+    | Admit
+    | Deny
+    | Moderate
+    | Lock
+    | End,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
@@ -145,8 +207,14 @@ MESSAGE_TYPES = frozenset(
         "reaction",
         "ping",
         "leave",
+        "admit",
+        "deny",
+        "moderate",
+        "lock",
+        "end",
     )
 )
+MODERATOR_MESSAGES = (Admit, Deny, Moderate, Lock, End)
 
 
 def parse(raw: str | bytes, max_bytes: int) -> Message:

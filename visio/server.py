@@ -5,28 +5,32 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, StringConstraints
+from starlette.middleware.sessions import SessionMiddleware
 
+from visio.api import api_router
+from visio.auth.cookies import BrowserCookies
+from visio.auth.csrf import CsrfGuard
+from visio.auth.identity import identify
+from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
 from visio.config import Settings, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
 from visio.janus.nodes import JanusPool
 from visio.meetings import Meetings
 from visio.protocol import ROOM_ID_PATTERN
+from visio.ratelimit import SlidingWindowLimiter
 from visio.signalling import serve_websocket
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).parent / "web"
-ROOM_CREATIONS_PER_MINUTE = 30
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -38,18 +42,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
 }
-
-
-class NewRoom(BaseModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] | None = None
-
-
-class RoomOut(BaseModel):
-    id: str
-    name: str
-    permanent: bool
-    url: str = ""
-    participants: int = Field(0, ge=0)
 
 
 class Services:
@@ -78,37 +70,26 @@ class Services:
         await self.store.close()
 
 
-class CreationLimiter:
-    """At most N room creations per client address per minute."""
+def same_origin(ws: WebSocket, settings: Settings) -> bool:
+    """Browsers send Origin: refuse pages of other sites (their cookies would come along).
 
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self.seen: defaultdict[str, deque[float]] = defaultdict(deque)
-
-    def allow(self, client: str) -> bool:
-        now = time.monotonic()
-        if len(self.seen) > 10_000:
-            self._forget_idle(now)
-        stamps = self.seen[client]
-        while stamps and now - stamps[0] > 60:
-            stamps.popleft()
-        if len(stamps) >= self.per_minute:
-            return False
-        stamps.append(now)
+    Clients that send no Origin (bots, scripts) are not browsers and carry no victim's
+    cookies.
+    """
+    origin = ws.headers.get("origin")
+    if origin is None:
         return True
-
-    def _forget_idle(self, now: float) -> None:
-        idle = [
-            client for client, stamps in self.seen.items() if not stamps or now - stamps[-1] > 60
-        ]
-        for client in idle:
-            del self.seen[client]
+    allowed = {f"{ws.url.scheme.replace('ws', 'http')}://{ws.headers.get('host', '')}"}
+    if settings.public_url:
+        parsed = urlsplit(settings.public_url)
+        allowed.add(f"{parsed.scheme}://{parsed.netloc}")
+    return origin.rstrip("/") in allowed
 
 
 def create_app(settings: Settings) -> FastAPI:
     ensure_secrets(settings)
     services = Services(settings)
-    limiter = CreationLimiter(ROOM_CREATIONS_PER_MINUTE)
+    join_limiter = SlidingWindowLimiter(settings.joins_per_minute)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -126,6 +107,18 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.services = services
+    # Outermost last: cookies for every request, then the CSRF guard, then the login
+    # transaction cookie that Authlib keeps its state, nonce and PKCE verifier in.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret,
+        session_cookie=LOGIN_COOKIE,
+        max_age=LOGIN_MAX_AGE_S,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(CsrfGuard)
+    app.add_middleware(BrowserCookies, settings=settings)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -133,9 +126,6 @@ def create_app(settings: Settings) -> FastAPI:
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
         return response
-
-    def base_url(request: Request) -> str:
-        return settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
 
     @app.get("/healthz", tags=["operations"])
     async def health() -> JSONResponse:
@@ -154,35 +144,16 @@ def create_app(settings: Settings) -> FastAPI:
             status_code=200 if ok else 503,
         )
 
-    @app.post("/api/rooms", status_code=201, response_model=RoomOut, tags=["rooms"])
-    async def create_room(request: Request, body: NewRoom | None = None) -> RoomOut:
-        client = request.client.host if request.client else "?"
-        if not limiter.allow(client):
-            raise HTTPException(429, "too many rooms created; try again in a minute")
-        room = await services.store.create_room(name=body.name if body else None)
-        return RoomOut(
-            id=room.id,
-            name=room.name,
-            permanent=room.permanent,
-            url=f"{base_url(request)}/{room.id}",
-        )
-
-    @app.get("/api/rooms/{room_id}", response_model=RoomOut, tags=["rooms"])
-    async def get_room(request: Request, room_id: str) -> RoomOut:
-        room = await services.store.get_room(room_id) if len(room_id) <= 64 else None
-        if room is None:
-            raise HTTPException(404, "no such room")
-        return RoomOut(
-            id=room.id,
-            name=room.name,
-            permanent=room.permanent,
-            url=f"{base_url(request)}/{room.id}",
-            participants=services.meetings.participant_count(room.id),
-        )
+    app.include_router(auth_router(settings, services.store))
+    app.include_router(api_router(settings, services.store, services.meetings))
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
-        await serve_websocket(ws, settings, services.meetings)
+        if not same_origin(ws, settings):
+            await ws.close(code=4003)  # before accept: the handshake gets a 403
+            return
+        identity = await identify(ws, services.store)
+        await serve_websocket(ws, settings, services.meetings, identity, join_limiter)
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 

@@ -16,12 +16,16 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from visio import moderation
 from visio import protocol as p
+from visio.access import Identity
 from visio.config import Settings
 from visio.janus.client import JanusUnavailable
+from visio.lobby import Waiter
 from visio.meeting import Meeting
 from visio.meetings import Meetings
 from visio.participant import Participant
+from visio.ratelimit import SlidingWindowLimiter
 
 log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 2000
@@ -83,14 +87,25 @@ class RateLimiter:
 
 
 class ClientSession:
-    def __init__(self, websocket: WebSocket, settings: Settings, meetings: Meetings) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        settings: Settings,
+        meetings: Meetings,
+        identity: Identity,
+        join_limiter: SlidingWindowLimiter,
+    ) -> None:
         self.websocket = websocket
         self.settings = settings
         self.meetings = meetings
+        self.identity = identity
+        self.client = websocket.client.host if websocket.client else "?"
+        self.join_limiter = join_limiter
         self.outbox = WebSocketOutbox(websocket)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.meeting: Meeting | None = None
         self.participant: Participant | None = None
+        self.waiter: Waiter | None = None
         self.left = False
 
     async def run(self) -> None:
@@ -138,10 +153,13 @@ class ClientSession:
         if isinstance(message, p.Ping):
             self.outbox.send({"type": "pong"})
             return
+        if self.waiter is not None:
+            self._while_waiting(self.waiter, message)
+            return
         if self.participant is None or self.meeting is None:
             if not isinstance(message, p.Join):
                 raise p.ProtocolError("not_joined", "send join first", message.ref)
-            self.meeting, self.participant = await self.meetings.join(message, self.outbox)
+            await self._join(message)
             return
         try:
             await self._act(self.meeting, self.participant, message)
@@ -149,7 +167,38 @@ class ClientSession:
             error.ref = error.ref or message.ref
             raise
 
+    async def _join(self, message: p.Join) -> None:
+        if not self.join_limiter.allow(self.client):
+            raise p.ProtocolError("rate_limited", "too many joins; wait a minute", message.ref)
+        entered = await self.meetings.join(
+            message,
+            self.outbox,
+            self.identity,
+            client=self.client,
+            on_admitted=self._admitted,
+        )
+        if isinstance(entered, Waiter):
+            self.waiter = entered
+        else:
+            self.meeting, self.participant = entered
+
+    def _admitted(self, meeting: Meeting, participant: Participant) -> None:
+        self.waiter = None
+        self.meeting, self.participant = meeting, participant
+
+    def _while_waiting(self, waiter: Waiter, message: p.Message) -> None:
+        if isinstance(message, p.Leave):
+            self.left = True
+            self.waiter = None
+            self.meetings.leave_lobby(waiter)
+            self.outbox.close(1000, "left")
+            return
+        raise p.ProtocolError("not_joined", "you are waiting in the lobby", message.ref)
+
     async def _act(self, meeting: Meeting, me: Participant, message: p.Message) -> None:
+        if isinstance(message, p.MODERATOR_MESSAGES):
+            await moderation.apply(self.meetings, meeting, me, message)
+            return
         match message:
             case p.Join():
                 raise p.ProtocolError("already_joined", "this connection has joined already")
@@ -172,6 +221,7 @@ class ClientSession:
                 await meeting.set_layer(me, mid, quality)
             case p.State(audio=audio, video=video, hand=hand):
                 self._set_state(meeting, me, audio=audio, video=video, hand=hand)
+                await self._lift_silence(meeting, me, audio=audio, video=video)
             case p.Chat(text=text):
                 meeting.post_chat(me, text)
             case p.Reaction(emoji=emoji):
@@ -196,15 +246,34 @@ class ClientSession:
         if (me.audio, me.video, me.hand) != before:
             meeting.updated(me)
 
+    @staticmethod
+    async def _lift_silence(
+        meeting: Meeting, me: Participant, audio: bool | None, video: bool | None
+    ) -> None:
+        """Turning one's own microphone or camera back on ends a moderator's mute."""
+        if audio:
+            await meeting.unsilence(me, "audio")
+        if video:
+            await meeting.unsilence(me, "video")
+
     def _disconnected(self) -> None:
+        if self.waiter is not None:
+            self.meetings.leave_lobby(self.waiter)
+            return
         if self.participant is None or self.meeting is None or self.left:
             return
         self.meetings.connection_lost(self.meeting, self.participant, self.outbox)
 
 
-async def serve_websocket(websocket: WebSocket, settings: Settings, meetings: Meetings) -> None:
+async def serve_websocket(
+    websocket: WebSocket,
+    settings: Settings,
+    meetings: Meetings,
+    identity: Identity,
+    join_limiter: SlidingWindowLimiter,
+) -> None:
     await websocket.accept()
-    session = ClientSession(websocket, settings, meetings)
+    session = ClientSession(websocket, settings, meetings, identity, join_limiter)
     try:
         await session.run()
     except Exception:

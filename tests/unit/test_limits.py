@@ -1,4 +1,4 @@
-"""Rate limits: signalling.RateLimiter (frames) and server.CreationLimiter (rooms)."""
+"""Rate limits: signalling.RateLimiter (frames), ratelimit.SlidingWindowLimiter (requests)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from visio import server, signalling
-from visio.server import CreationLimiter
+from visio import ratelimit, signalling
+from visio.ratelimit import SlidingWindowLimiter as CreationLimiter
 from visio.signalling import RateLimiter
 
 
@@ -23,7 +23,7 @@ class Clock:
 def clock(monkeypatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(signalling.time, "monotonic", fake)
-    assert server.time is time  # both modules read the same clock
+    assert ratelimit.time is time  # both modules read the same clock
     return fake
 
 

@@ -100,6 +100,8 @@ def test_public_view_of_a_connected_participant():
         "screen": False,
         "hand": False,
         "connection": "connected",
+        "guest": True,
+        "role": "participant",
     }
 
 

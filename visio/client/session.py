@@ -31,10 +31,14 @@ log = logging.getLogger(__name__)
 Frame = dict[str, Any]
 
 
+# The server closes after these: coming back would not help.
+FINAL_ERRORS = frozenset(("removed", "denied", "lobby_expired", "replaced", "server_shutdown"))
+
+
 class VisioError(Exception):
     def __init__(self, frame: Frame) -> None:
-        super().__init__(f"{frame.get('code')}: {frame.get('message')}")
-        self.code = frame.get("code")
+        self.code = frame.get("code") or frame.get("type")
+        super().__init__(f"{self.code}: {frame.get('message', '')}")
         self.frame = frame
 
 
@@ -61,7 +65,12 @@ class VisioClient:
         audio: bool = True,
         video: bool = True,
         auto_reconnect: bool = True,
+        cookies: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        self.headers = dict(headers or {})
+        if cookies:
+            self.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
         self.ws_url = base_url.replace("http", "ws", 1).rstrip("/") + "/ws"
         self.room = room
         self.name = name
@@ -92,15 +101,31 @@ class VisioClient:
     # -- connection ---------------------------------------------------------------
 
     async def connect(self, timeout: float = 15.0) -> Frame:
+        """Join; return `joined`, or the `lobby` frame when the room makes us wait."""
         self.opened_at = time.monotonic()
         await self._open(resume=None)
-        joined = await self.wait_for(lambda f: f["type"] in ("joined", "error"), timeout)
+        joined = await self.wait_for(lambda f: f["type"] in ("joined", "lobby", "error"), timeout)
         if joined["type"] == "error":
             raise VisioError(joined)
         return joined
 
+    async def admitted(self, timeout: float = 15.0) -> Frame:
+        """Wait in the lobby until `joined` (admitted); VisioError if refused or expired."""
+        frame = await self.wait_for(
+            lambda f: (
+                f["type"] in ("joined", "ended")
+                or (f["type"] == "error" and f.get("code") in (*FINAL_ERRORS, "room_full"))
+            ),
+            timeout,
+        )
+        if frame["type"] != "joined":
+            raise VisioError(frame)
+        return frame
+
     async def _open(self, resume: str | None) -> None:
-        self.ws = await websockets.connect(self.ws_url, max_size=2**20, ping_interval=20)
+        self.ws = await websockets.connect(
+            self.ws_url, max_size=2**20, ping_interval=20, additional_headers=self.headers
+        )
         join: Frame = {
             "type": "join",
             "room": self.room,
@@ -114,9 +139,15 @@ class VisioClient:
         self._reader = asyncio.create_task(self._read_loop(self.ws))
 
     async def send(self, frame: Frame) -> None:
+        """Send a frame; on a connection that just closed it is lost, as on a network.
+
+        The reader still reads what the server sent before closing (an error frame that
+        says why, above all), then reconnects or not.
+        """
         if self.ws is None:
             raise ConnectionError("not connected")
-        await self.ws.send(json.dumps(frame))
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self.ws.send(json.dumps(frame))
 
     async def send_raw(self, data: str | bytes) -> None:
         assert self.ws is not None
@@ -198,6 +229,10 @@ class VisioClient:
             await self._recover(frame["target"])
         elif kind == "error":
             self.errors.append(frame)
+            if frame.get("code") in FINAL_ERRORS:
+                self.auto_reconnect = False
+        elif kind == "ended":
+            self.auto_reconnect = False
         await self._notify()
 
     async def _on_joined(self, frame: Frame) -> None:
@@ -357,15 +392,16 @@ class VisioClient:
             self._reconnecting.cancel()
         if self.ws is not None:
             await self.ws.close()
+        if self._reader is not None:  # stop handling frames before the connections go
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
         for consumer in list(self._consumers):
             consumer.cancel()
         for pc in list(self.publishers.values()):
             await pc.close()
         self.publishers.clear()
         await self._close_subscriber()
-        if self._reader is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
 
 
 def _transceiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver | None:

@@ -49,6 +49,25 @@ async def destroy_room(handle: JanusHandle, room: int) -> None:
     await handle.request({"request": "destroy", "room": room})
 
 
+async def moderate(handle: JanusHandle, room: int, feed: int, mid: str, mute: bool) -> None:
+    """Stop (or resume) forwarding one track of a publisher to everyone."""
+    await handle.request(
+        {"request": "moderate", "room": room, "id": feed, "mid": mid, "mute": mute}
+    )
+
+
+def media_mids(sdp: str) -> dict[str, list[str]]:
+    """The mids of each media kind in an SDP (a publisher's offer): {"audio": ["0"], ...}."""
+    found: dict[str, list[str]] = {}
+    media = None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            media = line[2:].split(" ", 1)[0]
+        elif line.startswith("a=mid:") and media is not None:
+            found.setdefault(media, []).append(line[6:].strip())
+    return found
+
+
 async def room_exists(handle: JanusHandle, room: int) -> bool:
     data = await handle.request({"request": "exists", "room": room})
     return bool(data.get("exists"))

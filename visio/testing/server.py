@@ -49,6 +49,7 @@ class ServerProcess:
         env.update({f"VISIO_{k.upper()}": str(v) for k, v in settings.items()})
         self.env = {**os.environ, **env}
         self.process: subprocess.Popen[bytes] | None = None
+        self.csrf = secrets.token_urlsafe(24)  # double-submit: the same value in both
         self.log_path = self.data_dir / "server.log"
 
     @property
@@ -102,11 +103,12 @@ class ServerProcess:
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, Any, dict[str, str]]:
         data = json.dumps(body).encode() if body is not None else None
+        csrf = {"Cookie": f"visio_csrf={self.csrf}", "X-CSRF-Token": self.csrf}
         request = urllib.request.Request(
             self.base_url + path,
             data=data,
             method=method,
-            headers={"Content-Type": "application/json", **(headers or {})},
+            headers={"Content-Type": "application/json", **csrf, **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:

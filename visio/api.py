@@ -1,0 +1,249 @@
+"""The REST API: who am I, and rooms with their access level and members.
+
+Every endpoint checks who calls it; state-changing ones are also behind the CSRF guard
+(visio.auth.csrf). Changes to a room apply to its running meeting at once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from visio.auth.identity import current_user, require_user
+from visio.config import Settings
+from visio.db import Access, Room, RoomExists, Store, User, normalise_email
+from visio.meetings import Meetings
+from visio.protocol import ROOM_ID_PATTERN
+from visio.ratelimit import SlidingWindowLimiter
+
+RoomName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+RoomId = Annotated[str, StringConstraints(pattern=ROOM_ID_PATTERN)]
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+]
+YourRole = Literal["owner", "admin", "member"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewRoom(Strict):
+    name: RoomName | None = None
+    id: RoomId | None = Field(None, description="A permanent named room (signed-in only)")
+    access: Access = "public"
+
+
+class RoomChange(Strict):
+    name: RoomName | None = None
+    access: Access | None = None
+
+
+class MemberRole(Strict):
+    role: Literal["member", "admin"]
+
+
+class Person(BaseModel):
+    id: str
+    name: str
+
+
+class Me(BaseModel):
+    user: dict[str, str | None] | None
+    csrf: str
+    sign_in: bool
+    can_create_rooms: bool
+
+
+class RoomOut(BaseModel):
+    id: str
+    name: str
+    url: str
+    permanent: bool
+    access: Access
+    owner: Person | None = None
+    participants: int = 0
+    your_role: YourRole | None = None
+
+
+class MemberOut(BaseModel):
+    email: str
+    role: Literal["member", "admin"]
+
+
+class ParticipantOut(BaseModel):
+    id: str
+    name: str
+    guest: bool
+    role: str
+    connection: str
+
+
+class WaiterOut(BaseModel):
+    id: str
+    name: str
+    guest: bool
+    since: int
+
+
+class MeetingOut(BaseModel):
+    running: bool
+    locked: bool
+    participants: list[ParticipantOut]
+    waiting: list[WaiterOut]
+
+
+def your_role(room: Room, user: User | None, roles: dict[str, str]) -> YourRole | None:
+    if user is None:
+        return None
+    if room.owner_id == user.id:
+        return "owner"
+    role = roles.get(user.email or "")
+    return role if role in ("admin", "member") else None  # type: ignore[return-value]
+
+
+def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRouter:
+    router = APIRouter(prefix="/api")
+    creations = SlidingWindowLimiter(settings.room_creations_per_minute)
+
+    def base_url(request: Request) -> str:
+        return settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+
+    async def room_out(request: Request, room: Room, user: User | None) -> RoomOut:
+        policy = await store.policy(room.id)
+        roles = policy.roles if policy else {}
+        owner = await store.get_user(room.owner_id) if room.owner_id else None
+        return RoomOut(
+            id=room.id,
+            name=room.name,
+            url=f"{base_url(request)}/{room.id}",
+            permanent=room.permanent,
+            access=room.access,  # type: ignore[arg-type]
+            owner=Person(id=owner.id, name=owner.name) if owner else None,
+            participants=meetings.participant_count(room.id),
+            your_role=your_role(room, user, roles),
+        )
+
+    async def room_for(room_id: str, user: User, allowed: tuple[str, ...]) -> Room:
+        """The room, if this user's role in it is one of `allowed`; 403 or 404 otherwise."""
+        room = await store.get_room(room_id) if len(room_id) <= 64 else None
+        if room is None:
+            raise HTTPException(404, "no such room")
+        policy = await store.policy(room_id)
+        if your_role(room, user, policy.roles if policy else {}) not in allowed:
+            raise HTTPException(403, "you may not do this in this room")
+        return room
+
+    @router.get("/me", response_model=Me, tags=["sign-in"])
+    async def me(request: Request) -> Me:
+        user = await current_user(request, store)
+        return Me(
+            user={"id": user.id, "name": user.name, "email": user.email} if user else None,
+            csrf=request.state.csrf,
+            sign_in=settings.sign_in_enabled,
+            can_create_rooms=user is not None or settings.anyone_creates_rooms,
+        )
+
+    @router.post("/rooms", status_code=201, response_model=RoomOut, tags=["rooms"])
+    async def create_room(request: Request, body: NewRoom | None = None) -> RoomOut:
+        body = body or NewRoom()
+        user = await current_user(request, store)
+        if user is None and not settings.anyone_creates_rooms:
+            raise HTTPException(401, "sign in to create a meeting")
+        if user is None and (body.id is not None or body.access != "public"):
+            raise HTTPException(401, "sign in to create a named room or set its access")
+        client = request.client.host if request.client else "?"
+        if not creations.allow(client):
+            raise HTTPException(429, "too many rooms created; try again in a minute")
+        try:
+            room = await store.create_room(
+                name=body.name,
+                room_id=body.id,
+                permanent=body.id is not None,
+                owner_id=user.id if user else None,
+                access=body.access,
+            )
+        except RoomExists as exc:
+            raise HTTPException(409, f"a room {body.id!r} exists already") from exc
+        return await room_out(request, room, user)
+
+    @router.get("/rooms", response_model=list[RoomOut], tags=["rooms"])
+    async def my_rooms(request: Request) -> list[RoomOut]:
+        user = await require_user(request, store)
+        return [await room_out(request, room, user) for room, _ in await store.rooms_of(user)]
+
+    @router.get("/rooms/{room_id}", response_model=RoomOut, tags=["rooms"])
+    async def get_room(request: Request, room_id: str) -> RoomOut:
+        room = await store.get_room(room_id) if len(room_id) <= 64 else None
+        if room is None:
+            raise HTTPException(404, "no such room")
+        return await room_out(request, room, await current_user(request, store))
+
+    @router.patch("/rooms/{room_id}", response_model=RoomOut, tags=["rooms"])
+    async def change_room(request: Request, room_id: str, body: RoomChange) -> RoomOut:
+        user = await require_user(request, store)
+        await room_for(room_id, user, ("owner", "admin"))
+        room = await store.update_room(room_id, name=body.name, access=body.access)
+        if room is None:
+            raise HTTPException(404, "no such room")
+        await meetings.policy_changed(room_id)
+        return await room_out(request, room, user)
+
+    @router.delete("/rooms/{room_id}", status_code=204, tags=["rooms"])
+    async def delete_room(request: Request, room_id: str) -> Response:
+        user = await require_user(request, store)
+        await room_for(room_id, user, ("owner",))
+        await meetings.end(room_id, by=None)
+        await store.delete_room(room_id)
+        return Response(status_code=204)
+
+    @router.get("/rooms/{room_id}/members", response_model=list[MemberOut], tags=["members"])
+    async def members(request: Request, room_id: str) -> list[MemberOut]:
+        user = await require_user(request, store)
+        await room_for(room_id, user, ("owner", "admin"))
+        return [MemberOut(email=m.email, role=m.role) for m in await store.members(room_id)]  # type: ignore[arg-type]
+
+    @router.put("/rooms/{room_id}/members/{email}", response_model=MemberOut, tags=["members"])
+    async def set_member(
+        request: Request, room_id: str, email: Email, body: MemberRole
+    ) -> MemberOut:
+        user = await require_user(request, store)
+        room = await room_for(room_id, user, ("owner", "admin"))
+        current = (await store.policy(room_id)).roles.get(normalise_email(email))  # type: ignore[union-attr]
+        if room.owner_id != user.id and "admin" in (body.role, current):
+            raise HTTPException(403, "only the owner names or changes admins")
+        member = await store.set_member(room_id, email, body.role)
+        await meetings.policy_changed(room_id)
+        return MemberOut(email=member.email, role=member.role)  # type: ignore[arg-type]
+
+    @router.delete("/rooms/{room_id}/members/{email}", status_code=204, tags=["members"])
+    async def remove_member(request: Request, room_id: str, email: Email) -> Response:
+        user = await require_user(request, store)
+        room = await room_for(room_id, user, ("owner", "admin"))
+        current = (await store.policy(room_id)).roles.get(normalise_email(email))  # type: ignore[union-attr]
+        if current is None:
+            raise HTTPException(404, "no such member")
+        if current == "admin" and room.owner_id != user.id:
+            raise HTTPException(403, "only the owner removes an admin")
+        await store.remove_member(room_id, email)
+        await meetings.policy_changed(room_id)
+        return Response(status_code=204)
+
+    @router.get("/rooms/{room_id}/participants", response_model=MeetingOut, tags=["rooms"])
+    async def participants(request: Request, room_id: str) -> MeetingOut:
+        user = await require_user(request, store)
+        await room_for(room_id, user, ("owner", "admin"))
+        meeting = meetings.running.get(room_id)
+        lobby = meetings.lobbies.get(room_id)
+        return MeetingOut(
+            running=meeting is not None,
+            locked=meeting.locked if meeting else False,
+            participants=[ParticipantOut(**p.public()) for p in meeting.participants.values()]
+            if meeting
+            else [],
+            waiting=[WaiterOut(**w.public()) for w in lobby.waiting.values()] if lobby else [],
+        )
+
+    return router

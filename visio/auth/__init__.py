@@ -1,0 +1,1 @@
+"""Who is calling: OpenID Connect sign-in, sessions in cookies, CSRF protection."""

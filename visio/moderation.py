@@ -1,0 +1,64 @@
+"""What a room's owner and admins may do to a running meeting, and nobody else."""
+
+from __future__ import annotations
+
+from visio import protocol as p
+from visio.meeting import Meeting
+from visio.meetings import Meetings
+from visio.participant import Participant
+
+Moderation = p.Admit | p.Deny | p.Moderate | p.Lock | p.End
+
+
+async def apply(meetings: Meetings, meeting: Meeting, me: Participant, message: Moderation) -> None:
+    """Carry out one moderator request; ProtocolError if it is not allowed or makes no sense."""
+    if not me.moderator:
+        raise p.ProtocolError("forbidden", "only the room's owner and admins may do this")
+    match message:
+        case p.Admit(id=waiter_id):
+            meetings.admit(meeting, waiter_id)
+        case p.Deny(id=waiter_id):
+            meetings.deny(meeting, waiter_id)
+        case p.Lock(locked=locked):
+            await meetings.set_locked(meeting, locked)
+        case p.End():
+            await meetings.end(meeting.room_id, me)
+        case p.Moderate(action=action, id=target_id):
+            targets = _everyone_but_moderators(meeting) if target_id is None else []
+            if target_id is not None:
+                targets = [_target(meeting, me, target_id, action)]
+            for target in targets:
+                await _act_on(meeting, me, target, action)
+
+
+def _everyone_but_moderators(meeting: Meeting) -> list[Participant]:
+    return [p for p in meeting.participants.values() if not p.moderator]
+
+
+def _target(meeting: Meeting, me: Participant, target_id: str, action: str) -> Participant:
+    target = meeting.participants.get(target_id)
+    if target is None:
+        raise p.ProtocolError("not_found", f"no participant {target_id!r} in this meeting")
+    if target is me and action == "remove":
+        raise p.ProtocolError("bad_message", "send leave to leave the meeting")
+    if target.moderator and target is not me and me.role != "owner":
+        raise p.ProtocolError("forbidden", "only the owner may act on another moderator")
+    return target
+
+
+async def _act_on(meeting: Meeting, me: Participant, target: Participant, action: str) -> None:
+    by = {"id": me.id, "name": me.name}
+    if action == "remove":
+        meeting.banned.update(target.identity.keys)
+        target.send({"type": "error", "code": "removed", "message": f"{me.name} removed you"})
+        if target.outbox is not None:
+            target.outbox.close(4003, "removed")
+        await meeting.remove(target, "removed")
+        return
+    if action == "stop_screen":
+        if "screen" not in target.publications:
+            raise p.ProtocolError("not_published", f"{target.name} is not sharing a screen")
+        await meeting.unpublish(target, "screen")
+    else:
+        await meeting.silence(target, "audio" if action == "mute" else "video")
+    target.send({"type": "moderated", "action": action, "by": by})
