@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
 
-apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv
+apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv postgresql
 disable_system_janus
 python_venv "[test]"
 node_packages tests/idp

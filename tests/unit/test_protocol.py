@@ -7,6 +7,8 @@ import typing
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from visio import protocol as p
 
@@ -356,3 +358,35 @@ def test_bad_json_has_no_ref():
 )
 def test_participant_id_shape(value, ok):
     assert p.participant_id_ok(value) is ok
+
+
+# -- generated input ---------------------------------------------------------------------
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(), st.binary(), JSON.map(json.dumps)))
+def test_any_frame_parses_or_gives_a_protocol_error(raw):
+    try:
+        message = p.parse(raw, MAX)
+    except p.ProtocolError as error:
+        assert error.code in {"bad_json", "too_large", "unknown_type", "bad_message"}
+    else:
+        assert message.type in p.MESSAGE_TYPES
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(sorted(p.MESSAGE_TYPES))},
+        optional={k: JSON for k in ("id", "all", "action", "locked", "room", "name", "sdp")},
+    )
+)
+def test_every_message_type_with_random_fields(frame):
+    test_any_frame_parses_or_gives_a_protocol_error.hypothesis.inner_test(json.dumps(frame))
