@@ -1,4 +1,5 @@
 // Home page: start a new meeting or join one by code or link.
+import { api } from './api.js';
 import { applyLanguage, bindLanguagePickers, t } from './i18n.js';
 
 // The server's room id pattern (visio/protocol.py ROOM_ID_PATTERN).
@@ -43,11 +44,7 @@ async function createMeeting(button) {
   label.textContent = t('home.creating');
   showError(null);
   try {
-    const response = await fetch('/api/rooms', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: '{}',
-    });
+    const response = await api('POST', '/api/rooms', {});
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     window.location.assign(meetingPath(await response.json()));
   } catch {
