@@ -31,6 +31,9 @@ async def run_bot(link: str, server: str | None, name: str, duration: float) -> 
     client = VisioClient(base, room, name)
     try:
         joined = await client.connect()
+        if joined["type"] == "lobby":
+            print(f"waiting in the lobby ({joined['reason']}) for a moderator to let us in")
+            joined = await client.admitted(timeout=joined["expires_in"] + 5)
     except VisioError as exc:
         print(f"visio bot: the server refused to join: {exc}", file=sys.stderr)
         return 1
