@@ -73,17 +73,17 @@ class Services:
 def same_origin(ws: WebSocket, settings: Settings) -> bool:
     """Browsers send Origin: refuse pages of other sites (their cookies would come along).
 
-    Clients that send no Origin (bots, scripts) are not browsers and carry no victim's
-    cookies.
+    Only the host is compared: behind a TLS proxy the server sees ws:// while the page is
+    https://. Clients that send no Origin (bots, scripts) are not browsers and carry no
+    victim's cookies.
     """
     origin = ws.headers.get("origin")
     if origin is None:
         return True
-    allowed = {f"{ws.url.scheme.replace('ws', 'http')}://{ws.headers.get('host', '')}"}
+    allowed = {ws.headers.get("host", "")}
     if settings.public_url:
-        parsed = urlsplit(settings.public_url)
-        allowed.add(f"{parsed.scheme}://{parsed.netloc}")
-    return origin.rstrip("/") in allowed
+        allowed.add(urlsplit(settings.public_url).netloc)
+    return urlsplit(origin).netloc in allowed
 
 
 def create_app(settings: Settings) -> FastAPI:
