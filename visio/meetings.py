@@ -136,10 +136,14 @@ class Meetings:
         )
         participant.send(self._joined(meeting, participant, resumed=False))
         meeting.add(participant)
+        self._show_lobby(meeting, participant)
+        return participant
+
+    def _show_lobby(self, meeting: Meeting, participant: Participant) -> None:
+        """A moderator who arrives (or becomes one) sees who is already waiting."""
         lobby = self.lobbies.get(meeting.room_id)
         if participant.moderator and lobby:
             participant.send(lobby.update_frame())
-        return participant
 
     async def _start_meeting(self, policy: RoomPolicy) -> Meeting:
         try:
@@ -294,6 +298,7 @@ class Meetings:
                         {"type": "participant_updated", "participant": participant.public()}
                     )
                     meeting.updated(participant)
+                    self._show_lobby(meeting, participant)
             self._admit_who_may_now_enter(meeting, policy)
 
     def _admit_who_may_now_enter(self, meeting: Meeting, policy: RoomPolicy) -> None:
@@ -351,6 +356,7 @@ class Meetings:
         pending = participant.subscription.pending_frame
         if pending is not None:
             participant.send(pending)  # the client may never have seen it
+        self._show_lobby(meeting, participant)
         if was_reconnecting:
             meeting.updated(participant)
         log.info(

@@ -3,6 +3,7 @@
 
 let me = null;
 
+// {user: {id, name, email} | null, csrf, sign_in, can_create_rooms}
 export async function whoAmI({ fresh = false } = {}) {
   if (!me || fresh) {
     const response = await fetch('/api/me', { cache: 'no-store' });
@@ -22,4 +23,43 @@ export async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
     cache: 'no-store',
   });
+}
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+// The JSON answer of a request, or an ApiError with the server's `detail`.
+export async function apiJson(method, path, body) {
+  const response = await api(method, path, body);
+  if (!response.ok) {
+    let detail = null;
+    try {
+      detail = (await response.json()).detail;
+    } catch { /* no JSON body */ }
+    throw new ApiError(response.status, typeof detail === 'string' ? detail : null);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+// Where "Sign in" goes: the identity provider, then back to `next` (this page by default).
+export function signInUrl(next = window.location.pathname + window.location.search) {
+  return `/auth/login?next=${encodeURIComponent(next || '/')}`;
+}
+
+export async function signOut() {
+  await apiJson('POST', '/auth/logout');
+  me = null;
+}
+
+export function myRooms() {
+  return apiJson('GET', '/api/rooms');
+}
+
+// changes: {name?, access?}
+export function updateRoom(id, changes) {
+  return apiJson('PATCH', `/api/rooms/${encodeURIComponent(id)}`, changes);
 }

@@ -3,6 +3,7 @@
 import { debounce, h, hueFor, icon, initials } from './dom.js';
 import { t } from './i18n.js';
 import { applySpeaker } from './media.js';
+import { personBadges } from './participants.js';
 
 const TILE_ASPECT = 16 / 9;
 const GAP_PX = 8;
@@ -116,13 +117,14 @@ export class Grid {
   createTile(id, target) {
     const avatar = h('div.tile-avatar', { 'aria-hidden': 'true' }, h('span'));
     const name = h('span.tile-name');
+    const badges = h('span.tile-badges');
     const mic = h('span.tile-mic', { role: 'img' }, icon('mic-off'));
     const hand = h('span.tile-hand', { role: 'img' }, icon('hand'));
     const status = h('div.tile-status', { hidden: true });
     const reactions = h('div.tile-reactions', { 'aria-hidden': 'true' });
     const el = h(`div.tile.tile-${target}`, { role: 'group', dataset: { tile: keyOf(id, target) } },
-      avatar, status, reactions, h('div.tile-label', {}, hand, mic, name));
-    const tile = { id, target, el, avatar, name, mic, hand, status, reactions, video: null, mid: null };
+      avatar, status, reactions, h('div.tile-label', {}, hand, mic, name, badges));
+    const tile = { id, target, el, avatar, name, badges, mic, hand, status, reactions, video: null, mid: null };
     this.tiles.set(keyOf(id, target), tile);
     if (target === 'screen') this.presentation.append(el);
     else if (id === this.selfId) this.grid.prepend(el);
@@ -149,7 +151,9 @@ export class Grid {
       ? (self ? t('tile.you.presenting') : t('tile.presenting', { name: p.name }))
       : (self ? t('participants.you', { name: p.name }) : p.name);
     tile.name.textContent = label;
-    tile.el.setAttribute('aria-label', label);
+    const badges = tile.target === 'camera' ? personBadges(p) : [];
+    tile.badges.replaceChildren(...badges);
+    tile.el.setAttribute('aria-label', [label, ...badges.map((b) => b.textContent)].join(', '));
     tile.avatar.firstChild.textContent = initials(p.name);
     tile.avatar.style.setProperty('--hue', hueFor(tile.id));
     const isCamera = tile.target === 'camera';

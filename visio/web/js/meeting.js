@@ -1,23 +1,38 @@
-// The meeting: wires the protocol client to the stage, the controls and the panels.
+// The meeting: wires the protocol client to the stage, the controls and the panels,
+// the lobby (waiting to be let in) and the moderators' controls.
 import { VisioConnection, REACTIONS } from './protocol.js';
 import { Grid } from './grid.js';
 import { Chat } from './chat.js';
 import { ParticipantsPanel } from './participants.js';
-import { announce, toast, truncate } from './notify.js';
+import { LobbyPanel } from './lobby.js';
+import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
-import { language, t, tn } from './i18n.js';
+import { language, setText, t, tn } from './i18n.js';
 import { canShareScreen, getCamera, getMicrophone, stopTracks } from './media.js';
+import { apiJson, updateRoom } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 const CLOCK_MS = 10_000;
+const MODERATOR_ROLES = ['owner', 'admin'];
+const ACCESS_LEVELS = ['public', 'trusted', 'restricted'];
 
 export class Meeting {
   // choices: {name, tracks: {audio, video}, audio, video, devices: {camera, microphone, speaker}}
-  constructor(room, choices, { onEnd, onStatus } = {}) {
+  // onEnd(reason, {by}): the meeting is over for us; onStatus(key): a problem before
+  // joining; onLobby({room, reason, expiresIn, again}): we wait to be let in (again: after
+  // having been in); onLobbyStatus(key|null); onAdmitted(): back in after waiting again.
+  constructor(room, choices, { onEnd, onStatus, onLobby, onLobbyStatus, onAdmitted } = {}) {
     this.room = room;
     this.choices = choices;
     this.onEnd = onEnd;
     this.onStatus = onStatus;
+    this.onLobby = onLobby;
+    this.onLobbyStatus = onLobbyStatus;
+    this.onAdmitted = onAdmitted;
+    this.inLobby = false;
+    this.lobbyVersion = 0; // lobby_update frames seen, so an older HTTP answer never wins
+    this.endedBy = null;
+    this.roomInfo = { id: room.id, name: room.name, access: room.access || 'public', locked: false };
     this.tracks = { ...choices.tracks };
     this.devices = { ...choices.devices };
     this.mic = choices.audio;
@@ -38,6 +53,15 @@ export class Meeting {
       chatPanel: $('chat-panel'), peoplePanel: $('participants-panel'), chatInput: $('chat-input'),
       clock: $('meeting-clock'), name: $('meeting-name'), title: $('meeting-title'),
       unblock: $('audio-unblock'),
+      lobbyButton: $('toggle-lobby'), lobbyCount: $('lobby-count'), lobbyPanel: $('lobby-panel'),
+      hostControls: $('host-controls'), muteAll: $('mute-all'), lock: $('toggle-lock'),
+      access: $('room-access'), endMeeting: $('end-meeting'), locked: $('room-locked'),
+      notice: $('lobby-notice'),
+    };
+    this.panels = {
+      chat: { panel: this.els.chatPanel, button: this.els.chat },
+      people: { panel: this.els.peoplePanel, button: this.els.people },
+      lobby: { panel: this.els.lobbyPanel, button: this.els.lobbyButton },
     };
     this.grid = new Grid({
       stage: $('stage'), grid: $('grid'), presentation: $('presentation'), audioSink: $('audio-sink'),
@@ -49,7 +73,33 @@ export class Meeting {
       list: $('chat-messages'), empty: $('chat-empty'), form: $('chat-form'), input: this.els.chatInput,
       send: $('chat-send'), onSend: (text) => this.conn.sendChat(text),
     });
-    this.people = new ParticipantsPanel({ list: $('participants-list'), count: $('participants-count') });
+    this.people = new ParticipantsPanel({
+      list: $('participants-list'), count: $('participants-count'),
+      actionsFor: (p) => this.actionsFor(p),
+      onAction: (action, p) => this.moderate(action, p),
+    });
+    this.lobby = new LobbyPanel({
+      list: $('lobby-list'), empty: $('lobby-empty'), all: $('lobby-all'),
+      admitAll: $('admit-all'), denyAll: $('deny-all'), notice: this.els.notice,
+      onAdmit: (id) => (id ? this.conn.admit(id) : this.conn.admitAll()),
+      onDeny: (id) => (id ? this.conn.deny(id) : this.conn.denyAll()),
+      onView: () => this.openPanel('lobby'),
+    });
+  }
+
+  get isModerator() {
+    return MODERATOR_ROLES.includes(this.self?.role);
+  }
+
+  // What we are in the lobby, for the lobby screen's preview.
+  get localVideo() {
+    return this.camera ? this.tracks.video : null;
+  }
+
+  // Give up waiting in the lobby (before the first entry: join() then rejects with 'left').
+  cancelLobby() {
+    if (this.ready) this.leave();
+    else this.conn.leave();
   }
 
   async join() {
@@ -73,30 +123,135 @@ export class Meeting {
     on('participant-joined', this.onParticipantJoined);
     on('participant-updated', this.onParticipantUpdated);
     on('participant-left', this.onParticipantLeft);
-    on('self-updated', ({ participant }) => this.updateSelf({ name: participant.name }));
+    on('self-updated', ({ participant }) => this.onSelfUpdated(participant));
+    on('lobby', this.onLobbyWait);
+    on('lobby-update', ({ waiting }) => {
+      this.lobbyVersion += 1;
+      this.onLobbyUpdate(waiting);
+    });
+    on('room', ({ room }) => this.onRoom(room));
+    on('moderated', this.onModerated);
+    on('ended', ({ by }) => { this.endedBy = by; });
     on('track', (d) => this.grid.attachTrack(d));
     on('track-ended', (d) => this.grid.detachTrack(d));
     on('speaking', ({ id, speaking }) => this.grid.setSpeaking(id, speaking));
     on('chat', ({ message }) => this.onChat(message));
     on('reaction', ({ from, emoji }) => this.onReaction(from, emoji));
-    on('error', (d) => console.warn('visio:', d.code, d.message || ''));
+    on('error', (d) => this.onError(d));
   }
 
-  onJoined({ room, you, chat }) {
+  onError({ code, message }) {
+    console.warn('visio:', code, message || '');
+    if (code === 'forbidden' || code === 'not_found') toast(t(`error.${code}`));
+  }
+
+  onJoined({ room, you, chat, rejoined }) {
     if (room?.name) this.room = { ...this.room, name: room.name };
+    if (room) this.roomInfo = { ...this.roomInfo, ...room };
     this.chat.selfId = you.id;
     this.self = { ...you, audio: this.mic, video: this.camera, hand: this.hand, connection: 'connected' };
     this.grid.setSelf(this.self);
     this.grid.setLocalVideo(this.camera ? this.tracks.video : null);
     if (this.screen) this.grid.setLocalScreen(this.screen.getVideoTracks()[0]);
     this.chat.load(chat);
+    const backFromLobby = this.inLobby && this.ready;
+    this.inLobby = false;
     this.ready = true;
     this.renderHeader();
+    if (rejoined) {
+      // The server tells a moderator who waits only after a fresh join, and only when
+      // someone does: start from nothing, and ask once in case this was a resume.
+      this.onLobbyUpdate([]);
+      if (this.isModerator) this.loadWaiting();
+    }
+    this.renderModeration();
     this.renderPeople();
+    if (backFromLobby) this.onAdmitted?.();
+  }
+
+  onLobbyWait({ room, reason, expiresIn }) {
+    this.inLobby = true;
+    if (this.ready) {
+      // Out of the meeting until let in again: nobody to moderate meanwhile.
+      this.onLobbyUpdate([]);
+      this.closePanelsSilently();
+    }
+    this.onLobbyStatus?.(null);
+    this.onLobby?.({ room, reason, expiresIn, again: this.ready });
+  }
+
+  onSelfUpdated(participant) {
+    const { name, role, guest } = participant;
+    const wasModerator = this.isModerator;
+    this.updateSelf({ name, role, guest });
+    if (!this.isModerator) this.onLobbyUpdate([]);
+    else if (!wasModerator) this.loadWaiting(); // made an admin: who already waits?
+    this.renderModeration();
+  }
+
+  // The server tells moderators of changes to the lobby; someone who becomes one during
+  // the meeting asks once for who is already waiting.
+  async loadWaiting() {
+    const version = this.lobbyVersion;
+    try {
+      const { waiting } = await apiJson('GET', `/api/rooms/${encodeURIComponent(this.room.id)}/participants`);
+      const current = version === this.lobbyVersion && this.isModerator && !this.ended && !this.inLobby;
+      if (current && Array.isArray(waiting)) this.onLobbyUpdate(waiting);
+    } catch { /* the next lobby_update will tell */ }
+  }
+
+  onRoom(room) {
+    const wasLocked = !!this.roomInfo.locked;
+    const oldAccess = this.roomInfo.access;
+    this.roomInfo = { ...this.roomInfo, ...room };
+    if (room.name) this.room = { ...this.room, name: room.name };
+    this.renderHeader();
+    this.renderModeration();
+    if (!!room.locked !== wasLocked) toast(t(room.locked ? 'notify.locked' : 'notify.unlocked'));
+    if (room.access && room.access !== oldAccess && this.isModerator) {
+      toast(t('access.changed', { access: t(`access.${room.access}.short`) }));
+    }
+  }
+
+  onLobbyUpdate(waiting) {
+    const arrived = this.lobby.update(waiting);
+    this.renderLobbyButton();
+    const panelOpen = !this.els.lobbyPanel.hidden;
+    this.lobby.showNotice(this.isModerator && !panelOpen && this.lobby.count > 0);
+    // The notice is a live region; with the panel open, say it for screen readers.
+    if (arrived.length && panelOpen) {
+      announce(arrived.length === 1 ? t('lobby.notify.one', { name: arrived[0].name })
+        : tn('lobby.notify', arrived.length));
+    }
+  }
+
+  onModerated({ action, by }) {
+    const name = by?.name || t('moderated.someone');
+    if (action === 'mute') {
+      if (this.mic && this.tracks.audio) {
+        this.mic = false;
+        this.tracks.audio.enabled = false;
+        this.conn.setState({ audio: false });
+        this.updateSelf({ audio: false });
+        this.renderControls();
+      }
+    } else if (action === 'camera_off') {
+      if (this.camera) this.exclusive('video', () => this.cameraOff());
+    } else if (action === 'stop_screen') {
+      this.stopScreen(this.screen);
+    } else {
+      return;
+    }
+    toast(t(`moderated.${action}`, { name }), { timeout: 8000 });
   }
 
   onConnectionState({ state, reason }) {
     const { banner, bannerText } = this.els;
+    if (this.inLobby && state !== 'closed') {
+      // Waiting to be let in: a reconnection asks again (the lobby screen says so).
+      this.onLobbyStatus?.(state === 'reconnecting' ? 'lobby.reconnecting' : null);
+      return;
+    }
     if (state === 'reconnecting') {
       const offline = reason === 'offline' || navigator.onLine === false;
       bannerText.textContent = t(offline ? 'banner.offline' : 'banner.reconnecting');
@@ -165,6 +320,11 @@ export class Meeting {
     on(this.els.reactions, 'click', () => this.togglePicker());
     on(this.els.chat, 'click', () => this.togglePanel('chat'));
     on(this.els.people, 'click', () => this.togglePanel('people'));
+    on(this.els.lobbyButton, 'click', () => this.togglePanel('lobby'));
+    on(this.els.muteAll, 'click', () => this.muteAll());
+    on(this.els.lock, 'click', () => this.conn.lock(!this.roomInfo.locked));
+    on(this.els.access, 'change', () => this.changeAccess(this.els.access.value));
+    on(this.els.endMeeting, 'click', () => this.endForAll());
     on(this.els.leave, 'click', () => this.leave());
     on(this.els.unblock, 'click', () => {
       this.grid.resumeAudio();
@@ -209,27 +369,33 @@ export class Meeting {
     this.renderControls();
   }
 
+  async cameraOff() {
+    if (!this.camera) return;
+    const old = this.tracks.video;
+    this.tracks.video = null;
+    this.camera = false;
+    await this.conn.replaceTrack('camera', 'video', null);
+    stopTracks(old); // releases the camera (its light goes off)
+    this.conn.setState({ video: false });
+    this.grid.setLocalVideo(null);
+    this.updateSelf({ video: false });
+    this.renderControls();
+  }
+
   async toggleVideo() {
-    if (this.camera) {
-      const old = this.tracks.video;
-      this.tracks.video = null;
-      this.camera = false;
-      await this.conn.replaceTrack('camera', 'video', null);
-      stopTracks(old); // releases the camera (its light goes off)
-    } else {
-      let track;
-      try {
-        track = await getCamera(this.devices.camera);
-      } catch {
-        return toast(t('error.camera'));
-      }
-      this.tracks.video = track;
-      this.camera = true;
-      await this.conn.replaceTrack('camera', 'video', track);
+    if (this.camera) return this.cameraOff();
+    let track;
+    try {
+      track = await getCamera(this.devices.camera);
+    } catch {
+      return toast(t('error.camera'));
     }
-    this.conn.setState({ video: this.camera });
-    this.grid.setLocalVideo(this.tracks.video);
-    this.updateSelf({ video: this.camera });
+    this.tracks.video = track;
+    this.camera = true;
+    await this.conn.replaceTrack('camera', 'video', track);
+    this.conn.setState({ video: true });
+    this.grid.setLocalVideo(track);
+    this.updateSelf({ video: true });
     this.renderControls();
   }
 
@@ -294,38 +460,114 @@ export class Meeting {
   }
 
   togglePanel(name) {
-    const panel = name === 'chat' ? this.els.chatPanel : this.els.peoplePanel;
-    if (!panel.hidden) return this.closePanel();
+    if (!this.panels[name].panel.hidden) return this.closePanel();
     this.openPanel(name);
   }
 
   openPanel(name) {
-    const chat = name === 'chat';
-    this.els.chatPanel.hidden = !chat;
-    this.els.peoplePanel.hidden = chat;
+    for (const [key, { panel, button }] of Object.entries(this.panels)) {
+      panel.hidden = key !== name;
+      button.setAttribute('aria-expanded', String(key === name));
+    }
     this.els.sidePanel.hidden = false;
-    this.els.chat.setAttribute('aria-expanded', String(chat));
-    this.els.people.setAttribute('aria-expanded', String(!chat));
-    if (chat) {
+    if (name === 'chat') {
       this.els.unread.hidden = true;
       this.els.chat.setAttribute('aria-label', t('controls.chat'));
       this.els.chatInput.focus();
     } else {
-      this.renderPeople();
-      this.els.peoplePanel.querySelector('[data-close-panel]').focus();
+      if (name === 'people') this.renderPeople();
+      if (name === 'lobby') this.lobby.showNotice(false);
+      this.panels[name].panel.querySelector('[data-close-panel]').focus();
     }
     this.grid.layoutSoon();
   }
 
   closePanel() {
-    const wasChat = !this.els.chatPanel.hidden;
-    this.els.sidePanel.hidden = true;
-    this.els.chatPanel.hidden = true;
-    this.els.peoplePanel.hidden = true;
-    this.els.chat.setAttribute('aria-expanded', 'false');
-    this.els.people.setAttribute('aria-expanded', 'false');
-    (wasChat ? this.els.chat : this.els.people).focus();
+    const open = Object.values(this.panels).find(({ panel }) => !panel.hidden);
+    this.closePanelsSilently();
+    if (open && !open.button.hidden) open.button.focus();
+    else this.els.leave.focus();
+    if (open === this.panels.lobby) this.lobby.showNotice(this.isModerator && this.lobby.count > 0);
     this.grid.layoutSoon();
+  }
+
+  // ---- moderators -----------------------------------------------------------------------
+
+  // The actions a moderator may take on p (the server refuses the others anyway).
+  actionsFor(p) {
+    if (!this.isModerator || p.id === this.self?.id) return [];
+    if (MODERATOR_ROLES.includes(p.role) && this.self.role !== 'owner') return [];
+    const actions = [];
+    if (p.audio !== false) actions.push('mute');
+    if (p.video !== false) actions.push('camera_off');
+    if (p.screen) actions.push('stop_screen');
+    actions.push('remove');
+    return actions;
+  }
+
+  async moderate(action, p) {
+    if (action === 'remove') {
+      const ok = await confirmAction(t('moderate.remove.confirm', { name: p.name }), t('moderate.remove.ok'));
+      if (!ok || this.ended) return;
+    }
+    this.conn.moderate(action, p.id);
+  }
+
+  muteAll() {
+    if (this.conn.muteAll()) toast(t('moderate.mute_all.done'));
+  }
+
+  async changeAccess(access) {
+    if (!ACCESS_LEVELS.includes(access)) return;
+    const select = this.els.access;
+    select.disabled = true;
+    try {
+      const room = await updateRoom(this.room.id, { access });
+      // The server also tells everyone with 'room'; this covers a meeting not running here.
+      this.onRoom({ access: room.access });
+    } catch {
+      toast(t('access.error'));
+    } finally {
+      select.disabled = false;
+      select.value = this.roomInfo.access;
+    }
+  }
+
+  async endForAll() {
+    const ok = await confirmAction(t('moderate.end.confirm'), t('moderate.end.ok'));
+    if (ok && !this.ended) this.conn.end();
+  }
+
+  renderModeration() {
+    const moderator = this.isModerator;
+    const { lock, access, hostControls, locked } = this.els;
+    hostControls.hidden = !moderator;
+    this.els.lobbyButton.hidden = !moderator;
+    this.els.endMeeting.hidden = !moderator;
+    lock.hidden = !moderator;
+    const isLocked = !!this.roomInfo.locked;
+    lock.setAttribute('aria-pressed', String(isLocked));
+    setIcon(lock, isLocked ? 'lock' : 'unlock');
+    if (ACCESS_LEVELS.includes(this.roomInfo.access)) {
+      if (!access.disabled) access.value = this.roomInfo.access;
+      setText($('room-access-hint'), `access.${this.roomInfo.access}`);
+    }
+    locked.hidden = !isLocked;
+    if (!moderator) {
+      if (!this.els.lobbyPanel.hidden) this.closePanel();
+      this.lobby.showNotice(false);
+    } else {
+      this.lobby.showNotice(this.els.lobbyPanel.hidden && this.lobby.count > 0);
+    }
+    this.renderLobbyButton();
+  }
+
+  renderLobbyButton() {
+    const n = this.lobby.count;
+    this.els.lobbyCount.textContent = n ? String(n) : '';
+    const label = n ? `${t('controls.lobby')} (${tn('lobby.waiting', n)})` : t('controls.lobby');
+    this.els.lobbyButton.setAttribute('aria-label', label);
+    this.els.lobbyButton.title = label;
   }
 
   onKey(ev) {
@@ -355,6 +597,8 @@ export class Meeting {
     this.renderControls();
     this.renderHeader();
     this.renderPeople();
+    this.lobby.render();
+    this.renderModeration();
     this.buildPicker();
     this.grid.renderAll();
     this.tickClock();
@@ -401,8 +645,9 @@ export class Meeting {
 
   end(reason) {
     if (this.ended) return;
+    const selfId = this.self?.id;
     this.destroy();
-    this.onEnd?.(reason);
+    this.onEnd?.(reason, { by: this.endedBy, byMe: !!selfId && this.endedBy?.id === selfId });
   }
 
   // Also used when joining failed; keepTracks: the pre-join screen still owns them.
@@ -416,7 +661,17 @@ export class Meeting {
     this.screen = null;
     this.grid.destroy();
     this.chat.destroy();
+    this.people.destroy();
+    this.lobby.destroy();
     this.closePanelsSilently();
+    this.els.hostControls.hidden = true;
+    this.els.lobbyButton.hidden = true;
+    this.els.endMeeting.hidden = true;
+    this.els.lock.hidden = true;
+    this.els.lobbyCount.textContent = '';
+    this.els.locked.hidden = true;
+    const dialog = $('confirm-dialog');
+    if (dialog?.open) dialog.close('cancel');
     this.els.banner.hidden = true;
     this.els.unblock.hidden = true;
     this.els.picker.hidden = true;
@@ -424,8 +679,10 @@ export class Meeting {
 
   closePanelsSilently() {
     this.els.sidePanel.hidden = true;
-    this.els.chatPanel.hidden = true;
-    this.els.peoplePanel.hidden = true;
+    for (const { panel, button } of Object.values(this.panels)) {
+      panel.hidden = true;
+      button.setAttribute('aria-expanded', 'false');
+    }
   }
 }
 

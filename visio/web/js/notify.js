@@ -27,3 +27,23 @@ export function truncate(text, max = 80) {
   const chars = [...String(text)];
   return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : chars.join('');
 }
+
+// Ask before something that cannot be undone, in the page's <dialog id="confirm-dialog">
+// (modal: focus stays in it, Escape cancels). Resolves to true when confirmed.
+export function confirmAction(text, okLabel) {
+  const dialog = document.getElementById('confirm-dialog');
+  if (!dialog?.showModal) return Promise.resolve(window.confirm(text));
+  if (dialog.open) dialog.close('cancel');
+  document.getElementById('confirm-text').textContent = text;
+  document.getElementById('confirm-ok').textContent = okLabel;
+  const opener = document.activeElement;
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      if (opener?.isConnected) opener.focus();
+      resolve(dialog.returnValue === 'ok');
+    }, { once: true });
+    dialog.returnValue = '';
+    dialog.showModal();
+    document.getElementById('confirm-cancel').focus();
+  });
+}

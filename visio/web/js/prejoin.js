@@ -1,5 +1,6 @@
 // Pre-join screen: camera preview, microphone meter, device choice, name and Join.
-import { t, tn } from './i18n.js';
+import { signInUrl, signOut } from './api.js';
+import { setText, t, tn } from './i18n.js';
 import { readStorage, setIcon, writeStorage } from './dom.js';
 import {
   acquire, applySpeaker, canChooseSpeaker, deviceIdOf, getCamera, getMicrophone,
@@ -16,9 +17,11 @@ export const STORAGE = {
 const $ = (id) => document.getElementById(id);
 
 export class Prejoin {
-  constructor(room, { onJoin }) {
+  // me: GET /api/me (null when unknown): a signed-in person joins under their own name.
+  constructor(room, { onJoin, me = null }) {
     this.room = room;
     this.onJoin = onJoin;
+    this.me = me;
     this.tracks = { audio: null, video: null };
     this.errors = { audio: null, video: null };
     this.micOn = true;
@@ -35,12 +38,15 @@ export class Prejoin {
       speakerSelect: $('speaker-select'), speakerField: $('speaker-field'),
       form: $('prejoin-form'), name: $('display-name'), join: $('join-button'),
       error: $('prejoin-error'), count: $('prejoin-count'), roomTitle: $('prejoin-room'),
+      account: $('prejoin-account'), accountText: $('prejoin-account-text'),
+      signIn: $('prejoin-sign-in'), signOut: $('prejoin-sign-out'),
     };
   }
 
   async start() {
     this.bind();
     this.els.name.value = readStorage(STORAGE.name, '');
+    this.renderAccount();
     this.renderRoom();
     this.setBusy(false);
     this.showError(null);
@@ -77,6 +83,7 @@ export class Prejoin {
     on(this.els.speakerSelect, 'change', () => writeStorage(STORAGE.speaker, this.els.speakerSelect.value));
     on(this.els.form, 'submit', (ev) => this.submit(ev));
     on(this.els.name, 'input', () => this.showError(null));
+    on(this.els.signOut, 'click', () => this.signOut());
     on(window, 'visio:language', () => this.renderAll());
     if (navigator.mediaDevices) on(navigator.mediaDevices, 'devicechange', () => this.refreshDevices());
   }
@@ -101,11 +108,51 @@ export class Prejoin {
   }
 
   renderAll() {
+    this.renderAccount();
     this.renderRoom();
     this.renderVideo();
     this.renderAudio();
     this.setBusy(this.busy);
     this.refreshDevices();
+  }
+
+  get signedIn() {
+    return !!this.me?.user;
+  }
+
+  // Whether the room will most likely make this person wait in the lobby (a lock or an
+  // earlier removal can too, which only the server knows).
+  get willWait() {
+    if (this.room.access === 'trusted') return !this.signedIn;
+    if (this.room.access === 'restricted') return !this.room.your_role;
+    return false;
+  }
+
+  renderAccount() {
+    const { account, accountText, signIn, signOut, name } = this.els;
+    if (this.signedIn) {
+      name.value = this.me.user.name || this.me.user.email || '';
+      name.readOnly = true;
+      setText(accountText, 'account.signedin', { name: name.value });
+    } else {
+      name.readOnly = false;
+      setText(accountText, this.me?.sign_in ? (this.willWait ? 'prejoin.guest.wait' : 'prejoin.guest') : null);
+    }
+    signIn.href = signInUrl(window.location.pathname);
+    signIn.hidden = this.signedIn || !this.me?.sign_in;
+    signOut.hidden = !this.signedIn;
+    account.hidden = !this.signedIn && !this.me?.sign_in;
+  }
+
+  async signOut() {
+    this.els.signOut.disabled = true;
+    try {
+      await signOut();
+      window.location.reload();
+    } catch {
+      this.els.signOut.disabled = false;
+      this.showError('account.signout.error');
+    }
   }
 
   renderRoom() {
@@ -249,7 +296,7 @@ export class Prejoin {
   async submit(event) {
     event.preventDefault();
     if (this.busy) return;
-    const name = this.els.name.value.trim();
+    const name = [...this.els.name.value.trim()].slice(0, 64).join('').trim(); // a long account name too
     if (!name) {
       this.showError('prejoin.name.required');
       this.els.name.setAttribute('aria-invalid', 'true');
@@ -257,7 +304,7 @@ export class Prejoin {
       return;
     }
     this.els.name.removeAttribute('aria-invalid');
-    writeStorage(STORAGE.name, name);
+    if (!this.signedIn) writeStorage(STORAGE.name, name); // a guest's name for next time
     this.setBusy(true);
     this.showError(null);
     await this.acquiring;
@@ -278,8 +325,7 @@ export class Prejoin {
   setBusy(busy) {
     this.busy = busy;
     this.els.join.disabled = busy;
-    this.els.join.textContent = t(busy ? 'prejoin.joining' : 'prejoin.join');
-    this.els.join.dataset.i18n = busy ? 'prejoin.joining' : 'prejoin.join';
+    setText(this.els.join, busy ? 'prejoin.joining' : this.willWait ? 'prejoin.ask' : 'prejoin.join');
   }
 
   showError(key) {

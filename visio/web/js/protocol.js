@@ -2,7 +2,8 @@
 // up to three peer connections to Janus. No DOM or UI code lives here.
 //
 // Events (CustomEvent, payload in `detail`):
-//   connection-state {state: 'connecting'|'connected'|'reconnecting'|'closed', reason?, attempt?, delay?}
+//   connection-state {state: 'connecting'|'lobby'|'connected'|'reconnecting'|'closed', reason?, attempt?, delay?}
+//   lobby            {room, reason, expiresIn}  waiting to be let in; the join is still pending
 //   joined           {room, you, participants, chat, resumed, rejoined}
 //   self-updated     {participant}
 //   participant-joined {participant}   participant-updated {participant, previous}
@@ -11,6 +12,10 @@
 //   track-ended      {mid, participant, target, media}
 //   speaking {id, speaking}   chat {message}   reaction {from, emoji}
 //   media {target, state}     peer-state {target, state}   error {code, message, ref}
+//   room {room}               the room's settings (name, access, locked) changed
+//   lobby-update {waiting}    moderators: who waits in the lobby now
+//   moderated {action, by}    a moderator muted us, turned our camera off or stopped our share
+//   ended {by}                a moderator ended the meeting (then 'connection-state' closed)
 
 export const REACTIONS = ['👍', '👏', '😂', '❤️', '🎉', '😮'];
 export const QUALITIES = ['low', 'medium', 'high'];
@@ -30,8 +35,10 @@ const BACKOFF_MS = [500, 1000, 2000, 4000, 5000];
 const REPAIR_MIN_INTERVAL_MS = 5_000;
 const PUBLISH_TIMEOUT_MS = 20_000;
 const DISCONNECTED_GRACE_MS = 10_000;
-const FATAL_CODES = new Set(['replaced', 'server_shutdown']);
+// Errors after which the server closes and a reconnection would not help.
+const FATAL_CODES = new Set(['replaced', 'server_shutdown', 'denied', 'lobby_expired', 'removed']);
 const JOIN_FAILURES = new Set(['room_not_found', 'room_full', 'bad_message']);
+export const MODERATION_ACTIONS = ['mute', 'camera_off', 'stop_screen', 'remove'];
 const MAX_OUTBOX = 50;
 
 export function defaultSocketUrl(loc = window.location) {
@@ -55,6 +62,7 @@ export class VisioConnection extends EventTarget {
     this.state = 'new';
     this.ws = null;
     this.room = null;
+    this.roomInfo = null; // {id, name, access, locked} from 'joined' and 'room'
     this.name = null;
     this.you = null;
     this.resumeToken = null;
@@ -75,6 +83,9 @@ export class VisioConnection extends EventTarget {
     this.attempt = 0;
     this.refCount = 0;
     this.joined = false;
+    this.lobby = null; // {room, reason, expiresIn} while waiting to be let in
+    this.waiting = []; // moderators: who waits in the lobby
+    this.endedBy = null;
     this.stopped = false;
     this.joinWaiter = null;
     this.timers = { reconnect: null, ping: null, probe: null };
@@ -84,6 +95,10 @@ export class VisioConnection extends EventTarget {
 
   // ---- public API -------------------------------------------------------------------
 
+  // Resolves with the server's 'joined', which may come after a wait in the lobby ('lobby'
+  // events meanwhile). Rejects with a VisioError whose code says why it never came:
+  // room_not_found, room_full, bad_message, denied, lobby_expired, ended (error.by),
+  // left (leave() while waiting), replaced, server_shutdown.
   join(room, name, { audio = true, video = true } = {}) {
     this.room = room;
     this.name = name;
@@ -163,6 +178,48 @@ export class VisioConnection extends EventTarget {
     this.shutdown('left');
   }
 
+  // ---- moderators (the server answers anyone else with the error 'forbidden') ----------
+  // Each returns the frame's ref (echoed in the error it may cause), or null when not sent.
+
+  admit(id) {
+    return this.moderatorFrame({ type: 'admit', id: String(id) });
+  }
+
+  admitAll() {
+    return this.moderatorFrame({ type: 'admit', all: true });
+  }
+
+  deny(id) {
+    return this.moderatorFrame({ type: 'deny', id: String(id) });
+  }
+
+  denyAll() {
+    return this.moderatorFrame({ type: 'deny', all: true });
+  }
+
+  moderate(action, id) {
+    if (!MODERATION_ACTIONS.includes(action)) throw new RangeError(`unknown moderation ${action}`);
+    return this.moderatorFrame({ type: 'moderate', action, id: String(id) });
+  }
+
+  muteAll() {
+    return this.moderatorFrame({ type: 'moderate', action: 'mute', all: true });
+  }
+
+  lock(locked) {
+    return this.moderatorFrame({ type: 'lock', locked: !!locked });
+  }
+
+  end() {
+    return this.moderatorFrame({ type: 'end' });
+  }
+
+  moderatorFrame(frame) {
+    if (!this.joined) return null;
+    const ref = this.nextRef(frame.type);
+    return this.send({ ...frame, ref }) ? ref : null;
+  }
+
   // ---- WebSocket ----------------------------------------------------------------------
 
   connect() {
@@ -228,6 +285,7 @@ export class VisioConnection extends EventTarget {
     if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
     this.ws = null;
     this.joined = false;
+    this.lobby = null; // a reconnection asks again
     this.stopPing();
     for (const pub of this.publications.values()) pub.pending = false;
     for (const { reject } of this.requests.values()) reject(new VisioError('disconnected'));
@@ -324,7 +382,15 @@ export class VisioConnection extends EventTarget {
     this.publications.clear();
     for (const timer of this.repairTimers.values()) clearTimeout(timer);
     this.dropSubscriber();
+    this.lobby = null;
     this.setConnectionState('closed', { reason });
+    if (this.joinWaiter) {
+      // Never joined: denied or expired in the lobby, ended, or given up (left).
+      const error = new VisioError(reason);
+      if (reason === 'ended') error.by = this.endedBy;
+      this.joinWaiter.reject(error);
+      this.joinWaiter = null;
+    }
   }
 
   setConnectionState(state, extra = {}) {
@@ -340,6 +406,8 @@ export class VisioConnection extends EventTarget {
 
   onJoined(msg) {
     const rejoined = this.you !== null;
+    this.lobby = null;
+    this.roomInfo = msg.room || this.roomInfo;
     this.you = msg.you;
     this.resumeToken = msg.resume || null;
     this.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
@@ -422,6 +490,18 @@ export class VisioConnection extends EventTarget {
     const pub = [...this.publications.values()].find((p) => p.ref && p.ref === ref);
     if (pub) this.failPublication(pub, new VisioError(code, message, ref));
     if (FATAL_CODES.has(code)) return this.shutdown(code);
+    if (code === 'media_lost') {
+      // The server closes next; the meeting's media are gone: a fresh place awaits.
+      this.resumeToken = null;
+      this.attempt = 0;
+      this.emit('error', { code, message, ref });
+      return;
+    }
+    if (this.lobby) {
+      // Waiting: the join is answered already (with 'lobby'), so this is no join failure.
+      this.emit('error', { code, message, ref });
+      return;
+    }
     if (!this.joined) return this.onJoinError(new VisioError(code, message, ref));
     if (code === 'not_published') return; // a late candidate for a closed publication
     this.emit('error', { code, message, ref });
@@ -437,6 +517,55 @@ export class VisioConnection extends EventTarget {
     }
     this.emit('error', { code: error.code, message: error.message, ref: error.ref });
     this.abandonSocket(error.code);
+  }
+
+  onLobby(msg) {
+    this.joined = false;
+    this.attempt = 0; // the connection works: a drop reconnects at once and asks again
+    const room = msg.room || { id: this.room };
+    const expiresIn = Number.isFinite(msg.expires_in) ? msg.expires_in : null;
+    this.lobby = { room, reason: msg.reason || null, expiresIn };
+    // Back in the lobby after having been in (the media server was lost and the new
+    // meeting does not let us straight in): nothing flows until we are admitted again.
+    if (this.you) this.dropSubscriber();
+    this.setConnectionState('lobby', { reason: this.lobby.reason });
+    this.emit('lobby', { ...this.lobby });
+  }
+
+  onLobbyUpdate(msg) {
+    this.waiting = Array.isArray(msg.waiting) ? msg.waiting : [];
+    this.emit('lobby-update', { waiting: [...this.waiting] });
+  }
+
+  onRoom(msg) {
+    if (!msg.room) return;
+    this.roomInfo = { ...this.roomInfo, ...msg.room };
+    this.emit('room', { room: { ...this.roomInfo } });
+  }
+
+  onModerated(msg) {
+    const { action, by = null } = msg;
+    if (action === 'mute') this.localState.audio = false;
+    if (action === 'camera_off') this.localState.video = false;
+    if (action === 'stop_screen') this.forgetPublication('screen');
+    this.emit('moderated', { action, by });
+  }
+
+  onEnded(msg) {
+    this.endedBy = msg.by ?? null;
+    this.emit('ended', { by: this.endedBy });
+    this.shutdown('ended');
+  }
+
+  // The server ended this publication itself: drop it without telling it back.
+  forgetPublication(target) {
+    const pub = this.publications.get(target);
+    if (!pub) return;
+    this.publications.delete(target);
+    clearTimeout(pub.answerTimer);
+    closePeer(pub.pc);
+    closePeer(pub.retiring?.pc);
+    pub.waiter?.reject(new VisioError('unpublished'));
   }
 
   onMedia(msg) {
@@ -719,6 +848,11 @@ const FRAME_HANDLERS = {
   reaction(msg) { this.emit('reaction', { from: msg.from, emoji: msg.emoji }); },
   media: VisioConnection.prototype.onMedia,
   error: VisioConnection.prototype.onError,
+  lobby: VisioConnection.prototype.onLobby,
+  lobby_update: VisioConnection.prototype.onLobbyUpdate,
+  room: VisioConnection.prototype.onRoom,
+  moderated: VisioConnection.prototype.onModerated,
+  ended: VisioConnection.prototype.onEnded,
   pong() {},
 };
 

@@ -1,13 +1,20 @@
-// The meeting page (/{room-id}): loading → pre-join → meeting → "you left".
-import { applyLanguage, bindLanguagePickers, t } from './i18n.js';
+// The meeting page (/{room-id}): loading → pre-join → (lobby →) meeting → "you left".
+import { applyLanguage, bindLanguagePickers, pluralKey, setText, t } from './i18n.js';
 import { Prejoin } from './prejoin.js';
 import { Meeting } from './meeting.js';
 import { acquire } from './media.js';
+import { signInUrl, whoAmI } from './api.js';
 
-const SCREENS = ['loading', 'not-found', 'prejoin', 'meeting', 'left'];
+const SCREENS = ['loading', 'not-found', 'prejoin', 'lobby', 'meeting', 'left'];
 const $ = (id) => document.getElementById(id);
 
+// Ends that come from the lobby or a moderator, each with its own title and message.
+const LEFT_REASONS = ['denied', 'lobby_expired', 'removed', 'ended'];
+const LEFT_MESSAGES = ['replaced', 'server_shutdown', 'room_not_found', 'room_full', 'denied', 'lobby_expired', 'removed'];
+
 let lastChoices = null; // to rejoin in one click
+let me = null; // GET /api/me
+let lobbyShown = null; // what the lobby screen shows, to say it again in another language
 
 export function roomIdFromPath(pathname = window.location.pathname) {
   const first = pathname.split('/').filter(Boolean)[0];
@@ -37,16 +44,6 @@ async function fetchRoom(id) {
   }
 }
 
-function setText(el, key) {
-  if (key) {
-    el.dataset.i18n = key;
-    el.textContent = t(key);
-  } else {
-    delete el.dataset.i18n;
-    el.textContent = '';
-  }
-}
-
 function showNotFound() {
   showScreen('not-found');
   document.title = `${t('notfound.title')} – ${t('app.name')}`;
@@ -55,44 +52,113 @@ function showNotFound() {
 function startPrejoin(room, errorKey = null) {
   showScreen('prejoin');
   document.title = `${room.name || room.id} – ${t('app.name')}`;
-  const prejoin = new Prejoin(room, { onJoin: (choices) => enter(room, choices, prejoin) });
+  const prejoin = new Prejoin(room, { me, onJoin: (choices) => enter(room, choices, prejoin) });
   prejoin.start();
   if (errorKey) prejoin.showError(errorKey);
 }
 
 async function enter(room, choices, prejoin) {
+  lastChoices = { ...choices, tracks: null };
   const meeting = new Meeting(room, choices, {
-    onEnd: (reason) => showLeft(room, reason),
+    onEnd: (reason, details) => showLeft(room, reason, details),
     onStatus: (key) => prejoin?.showError(key),
+    onLobby: (info) => showLobby(room, info, meeting),
+    onLobbyStatus: (key) => setText($('lobby-status'), key),
+    onAdmitted: () => showMeeting(),
   });
+  window.visioMeeting = meeting; // for debugging and browser tests (meeting.conn is the client)
   try {
     await meeting.join();
   } catch (err) {
-    meeting.destroy({ keepTracks: !!prejoin });
+    meeting.destroy({ keepTracks: !!prejoin }); // the pre-join screen still owns them
+    clearLobby();
     if (err.code === 'room_not_found') {
       prejoin?.dispose();
       return showNotFound();
     }
-    const key = err.code === 'room_full' ? 'error.room_full' : 'error.generic';
+    if (LEFT_REASONS.includes(err.code) || err.code === 'replaced' || err.code === 'server_shutdown') {
+      prejoin?.dispose();
+      return showLeft(room, err.code, { by: err.by ?? null, byMe: false });
+    }
+    // Cancelled in the lobby: back to the pre-join screen as it was.
+    const key = err.code === 'left' ? null : err.code === 'room_full' ? 'error.room_full' : 'error.generic';
     if (!prejoin) return startPrejoin(room, key);
+    showScreen('prejoin');
+    document.title = `${room.name || room.id} – ${t('app.name')}`;
     prejoin.setBusy(false);
     prejoin.showError(key);
+    $('join-button').focus();
     return;
   }
+  clearLobby();
   prejoin?.detach();
-  window.visioMeeting = meeting; // for debugging and browser tests (meeting.conn is the client)
-  lastChoices = { ...choices, tracks: null };
+  showMeeting();
+}
+
+function showMeeting() {
+  clearLobby();
   showScreen('meeting');
   $('toggle-audio').focus();
 }
 
-function showLeft(room, reason) {
+// Waiting to be let in: why, for how long, and a way out.
+function showLobby(room, { room: info, reason, expiresIn, again }, meeting) {
+  showScreen('lobby');
+  lobbyShown = { name: info?.name || room.name || room.id, reason, expiresIn, again };
+  renderLobbyTexts();
+  const signIn = $('lobby-sign-in');
+  signIn.hidden = !(reason === 'trusted' && me?.sign_in && !me?.user);
+  signIn.href = signInUrl(window.location.pathname);
+  const video = meeting.localVideo;
+  $('lobby-video').srcObject = video ? new MediaStream([video]) : null;
+  $('lobby-preview').hidden = !video;
+  $('lobby-cancel').onclick = () => meeting.cancelLobby();
+  $('lobby-title').focus();
+}
+
+function renderLobbyTexts() {
+  if (!lobbyShown) return;
+  const { name, reason, expiresIn, again } = lobbyShown;
+  document.title = `${t('lobby.title')} – ${name} – ${t('app.name')}`;
+  $('lobby-room').textContent = name;
+  const known = ['trusted', 'restricted', 'locked', 'removed'];
+  setText($('lobby-reason'), again ? 'lobby.again' : known.includes(reason) ? `lobby.reason.${reason}` : 'lobby.text');
+  if (Number.isFinite(expiresIn) && expiresIn > 0) {
+    const minutes = expiresIn >= 120;
+    const n = minutes ? Math.round(expiresIn / 60) : Math.round(expiresIn);
+    setText($('lobby-expiry'), 'lobby.expires', {
+      duration: t(pluralKey(minutes ? 'duration.minutes' : 'duration.seconds', n), { n }),
+    });
+  } else {
+    setText($('lobby-expiry'), null);
+  }
+}
+
+function clearLobby() {
+  lobbyShown = null;
+  $('lobby-video').srcObject = null;
+  $('lobby-cancel').onclick = null;
+  setText($('lobby-status'), null);
+}
+
+function showLeft(room, reason, { by = null, byMe = false } = {}) {
+  clearLobby();
   showScreen('left');
-  document.title = `${t('left.title')} – ${t('app.name')}`;
-  const known = ['replaced', 'server_shutdown', 'room_not_found', 'room_full'];
-  setText($('left-reason'), known.includes(reason) ? `left.${reason}` : null);
+  const titleKey = LEFT_REASONS.includes(reason) ? `left.title.${reason}` : 'left.title';
+  setText($('left-title'), titleKey);
+  document.title = `${t(titleKey)} – ${t('app.name')}`;
+  const message = $('left-message');
+  if (reason === 'ended') {
+    if (byMe) setText(message, 'left.ended.you');
+    else if (by?.name) setText(message, 'left.ended.by', { name: by.name });
+    else setText(message, 'left.ended');
+  } else {
+    setText(message, LEFT_MESSAGES.includes(reason) ? `left.${reason}` : null);
+  }
   const rejoin = $('rejoin-button');
-  rejoin.hidden = reason === 'replaced' || reason === 'room_not_found';
+  rejoin.hidden = ['replaced', 'room_not_found', 'ended'].includes(reason);
+  // After the lobby or a removal, going back means asking again.
+  setText(rejoin, ['denied', 'lobby_expired', 'removed'].includes(reason) ? 'left.ask' : 'left.rejoin');
   rejoin.onclick = () => rejoinMeeting(room);
   (rejoin.hidden ? document.querySelector('#left a') : rejoin).focus();
 }
@@ -116,9 +182,12 @@ async function rejoinMeeting(room) {
 async function main() {
   applyLanguage();
   bindLanguagePickers();
+  window.addEventListener('visio:language', renderLobbyTexts);
   const id = roomIdFromPath();
-  const room = id && await fetchRoom(id);
+  if (!id) return showNotFound();
+  const [room, account] = await Promise.all([fetchRoom(id), whoAmI().catch(() => null)]);
   if (!room) return showNotFound();
+  me = account;
   startPrejoin(room);
 }
 
