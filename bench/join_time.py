@@ -33,21 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 
 from visio.client import PcmAudioTrack, TestPatternTrack, VisioClient
+from visio.testing.chromium import CHROMIUM_ARGS
 from visio.testing.server import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
 ROOM_HTML = Path(__file__).resolve().parent.parent / "visio" / "web" / "room.html"
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 # Installed before any page script: times the first WebSocket and the first frame of
 # every remote <video data-participant>.

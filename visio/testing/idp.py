@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from visio.testing.process import log_tail, stop_process
 from visio.testing.server import free_port
 
 IDP_DIR = Path(__file__).resolve().parents[2] / "tests" / "idp"
@@ -72,20 +72,10 @@ class IdentityProvider:
         raise RuntimeError(f"identity provider not ready in {timeout} s:\n{self.log_tail()}")
 
     def stop(self) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            return self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            return self.process.wait(5)
+        return stop_process(self.process, timeout=5)
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
 
 class _Form:

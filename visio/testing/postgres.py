@@ -20,6 +20,8 @@ from typing import Any
 
 import asyncpg
 
+from visio.testing.process import log_tail, stop_process
+
 DEBIAN_BINARIES = Path("/usr/lib/postgresql")
 OWNER = "postgres"
 SETTINGS = {
@@ -110,13 +112,7 @@ class PostgresServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Fast shutdown (SIGINT), SIGKILL if that takes too long; then delete everything."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process, timeout, signal.SIGINT)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     async def create_database(self, name: str) -> None:
@@ -131,10 +127,7 @@ class PostgresServer:
             await connection.close()
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def _initdb(self) -> None:
         result = subprocess.run(

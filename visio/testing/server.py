@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from visio.testing.netns import VETH
+from visio.testing.process import log_tail, stop_process
 
 
 def free_port() -> int:
@@ -84,20 +84,10 @@ class ServerProcess:
         raise RuntimeError(f"visio serve not healthy in {timeout} s:\n{self.log_tail()}")
 
     def stop(self) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            return self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            return self.process.wait(5)
+        return stop_process(self.process, timeout=15)
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None

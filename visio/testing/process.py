@@ -1,0 +1,30 @@
+"""Child processes of the test harness (server, identity provider, PostgreSQL): stop them
+by their pid, and show the end of their logs when something goes wrong."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+
+def stop_process(
+    process: subprocess.Popen[bytes] | None, timeout: float, sig: int = signal.SIGTERM
+) -> int | None:
+    """Send `sig`, then SIGKILL if it has not exited within `timeout`; its exit code."""
+    if process is None or process.poll() is not None:
+        return process.returncode if process else None
+    os.kill(process.pid, sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        return process.wait(5)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
