@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from visio.auth.identity import current_user, require_user
 from visio.config import Settings
-from visio.db import Access, Room, RoomExists, Store, User, normalise_email
+from visio.db import Access, Room, RoomExists, RoomPolicy, Store, User, normalise_email
 from visio.meetings import Meetings
 from visio.protocol import ROOM_ID_PATTERN
 from visio.ratelimit import SlidingWindowLimiter
@@ -95,10 +95,10 @@ class MeetingOut(BaseModel):
     waiting: list[WaiterOut]
 
 
-def your_role(room: Room, user: User | None, roles: dict[str, str]) -> YourRole | None:
+def your_role(owner_id: str | None, user: User | None, roles: dict[str, str]) -> YourRole | None:
     if user is None:
         return None
-    if room.owner_id == user.id:
+    if owner_id == user.id:
         return "owner"
     role = roles.get(user.email or "")
     return role if role in ("admin", "member") else None  # type: ignore[return-value]
@@ -123,18 +123,17 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
             access=room.access,  # type: ignore[arg-type]
             owner=Person(id=owner.id, name=owner.name) if owner else None,
             participants=meetings.participant_count(room.id),
-            your_role=your_role(room, user, roles),
+            your_role=your_role(room.owner_id, user, roles),
         )
 
-    async def room_for(room_id: str, user: User, allowed: tuple[str, ...]) -> Room:
-        """The room, if this user's role in it is one of `allowed`; 403 or 404 otherwise."""
-        room = await store.get_room(room_id) if len(room_id) <= 64 else None
-        if room is None:
+    async def room_for(room_id: str, user: User, allowed: tuple[str, ...]) -> RoomPolicy:
+        """The room's policy, if this user's role in it is one of `allowed`; 403 or 404."""
+        policy = await store.policy(room_id) if len(room_id) <= 64 else None
+        if policy is None:
             raise HTTPException(404, "no such room")
-        policy = await store.policy(room_id)
-        if your_role(room, user, policy.roles if policy else {}) not in allowed:
+        if your_role(policy.owner_id, user, policy.roles) not in allowed:
             raise HTTPException(403, "you may not do this in this room")
-        return room
+        return policy
 
     @router.get("/me", response_model=Me, tags=["sign-in"])
     async def me(request: Request) -> Me:
@@ -210,9 +209,9 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
         request: Request, room_id: str, email: Email, body: MemberRole
     ) -> MemberOut:
         user = await require_user(request, store)
-        room = await room_for(room_id, user, ("owner", "admin"))
-        current = (await store.policy(room_id)).roles.get(normalise_email(email))  # type: ignore[union-attr]
-        if room.owner_id != user.id and "admin" in (body.role, current):
+        policy = await room_for(room_id, user, ("owner", "admin"))
+        current = policy.roles.get(normalise_email(email))
+        if policy.owner_id != user.id and "admin" in (body.role, current):
             raise HTTPException(403, "only the owner names or changes admins")
         member = await store.set_member(room_id, email, body.role)
         await meetings.policy_changed(room_id)
@@ -221,11 +220,11 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
     @router.delete("/rooms/{room_id}/members/{email}", status_code=204, tags=["members"])
     async def remove_member(request: Request, room_id: str, email: Email) -> Response:
         user = await require_user(request, store)
-        room = await room_for(room_id, user, ("owner", "admin"))
-        current = (await store.policy(room_id)).roles.get(normalise_email(email))  # type: ignore[union-attr]
+        policy = await room_for(room_id, user, ("owner", "admin"))
+        current = policy.roles.get(normalise_email(email))
         if current is None:
             raise HTTPException(404, "no such member")
-        if current == "admin" and room.owner_id != user.id:
+        if current == "admin" and policy.owner_id != user.id:
             raise HTTPException(403, "only the owner removes an admin")
         await store.remove_member(room_id, email)
         await meetings.policy_changed(room_id)

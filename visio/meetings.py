@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 NODE_WAIT_S = 10.0  # a join waits this long for a media node that is (re)starting
 
 
+def display_name(identity: Identity, message: Join) -> str:
+    """Signed-in people are named by their identity provider; guests by what they typed."""
+    return identity.name if identity.signed_in and identity.name else message.name
+
+
 class KeyedLocks:
     """One lock per key, kept only while someone holds or waits for it."""
 
@@ -127,7 +132,7 @@ class Meetings:
         if len(meeting.participants) >= self.settings.max_participants:
             raise ProtocolError("room_full", "this meeting is full", message.ref)
         participant = Participant(
-            name=identity.name if identity.signed_in and identity.name else message.name,
+            name=display_name(identity, message),
             audio=message.audio,
             video=message.video,
             outbox=outbox,
@@ -194,7 +199,7 @@ class Meetings:
             raise ProtocolError("rate_limited", "too many lobby requests; wait a minute")
         waiter = Waiter(
             room_id=policy.room_id,
-            name=identity.name if identity.signed_in and identity.name else message.name,
+            name=display_name(identity, message),
             identity=identity,
             request=message,
             reason=reason,
