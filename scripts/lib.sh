@@ -34,6 +34,9 @@ python_venv() {
     if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
     .venv/bin/python -m pip install -q -e ".${extras}"
+    # The speaker encoder's weights ship inside resemblyzer's wheel; Visio runs them with
+    # numpy, so none of its dependencies (torch above all, several GB) are installed.
+    .venv/bin/python -m pip install -q --no-deps "resemblyzer==0.1.4"
 }
 
 # The tests' OpenID Connect provider runs on Node.js (Debian's is recent enough); its

@@ -6,6 +6,7 @@ Every endpoint checks who calls it; state-changing ones are also behind the CSRF
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -13,7 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from visio.auth.identity import current_user, require_user
 from visio.config import Settings
-from visio.db import Access, Room, RoomExists, RoomPolicy, Store, User, normalise_email
+from visio.db import (
+    Access,
+    Language,
+    Room,
+    RoomExists,
+    RoomPolicy,
+    Store,
+    User,
+    normalise_email,
+)
 from visio.meetings import Meetings
 from visio.protocol import ROOM_ID_PATTERN
 from visio.ratelimit import SlidingWindowLimiter
@@ -39,6 +49,7 @@ class NewRoom(Strict):
 class RoomChange(Strict):
     name: RoomName | None = None
     access: Access | None = None
+    language: Language | None = Field(None, description="Of transcripts and captions")
 
 
 class MemberRole(Strict):
@@ -63,9 +74,13 @@ class RoomOut(BaseModel):
     url: str
     permanent: bool
     access: Access
+    language: Language = "auto"
     owner: Person | None = None
     participants: int = 0
     your_role: YourRole | None = None
+    capture: dict[str, bool] = Field(
+        default_factory=dict, description="Is the meeting being transcribed or recorded now"
+    )
 
 
 class MemberOut(BaseModel):
@@ -121,9 +136,11 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
             url=f"{base_url(request)}/{room.id}",
             permanent=room.permanent,
             access=room.access,  # type: ignore[arg-type]
+            language=room.language,  # type: ignore[arg-type]
             owner=Person(id=owner.id, name=owner.name) if owner else None,
             participants=meetings.participant_count(room.id),
             your_role=your_role(room.owner_id, user, roles),
+            capture=meetings.capture_state(room.id),
         )
 
     async def room_for(room_id: str, user: User, allowed: tuple[str, ...]) -> RoomPolicy:
@@ -184,7 +201,9 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
     async def change_room(request: Request, room_id: str, body: RoomChange) -> RoomOut:
         user = await require_user(request, store)
         await room_for(room_id, user, ("owner", "admin"))
-        room = await store.update_room(room_id, name=body.name, access=body.access)
+        room = await store.update_room(
+            room_id, name=body.name, access=body.access, language=body.language
+        )
         if room is None:
             raise HTTPException(404, "no such room")
         await meetings.policy_changed(room_id)
@@ -195,6 +214,8 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
         user = await require_user(request, store)
         await room_for(room_id, user, ("owner",))
         await meetings.end(room_id, by=None)
+        for capture in await store.captures_of(room_id):
+            shutil.rmtree(settings.capture_root / capture.id, ignore_errors=True)
         await store.delete_room(room_id)
         return Response(status_code=204)
 

@@ -104,6 +104,14 @@ def cmd_bot(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from visio.transcripts.command import transcribe_files
+
+    return transcribe_files(
+        _settings(args), args.files, args.output, args.language, args.speaker or []
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="visio", description="Sovereign video conferencing on Janus."
@@ -140,6 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to stay (default 60; 0 = until interrupted)",
     )
     bot.set_defaults(func=cmd_bot)
+
+    transcribe = commands.add_parser(
+        "transcribe",
+        help="transcribe audio or video files (several files = several speakers)",
+    )
+    transcribe.add_argument("files", nargs="+", metavar="FILE", help="any file ffmpeg reads")
+    transcribe.add_argument("-o", "--output", default=".", help="folder for the results")
+    transcribe.add_argument(
+        "--language", default="auto", help="en, fr, … or auto to detect (default auto)"
+    )
+    transcribe.add_argument(
+        "--speaker", action="append", help="name of each file's speaker, in order"
+    )
+    transcribe.add_argument("--config", help="TOML config file (or VISIO_CONFIG)")
+    transcribe.set_defaults(func=cmd_transcribe)
     return parser
 
 

@@ -76,6 +76,22 @@ class Settings(BaseSettings):
     joins_per_minute: int = Field(60, ge=1)
     lobby_requests_per_minute: int = Field(10, ge=1)
 
+    # Transcripts and recordings
+    captures_dir: Path | None = Field(
+        None,
+        description="Where Janus writes recordings; data_dir/captures if empty. At scale: "
+        "a folder every Janus node and transcription worker shares",
+    )
+    speech_model_dir: str = Field("", description="faster-whisper model; Whisper base if empty")
+    speech_threads: int = Field(2, ge=1, le=64)
+    diarizer: str = Field(
+        "", description="'' (speaker embeddings), 'pyannote:CONFIG' or module:Class"
+    )
+    retention_days: float = Field(
+        30.0, gt=0, description="Transcripts and recordings kept this long"
+    )
+    transcription_attempts: int = Field(3, ge=1, description="Tries of a job cut by a restart")
+
     # Logs
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -111,6 +127,15 @@ class Settings(BaseSettings):
         if self.guests_create_rooms is not None:
             return self.guests_create_rooms
         return not self.sign_in_enabled
+
+    @property
+    def capture_root(self) -> Path:
+        return self.captures_dir or self.data_dir / "captures"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the default speech model is assembled from its PyPI wheels."""
+        return self.data_dir / "models"
 
     @property
     def embedded_janus(self) -> bool:

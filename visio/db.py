@@ -1,4 +1,5 @@
-"""Persistent state: people who signed in, their sessions, rooms and room members.
+"""Persistent state: people who signed in, their sessions, rooms, room members, and the
+captures (transcripts, recordings) of their meetings.
 
 Meetings themselves live in memory while they run (visio.meetings).
 """
@@ -16,7 +17,18 @@ from typing import Literal
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, ForeignKey, String, UniqueConstraint, delete, or_, select
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -24,7 +36,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 MIGRATIONS = Path(__file__).parent / "migrations"
 Access = Literal["public", "trusted", "restricted"]
 MemberRole = Literal["member", "admin"]
+Language = Literal["auto", "en", "fr"]
 ACCESS_LEVELS: tuple[Access, ...] = ("public", "trusted", "restricted")
+CaptureStatus = Literal["capturing", "queued", "running", "done", "failed"]
 
 
 class Base(DeclarativeBase):
@@ -66,6 +80,7 @@ class Room(Base):
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     access: Mapped[str] = mapped_column(String(16), default="public")
+    language: Mapped[str] = mapped_column(String(8), default="auto")
 
 
 class RoomMember(Base):
@@ -81,6 +96,30 @@ class RoomMember(Base):
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Capture(Base):
+    """What was captured of one meeting (audio per participant) and what became of it.
+
+    The capture is also the transcription job: its status, progress and error are what
+    the job runner and the web app read.
+    """
+
+    __tablename__ = "captures"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(120))
+    language: Mapped[str] = mapped_column(String(8), default="auto")
+    transcribe: Mapped[bool] = mapped_column(default=False)
+    record: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default="capturing", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 @dataclass(frozen=True)
 class RoomPolicy:
     """What decides who enters a room and who moderates it, read fresh at each join."""
@@ -90,6 +129,7 @@ class RoomPolicy:
     access: Access
     owner_id: str | None
     roles: dict[str, str]  # email -> member | admin
+    language: Language = "auto"
 
 
 class RoomExists(Exception):
@@ -245,7 +285,11 @@ class Store:
         return [(room, "owner" if room.owner_id == user.id else roles[room.id]) for room in found]
 
     async def update_room(
-        self, room_id: str, name: str | None = None, access: Access | None = None
+        self,
+        room_id: str,
+        name: str | None = None,
+        access: Access | None = None,
+        language: Language | None = None,
     ) -> Room | None:
         async with self.sessions.begin() as session:
             room = await session.get(Room, room_id)
@@ -255,12 +299,16 @@ class Store:
                 room.name = name
             if access is not None:
                 room.access = access
+            if language is not None:
+                room.language = language
         return room
 
     async def delete_room(self, room_id: str) -> bool:
+        """Delete the room with its members and capture records (not their files)."""
         async with self.sessions.begin() as session:
             result = await session.execute(delete(Room).where(Room.id == room_id))
             await session.execute(delete(RoomMember).where(RoomMember.room_id == room_id))
+            await session.execute(delete(Capture).where(Capture.room_id == room_id))
         return bool(result.rowcount)
 
     async def policy(self, room_id: str) -> RoomPolicy | None:
@@ -275,6 +323,7 @@ class Store:
                 access=room.access,  # type: ignore[arg-type]
                 owner_id=room.owner_id,
                 roles={m.email: m.role for m in members},
+                language=room.language,  # type: ignore[arg-type]
             )
 
     # -- members ---------------------------------------------------------------------
@@ -303,4 +352,79 @@ class Store:
                     RoomMember.room_id == room_id, RoomMember.email == normalise_email(email)
                 )
             )
+        return bool(result.rowcount)
+
+    # -- captures (transcription jobs) -----------------------------------------------
+
+    async def create_capture(
+        self, room_id: str, title: str, language: str, *, transcribe: bool, record: bool
+    ) -> Capture:
+        capture = Capture(
+            id=secrets.token_hex(12),
+            room_id=room_id,
+            title=title[:120],
+            language=language,
+            transcribe=transcribe,
+            record=record,
+            status="capturing",
+            progress=0.0,
+            attempts=0,
+            started_at=_now(),
+        )
+        async with self.sessions.begin() as session:
+            session.add(capture)
+        return capture
+
+    async def get_capture(self, capture_id: str) -> Capture | None:
+        async with self.sessions() as session:
+            return await session.get(Capture, capture_id)
+
+    async def captures_of(self, room_id: str) -> list[Capture]:
+        async with self.sessions() as session:
+            result = await session.scalars(
+                select(Capture)
+                .where(Capture.room_id == room_id)
+                .order_by(Capture.started_at.desc())
+            )
+            return list(result)
+
+    async def update_capture(self, capture_id: str, **fields: object) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(update(Capture).where(Capture.id == capture_id).values(**fields))
+
+    async def claim_capture(self) -> Capture | None:
+        """Take the oldest queued capture for transcription, atomically (several workers)."""
+        async with self.sessions.begin() as session:
+            oldest = await session.scalar(
+                select(Capture.id)
+                .where(Capture.status == "queued")
+                .order_by(Capture.ended_at, Capture.started_at)
+                .limit(1)
+            )
+            if oldest is None:
+                return None
+            claimed = await session.execute(
+                update(Capture)
+                .where(Capture.id == oldest, Capture.status == "queued")
+                .values(status="running", progress=0.0, attempts=Capture.attempts + 1)
+            )
+            if not claimed.rowcount:
+                return None
+            return await session.get(Capture, oldest, populate_existing=True)
+
+    async def captures_in(self, *statuses: CaptureStatus) -> list[Capture]:
+        async with self.sessions() as session:
+            result = await session.scalars(select(Capture).where(Capture.status.in_(statuses)))
+            return list(result)
+
+    async def expired_captures(self, now: datetime | None = None) -> list[Capture]:
+        async with self.sessions() as session:
+            result = await session.scalars(
+                select(Capture).where(Capture.expires_at <= (now or _now()))
+            )
+            return list(result)
+
+    async def delete_capture(self, capture_id: str) -> bool:
+        async with self.sessions.begin() as session:
+            result = await session.execute(delete(Capture).where(Capture.id == capture_id))
         return bool(result.rowcount)

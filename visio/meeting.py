@@ -31,6 +31,7 @@ from visio.janus.videoroom import (
 )
 from visio.participant import Participant, Publication
 from visio.protocol import ProtocolError
+from visio.transcripts.capture import CaptureSession
 
 log = logging.getLogger(__name__)
 RESYNC_DELAY_S = 0.5
@@ -68,6 +69,7 @@ class Meeting:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_empty = on_empty
         self.closed = False
+        self.capture: CaptureSession | None = None  # set once someone starts a capture
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -126,7 +128,19 @@ class Meeting:
                 participant.send(frame)
 
     def room_info(self) -> dict[str, Any]:
-        return {"id": self.room_id, "name": self.name, "access": self.access, "locked": self.locked}
+        return {
+            "id": self.room_id,
+            "name": self.name,
+            "access": self.access,
+            "locked": self.locked,
+            "capture": self.capture_state(),
+        }
+
+    def capture_state(self) -> dict[str, bool]:
+        """What is being captured now: everyone sees it, and so does anyone about to join."""
+        if self.capture is None:
+            return {"transcription": False, "recording": False}
+        return self.capture.state()
 
     def moderators(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.moderator]
@@ -210,6 +224,8 @@ class Meeting:
         if target == "camera":
             participant.silenced.clear()  # a new feed: a moderator's mute was on the old one
         self._feeds[feed_id] = (participant, publication)
+        if self.capture is not None and self.capture.active:
+            self._spawn(self._record(participant, publication, on=True))
         if previous is not None:
             self._feeds.pop(previous.feed_id, None)
             self._spawn(previous.handle.close())
@@ -227,6 +243,23 @@ class Meeting:
         if target == "screen":
             self.updated(participant)
         self._resync_everyone()
+
+    async def record_everyone(self, on: bool) -> None:
+        """Start (or stop) Janus recording every current publication of the meeting."""
+        for participant in list(self.participants.values()):
+            for publication in list(participant.publications.values()):
+                await self._record(participant, publication, on)
+
+    async def _record(self, participant: Participant, publication: Publication, on: bool) -> None:
+        base = None
+        if on and self.capture is not None:
+            base = self.capture.new_track(
+                participant.id, participant.name, publication.target, publication.feed_id
+            )
+        try:
+            await publication.handle.record(base)
+        except JanusError as exc:
+            log.warning("janus record failed", extra={"room": self.room_id, "error": str(exc)})
 
     async def silence(self, participant: Participant, media: str) -> None:
         """A moderator turns someone's microphone (audio) or camera (video) off.

@@ -24,6 +24,7 @@ from visio.meeting import Meeting
 from visio.participant import Outbox, Participant
 from visio.protocol import Join, ProtocolError
 from visio.ratelimit import SlidingWindowLimiter
+from visio.transcripts.service import Captures
 from visio.turn import ice_servers
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,13 @@ class KeyedLocks:
 
 
 class Meetings:
-    def __init__(self, settings: Settings, store: Store, pool: JanusPool) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, pool: JanusPool, captures: Captures
+    ) -> None:
         self.settings = settings
         self.store = store
         self.pool = pool
+        self.captures = captures
         self.running: dict[str, Meeting] = {}
         self.lobbies: defaultdict[str, Lobby] = defaultdict(Lobby)
         self.lobby_limiter = SlidingWindowLimiter(settings.lobby_requests_per_minute)
@@ -75,6 +79,13 @@ class Meetings:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def capture_state(self, room_id: str) -> dict[str, bool]:
+        """Whether the room's meeting is being transcribed or recorded right now."""
+        meeting = self.running.get(room_id)
+        if meeting is None:
+            return {"transcription": False, "recording": False}
+        return meeting.capture_state()
 
     def participant_count(self, room_id: str) -> int:
         meeting = self.running.get(room_id)
@@ -212,7 +223,11 @@ class Meetings:
         outbox.send(
             {
                 "type": "lobby",
-                "room": {"id": policy.room_id, "name": policy.name},
+                "room": {
+                    "id": policy.room_id,
+                    "name": policy.name,
+                    "capture": self.capture_state(policy.room_id),
+                },
                 "reason": reason,
                 "expires_in": round(timeout),
             }
@@ -339,7 +354,12 @@ class Meetings:
             if participant.outbox is not None:
                 participant.outbox.close(1000, "meeting ended")
         log.info("meeting ended by a moderator", extra={"room": room_id})
+        await self._close(meeting)
+
+    async def _close(self, meeting: Meeting) -> None:
+        """Free the meeting's media, then queue what it captured (its files are complete)."""
         await meeting.close()
+        await self.captures.meeting_ended(meeting)
 
     def _resume(self, meeting: Meeting, participant: Participant, outbox: Outbox) -> None:
         if participant.grace_timer is not None:
@@ -402,12 +422,12 @@ class Meetings:
                 )
                 if participant.outbox is not None:
                     participant.outbox.close(1012, "media server lost")
-            self._spawn(meeting.close())
+            self._spawn(self._close(meeting))
 
     async def _ended(self, meeting: Meeting) -> None:
         if self.running.get(meeting.room_id) is meeting:
             del self.running[meeting.room_id]
-        await meeting.close()
+        await self._close(meeting)
 
     async def close(self) -> None:
         shutdown = {"type": "error", "code": "server_shutdown", "message": "the server is stopping"}
@@ -422,5 +442,5 @@ class Meetings:
             for participant in meeting.participants.values():
                 if participant.outbox is not None:
                     participant.outbox.close(1012, "server shutdown")
-            await meeting.close()
+            await self._close(meeting)
         self.running.clear()

@@ -7,7 +7,7 @@ from visio.meeting import Meeting
 from visio.meetings import Meetings
 from visio.participant import Participant
 
-Moderation = p.Admit | p.Deny | p.Moderate | p.Lock | p.End
+Moderation = p.Admit | p.Deny | p.Moderate | p.Lock | p.End | p.Capture
 
 
 async def apply(meetings: Meetings, meeting: Meeting, me: Participant, message: Moderation) -> None:
@@ -23,6 +23,8 @@ async def apply(meetings: Meetings, meeting: Meeting, me: Participant, message: 
             await meetings.set_locked(meeting, locked)
         case p.End():
             await meetings.end(meeting.room_id, me)
+        case p.Capture(kind=kind, on=on):
+            await meetings.captures.switch(meeting, kind, on)
         case p.Moderate(action=action, id=target_id):
             targets = _everyone_but_moderators(meeting) if target_id is None else []
             if target_id is not None:

@@ -172,6 +172,14 @@ class End(Message):
     type: Literal["end"]
 
 
+class Capture(Message):
+    """Start or stop transcription or recording of the meeting."""
+
+    type: Literal["capture"]
+    kind: Literal["transcription", "recording"]
+    on: bool
+
+
 ClientMessage = Annotated[
     Join
     | Publish
@@ -189,7 +197,8 @@ ClientMessage = Annotated[
     | Deny
     | Moderate
     | Lock
-    | End,
+    | End
+    | Capture,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
@@ -212,9 +221,10 @@ MESSAGE_TYPES = frozenset(
         "moderate",
         "lock",
         "end",
+        "capture",
     )
 )
-MODERATOR_MESSAGES = (Admit, Deny, Moderate, Lock, End)
+MODERATOR_MESSAGES = (Admit, Deny, Moderate, Lock, End, Capture)
 
 
 def parse(raw: str | bytes, max_bytes: int) -> Message:

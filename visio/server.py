@@ -28,6 +28,9 @@ from visio.meetings import Meetings
 from visio.protocol import ROOM_ID_PATTERN
 from visio.ratelimit import SlidingWindowLimiter
 from visio.signalling import serve_websocket
+from visio.transcripts.jobs import JobRunner
+from visio.transcripts.routes import captures_router
+from visio.transcripts.service import Captures
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).parent / "web"
@@ -53,17 +56,21 @@ class Services:
         self.embedded = EmbeddedJanus(settings) if settings.embedded_janus else None
         urls = [self.embedded.url] if self.embedded else list(settings.janus_urls)
         self.pool = JanusPool(urls, settings.janus_api_secret, settings.janus_admin_key)
-        self.meetings = Meetings(settings, self.store, self.pool)
+        self.jobs = JobRunner(settings, self.store)
+        self.captures = Captures(self.store, settings.capture_root, self.jobs.wake)
+        self.meetings = Meetings(settings, self.store, self.pool, self.captures)
         self.started = time.time()
 
     async def start(self) -> None:
         await self.store.migrate()
+        await self.jobs.start()
         if self.embedded is not None:
             await self.embedded.start()
         await self.pool.start()
 
     async def stop(self) -> None:
         await self.meetings.close()
+        await self.jobs.stop()
         await self.pool.close()
         if self.embedded is not None:
             await self.embedded.stop()
@@ -146,6 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(auth_router(settings, services.store))
     app.include_router(api_router(settings, services.store, services.meetings))
+    app.include_router(captures_router(settings, services.store, services.jobs))
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:

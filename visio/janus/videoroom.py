@@ -102,6 +102,13 @@ class PublisherHandle:
             raise ValueError("Janus gave no answer to the offer")
         return str(reply.jsep["sdp"])
 
+    async def record(self, base: str | None) -> None:
+        """Record every track of this feed to `<base>-<media>-<index>.mjr`, or stop (None)."""
+        body: dict[str, Any] = {"request": "configure", "record": base is not None}
+        if base is not None:
+            body["filename"] = base
+        await self.handle.message(body)
+
     async def close(self) -> None:
         await self.handle.detach()
 

@@ -1,0 +1,111 @@
+"""Meeting transcripts end to end: real Janus recording, real job, real Whisper."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import jiwer
+import pytest
+
+from visio.client import PcmAudioTrack
+from visio.testing.speech import pcm48k, silence, speak
+
+pytestmark = pytest.mark.integration
+
+ALICE_1 = "Good morning everyone, let us review the budget for next year."
+BOB_1 = "I think we should hire two more engineers before the summer."
+ALICE_2 = "That sounds reasonable, please send me the proposal by Friday."
+
+
+def normalise(text: str) -> str:
+    return jiwer.RemovePunctuation()(text.lower()).strip()
+
+
+async def speaking_bot(bots, room: str, name: str, **options):
+    """A bot that publishes a silent microphone; play() makes it speak."""
+    client = await bots.join(room, name, publish=False, **options)
+    track = PcmAudioTrack(silence(0.02), loop=True)
+    await client.publish([track])
+    return client, track
+
+
+async def say(track: PcmAudioTrack, samples, gap: float = 1.0) -> None:
+    track.play(samples, loop=False)
+    await asyncio.sleep(len(samples) / 48_000 + gap)
+
+
+async def wait_for_capture(person, room: str, status: str, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await person.api("GET", f"/api/rooms/{room}/captures")
+        assert response.status_code == 200, response.text
+        captures = response.json()
+        if captures and captures[0]["status"] == status:
+            return captures[0]
+        if captures and captures[0]["status"] == "failed":
+            pytest.fail(f"transcription failed: {captures[0]['error']}")
+        assert time.monotonic() < deadline, f"capture still {captures}"
+        await asyncio.sleep(1)
+
+
+async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Path):
+    alice = await people.signed_in("alice")
+    room = await alice.new_room(name="Budget review")
+    lines = {
+        key: pcm48k(speak(text, tmp_path / f"{key}.wav", voice=voice))
+        for key, text, voice in (
+            ("a1", ALICE_1, "en-us"),
+            ("b1", BOB_1, "en-gb"),
+            ("a2", ALICE_2, "en-us"),
+        )
+    }
+    owner, alice_mic = await speaking_bot(bots, room, "Alice", cookies=alice.cookies)
+    guest, bob_mic = await speaking_bot(bots, room, "Bob")
+    await owner.wait_frames(guest.id, "audio", count=10)
+    await guest.wait_frames(owner.id, "audio", count=10)
+
+    await owner.send({"type": "capture", "kind": "transcription", "on": True})
+    told = await guest.wait_for(
+        lambda f: f["type"] == "room" and f["room"]["capture"]["transcription"]
+    )
+    assert told["room"]["capture"] == {"transcription": True, "recording": False}
+    before_entering = (await people.guest()).http
+    shown = (await before_entering.get(f"/api/rooms/{room}")).json()
+    assert shown["capture"]["transcription"] is True  # the pre-join screen says so
+
+    await asyncio.sleep(0.5)
+    await say(alice_mic, lines["a1"])
+    await say(bob_mic, lines["b1"])
+    await say(alice_mic, lines["a2"])
+    await owner.send({"type": "end"})
+    await owner.wait_for(lambda f: f["type"] == "ended")
+
+    capture = await wait_for_capture(alice, room, "done")
+    files = {f["name"]: f["url"] for f in capture["files"]}
+    assert set(files) >= {
+        "transcript.json",
+        "transcript.vtt",
+        "transcript.srt",
+        "transcript.md",
+        "transcript.docx",
+    }
+    transcript = json.loads((await alice.api("GET", files["transcript.json"])).text)
+    said = [(s["speaker"], s["text"]) for s in transcript["segments"]]
+    speakers = [speaker for speaker, _ in said]
+    assert [s for i, s in enumerate(speakers) if i == 0 or s != speakers[i - 1]] == [
+        "Alice",
+        "Bob",
+        "Alice",
+    ], said
+    by_turn = {"Alice": [], "Bob": []}
+    for speaker, text in said:
+        by_turn[speaker].append(text)
+    reference = normalise(f"{ALICE_1} {BOB_1} {ALICE_2}")
+    heard = normalise(" ".join(text for _, text in said))
+    assert jiwer.wer(reference, heard) < 0.15, heard
+    assert transcript["language"] == "en"
+    vtt = (await alice.api("GET", files["transcript.vtt"])).text
+    assert vtt.startswith("WEBVTT") and "<v Bob>" in vtt

@@ -1,0 +1,83 @@
+"""The live capture of one meeting: which tracks Janus records, where, and since when.
+
+Janus writes one `.mjr` file per track of each recorded publisher into the capture's
+folder. The manifest written next to them says whose each file is, so the transcription
+job (possibly on another machine) needs nothing but the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+RAW = "raw"  # Janus' .mjr files
+
+
+@dataclass(frozen=True)
+class Track:
+    participant: str  # participant id in the meeting
+    name: str  # their display name when the track started
+    target: str  # camera | screen
+    base: str  # file stem inside raw/: Janus adds -audio-0.mjr, -video-1.mjr…
+    requested_at: float  # wall-clock time (s) when recording was asked for
+
+
+@dataclass
+class CaptureSession:
+    """A running meeting's capture; it outlives stops and restarts within the meeting."""
+
+    capture_id: str
+    folder: Path
+    title: str
+    language: str
+    started_at: float = field(default_factory=time.time)
+    transcription: bool = False
+    recording: bool = False
+    tracks: list[Track] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """Whether Janus should be recording right now."""
+        return self.transcription or self.recording
+
+    def state(self) -> dict[str, bool]:
+        return {"transcription": self.transcription, "recording": self.recording}
+
+    def new_track(self, participant: str, name: str, target: str, feed_id: int) -> str:
+        """Register a track about to be recorded; return the base path to give Janus."""
+        raw = self.folder / RAW
+        raw.mkdir(parents=True, exist_ok=True)
+        base = f"{participant}-{target}-{feed_id}-{len(self.tracks)}"
+        self.tracks.append(Track(participant, name, target, base, time.time()))
+        self.save()
+        return str(raw / base)
+
+    def save(self) -> None:
+        write_manifest(
+            self.folder,
+            {
+                "capture": self.capture_id,
+                "title": self.title,
+                "language": self.language,
+                "started_at": self.started_at,
+                "tracks": [asdict(track) for track in self.tracks],
+            },
+        )
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".manifest-")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(manifest, handle, indent=1)
+    os.replace(temporary, folder / MANIFEST)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / MANIFEST).read_text())

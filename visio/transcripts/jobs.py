@@ -1,0 +1,212 @@
+"""The job runner: transcribes queued captures one at a time, in a child process each.
+
+Jobs live in the database (the captures table), so a queued or interrupted job survives
+a server restart: at start, jobs left running by a stopped server are queued again
+(up to `transcription_attempts` tries), and captures of meetings cut by the stop are
+queued too. Several servers or workers may share the queue: claiming is atomic.
+It also deletes captures whose retention period is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+
+from visio.config import Settings
+from visio.db import Capture, Store
+
+log = logging.getLogger(__name__)
+IDLE_POLL_S = 30.0  # other processes may queue jobs too
+SWEEP_EVERY_S = 600.0
+PROGRESS_EVERY_S = 1.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobRunner:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._child: asyncio.subprocess.Process | None = None
+        self._last_sweep = 0.0
+
+    async def start(self) -> None:
+        await self.recover()
+        self._task = asyncio.create_task(self._loop())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop now; a job cut here is queued again at the next start."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        child = self._child
+        if child is not None and child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            await child.wait()
+
+    async def recover(self) -> None:
+        """Queue again what a stopped server left running or capturing."""
+        for capture in await self.store.captures_in("running", "capturing"):
+            if capture.status == "capturing":
+                await self.store.update_capture(capture.id, status="queued", ended_at=_now())
+            elif capture.attempts >= self.settings.transcription_attempts:
+                await self._fail(
+                    capture, f"interrupted {capture.attempts} times by server restarts"
+                )
+            else:
+                await self.store.update_capture(capture.id, status="queued", progress=0.0)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._sweep_when_due()
+                capture = await self.store.claim_capture()
+                if capture is not None:
+                    await self._run(capture)
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job runner error")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+
+    # -- one job ------------------------------------------------------------------------
+
+    def _command(self, capture: Capture) -> list[str]:
+        settings = self.settings
+        command = [
+            sys.executable, "-m", "visio.transcripts.worker",
+            str(settings.capture_root / capture.id),
+            "--language", capture.language,
+            "--models", str(settings.models_dir),
+            "--threads", str(settings.speech_threads),
+        ]  # fmt: skip
+        if settings.speech_model_dir:
+            command += ["--model-dir", settings.speech_model_dir]
+        if settings.diarizer:
+            command += ["--diarizer", settings.diarizer]
+        if capture.transcribe:
+            command.append("--transcribe")
+        if capture.record:
+            command.append("--record")
+        return command
+
+    async def _run(self, capture: Capture) -> None:
+        log.info("transcription started", extra={"capture": capture.id, "room": capture.room_id})
+        started = time.monotonic()
+        self._child = child = await asyncio.create_subprocess_exec(
+            *self._command(capture),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # so that stop() kills its threads and children too
+        )
+        errors: deque[str] = deque(maxlen=20)
+        stderr_task = asyncio.create_task(_collect(child.stderr, errors))
+        report = await self._follow(capture, child)
+        code = await child.wait()
+        await stderr_task
+        self._child = None
+        if code == 0 and report.get("done"):
+            await self._succeed(capture, report.get("problems") or [])
+            log.info(
+                "transcription done",
+                extra={"capture": capture.id, "seconds": round(time.monotonic() - started, 1)},
+            )
+            return
+        reason = report.get("error") or _crash_reason(code, errors)
+        await self._fail(capture, str(reason))
+        log.warning("transcription failed", extra={"capture": capture.id, "error": reason})
+
+    async def _follow(
+        self, capture: Capture, child: asyncio.subprocess.Process
+    ) -> dict[str, object]:
+        """Read the worker's reports, saving its progress now and then; return the last."""
+        assert child.stdout is not None
+        last: dict[str, object] = {}
+        saved_at = 0.0
+        async for line in child.stdout:
+            try:
+                report = json.loads(line)
+            except ValueError:
+                continue  # a library printing on stdout
+            if not isinstance(report, dict):
+                continue
+            last = report
+            progress = report.get("progress")
+            if isinstance(progress, float | int) and time.monotonic() - saved_at > PROGRESS_EVERY_S:
+                saved_at = time.monotonic()
+                await self.store.update_capture(capture.id, progress=float(progress))
+        return last
+
+    async def _succeed(self, capture: Capture, problems: list[str]) -> None:
+        await self.store.update_capture(
+            capture.id,
+            status="done",
+            progress=1.0,
+            error=("Some tracks could not be used: " + "; ".join(problems)) if problems else None,
+            expires_at=self._expiry(),
+        )
+
+    async def _fail(self, capture: Capture, reason: str) -> None:
+        await self.store.update_capture(
+            capture.id, status="failed", error=reason[:2000], expires_at=self._expiry()
+        )
+
+    def _expiry(self) -> datetime:
+        return _now() + timedelta(days=self.settings.retention_days)
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def _sweep_when_due(self) -> None:
+        if time.monotonic() - self._last_sweep < SWEEP_EVERY_S:
+            return
+        self._last_sweep = time.monotonic()
+        await self.sweep()
+
+    async def sweep(self) -> int:
+        """Delete the captures (files and records) whose retention period is over."""
+        expired = await self.store.expired_captures()
+        for capture in expired:
+            delete_files(self.settings, capture.id)
+            await self.store.delete_capture(capture.id)
+            log.info("capture expired", extra={"capture": capture.id, "room": capture.room_id})
+        return len(expired)
+
+
+def delete_files(settings: Settings, capture_id: str) -> None:
+    shutil.rmtree(settings.capture_root / capture_id, ignore_errors=True)
+
+
+async def _collect(stream: asyncio.StreamReader | None, into: deque[str]) -> None:
+    if stream is None:
+        return
+    async for line in stream:
+        text = line.decode(errors="replace").strip()
+        if text:
+            into.append(text)
+
+
+def _crash_reason(code: int, errors: deque[str]) -> str:
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    detail = f": {errors[-1]}" if errors else ""
+    return f"the transcription worker {how}{detail}"

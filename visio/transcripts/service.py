@@ -1,0 +1,82 @@
+"""Starting and stopping captures in running meetings, and handing them to the job runner.
+
+A moderator turns transcription or recording on: Janus records every publication of the
+meeting from then on, and everyone sees it in the room's state. When the meeting ends
+the capture is queued for transcription (and mixing, for a recording).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from visio.db import Store
+from visio.meeting import Meeting
+from visio.transcripts.capture import CaptureSession
+
+log = logging.getLogger(__name__)
+CaptureKind = Literal["transcription", "recording"]
+
+
+class Captures:
+    def __init__(self, store: Store, root: Path, on_queued: Callable[[], None]) -> None:
+        self.store = store
+        self.root = root
+        self._on_queued = on_queued
+
+    def folder(self, capture_id: str) -> Path:
+        return self.root / capture_id
+
+    async def switch(self, meeting: Meeting, kind: CaptureKind, on: bool) -> None:
+        """Turn transcription or recording on or off; tell everyone in the meeting."""
+        capture = meeting.capture
+        if capture is None:
+            if not on:
+                return
+            capture = await self._open(meeting)
+        was_active = capture.active
+        setattr(capture, kind, on)
+        if on:
+            await self.store.update_capture(capture.capture_id, **{_column(kind): True})
+        if capture.active != was_active:
+            await meeting.record_everyone(capture.active)
+        meeting.broadcast({"type": "room", "room": meeting.room_info()})
+        log.info(
+            "capture switched",
+            extra={"room": meeting.room_id, "capture": capture.capture_id, kind: on},
+        )
+
+    async def _open(self, meeting: Meeting) -> CaptureSession:
+        policy = await self.store.policy(meeting.room_id)
+        language = policy.language if policy is not None else "auto"
+        record = await self.store.create_capture(
+            meeting.room_id, meeting.name, language, transcribe=False, record=False
+        )
+        capture = CaptureSession(record.id, self.folder(record.id), meeting.name, language)
+        capture.save()
+        meeting.capture = capture
+        return capture
+
+    async def meeting_ended(self, meeting: Meeting) -> None:
+        """Queue what the meeting captured (Janus has closed its files by now)."""
+        capture, meeting.capture = meeting.capture, None
+        if capture is None:
+            return
+        capture.save()
+        if not capture.tracks:
+            await self.store.delete_capture(capture.capture_id)
+            shutil.rmtree(capture.folder, ignore_errors=True)
+            return
+        await self.store.update_capture(
+            capture.capture_id, status="queued", ended_at=datetime.now(UTC)
+        )
+        log.info("capture queued", extra={"room": meeting.room_id, "capture": capture.capture_id})
+        self._on_queued()
+
+
+def _column(kind: CaptureKind) -> str:
+    return "transcribe" if kind == "transcription" else "record"

@@ -1,0 +1,99 @@
+"""Turning a capture folder's Janus recordings into audio files laid on one timeline.
+
+Each `.mjr` file's header says when its first packet was written; that, relative to the
+capture's start, places the track on the meeting timeline. `janus-pp-rec` turns the
+packets into an Ogg/Opus file (filling gaps with silence), which PyAV decodes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from visio.transcripts.capture import RAW, read_manifest
+
+WORK = "work"  # converted audio, deleted with the raw files
+
+
+class TrackError(Exception):
+    """A recording that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    path: Path  # an audio (or video) file ffmpeg can decode
+    speaker: str  # who speaks in it (a track may still hold several voices)
+    source: str  # what it is: "Alice: microphone", a file name…
+    offset: float  # seconds from the start of the timeline to the start of the file
+
+
+def capture_sources(folder: Path) -> tuple[list[AudioSource], list[str]]:
+    """Every usable audio track of a capture, and a note for each track that is not."""
+    try:
+        manifest = read_manifest(folder)
+    except (OSError, ValueError) as exc:
+        raise TrackError(f"the capture's manifest cannot be read: {exc}") from exc
+    zero = float(manifest["started_at"])
+    (folder / WORK).mkdir(exist_ok=True)
+    sources: list[AudioSource] = []
+    problems: list[str] = []
+    for track in manifest["tracks"]:
+        label = "screen" if track["target"] == "screen" else "microphone"
+        speaker = track["name"] + (" (screen)" if track["target"] == "screen" else "")
+        for mjr in sorted((folder / RAW).glob(f"{track['base']}-audio-*.mjr")):
+            try:
+                path, started = convert(mjr, folder / WORK)
+            except TrackError as exc:
+                problems.append(f"{track['name']}'s {label}: {exc}")
+                continue
+            offset = max(0.0, started - zero) if started else track["requested_at"] - zero
+            sources.append(AudioSource(path, speaker, f"{track['name']}: {label}", offset))
+    return sources, problems
+
+
+def mjr_header(mjr: Path) -> dict[str, object]:
+    """The JSON header janus-pp-rec reads from a recording."""
+    result = _pp_rec(["--json", str(mjr)])
+    try:
+        header = json.loads(result.stdout)
+    except ValueError as exc:
+        raise TrackError(f"{mjr.name} has no readable header") from exc
+    if not isinstance(header, dict):
+        raise TrackError(f"{mjr.name} has no readable header")
+    return header
+
+
+def convert(mjr: Path, into: Path) -> tuple[Path, float]:
+    """The track as an Ogg/Opus file, and the wall-clock time of its first packet (s)."""
+    if not mjr.stat().st_size:
+        raise TrackError(f"{mjr.name} is empty")
+    header = mjr_header(mjr)
+    if header.get("t") != "a" or header.get("c") != "opus":
+        raise TrackError(f"{mjr.name} is not an Opus audio recording")
+    target = into / (mjr.stem + ".opus")
+    _pp_rec([str(mjr), str(target)])
+    if not target.exists() or target.stat().st_size == 0:
+        raise TrackError(f"{mjr.name} holds no audio packets")
+    first_written = header.get("u") or header.get("s") or 0
+    return target, float(first_written) / 1e6  # type: ignore[arg-type]
+
+
+def _pp_rec(args: list[str]) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("janus-pp-rec")
+    if binary is None:
+        raise TrackError("janus-pp-rec is not installed (Debian package janus-tools)")
+    result = subprocess.run(
+        [binary, "--debug-level", "2", *args], capture_output=True, text=True, timeout=600
+    )
+    if result.returncode != 0:
+        reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["?"]
+        raise TrackError(f"janus-pp-rec failed on {Path(args[-1]).name}: {reason[0]}")
+    return result
+
+
+def file_sources(paths: list[Path]) -> list[AudioSource]:
+    """Files given on the command line: one speaker each, named after the file."""
+    return [AudioSource(path, path.stem, path.name, 0.0) for path in paths]

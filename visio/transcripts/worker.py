@@ -1,0 +1,91 @@
+"""One transcription job, run in a child process: `python -m visio.transcripts.worker FOLDER`.
+
+A child process keeps a crash in the speech engine (or the memory it takes) away from
+the server's meetings. It reports on stdout, one JSON object per line: {"progress": 0.4},
+then {"done": true, "problems": [...]} or {"error": "why"}; the exit code says the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from visio.transcripts.capture import read_manifest
+
+
+def _say(**message: Any) -> None:
+    print(json.dumps(message), flush=True)
+
+
+def run(args: argparse.Namespace) -> list[str]:
+    """Do the job; return notes about tracks that could not be used."""
+    from visio.speech.model import resolve_model_dir
+    from visio.speech.recognizer import Recognizer
+    from visio.speech.speakers import load_diarizer
+    from visio.transcripts import pipeline
+    from visio.transcripts.tracks import capture_sources
+
+    folder = Path(args.folder)
+    manifest = read_manifest(folder)
+    sources, problems = capture_sources(folder)
+    _say(progress=0.02)
+    if args.transcribe:
+        recognizer = Recognizer(
+            resolve_model_dir(args.model_dir or None, Path(args.models)), threads=args.threads
+        )
+        options = pipeline.Options(
+            language=args.language,
+            title=manifest.get("title", ""),
+            started_at=pipeline.now_iso(manifest.get("started_at")),
+            problems=problems,
+        )
+        transcript = pipeline.transcribe(
+            sources,
+            recognizer,
+            load_diarizer(args.diarizer),
+            options,
+            lambda fraction: _say(progress=round(0.02 + 0.93 * fraction, 3)),
+        )
+        pipeline.write_outputs(transcript, folder)
+    if args.record:
+        pipeline.mix_recording(sources, folder / "recording.ogg")
+    else:
+        pipeline.remove_audio(folder)
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="visio-transcription-worker")
+    parser.add_argument("folder")
+    parser.add_argument("--language", default="auto")
+    parser.add_argument("--transcribe", action="store_true")
+    parser.add_argument("--record", action="store_true")
+    parser.add_argument("--models", required=True, help="cache folder of the default model")
+    parser.add_argument("--model-dir", default="")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--diarizer", default="")
+    args = parser.parse_args(argv)
+    from visio.speech.audio import AudioError
+    from visio.speech.model import ModelError
+    from visio.speech.speakers import SpeakerModelError
+    from visio.transcripts.pipeline import PipelineError
+    from visio.transcripts.tracks import TrackError
+
+    known = (AudioError, ModelError, SpeakerModelError, PipelineError, TrackError, ValueError)
+    try:
+        problems = run(args)
+    except known as exc:
+        _say(error=str(exc))
+        return 1
+    except (OSError, KeyError) as exc:
+        _say(error=f"the capture folder is incomplete: {exc}")
+        return 1
+    _say(done=True, problems=problems)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
