@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import jiwer
 import pytest
 
-from visio.client import PcmAudioTrack
-from visio.testing.speech import pcm48k, silence, speak
+from tests.integration.speaking import say, sentence, speaking_bot, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -24,43 +22,13 @@ def normalise(text: str) -> str:
     return jiwer.RemovePunctuation()(text.lower()).strip()
 
 
-async def speaking_bot(bots, room: str, name: str, **options):
-    """A bot that publishes a silent microphone; play() makes it speak."""
-    client = await bots.join(room, name, publish=False, **options)
-    track = PcmAudioTrack(silence(0.02), loop=True)
-    await client.publish([track])
-    return client, track
-
-
-async def say(track: PcmAudioTrack, samples, gap: float = 1.0) -> None:
-    track.play(samples, loop=False)
-    await asyncio.sleep(len(samples) / 48_000 + gap)
-
-
-async def wait_for_capture(person, room: str, status: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await person.api("GET", f"/api/rooms/{room}/captures")
-        assert response.status_code == 200, response.text
-        captures = response.json()
-        if captures and captures[0]["status"] == status:
-            return captures[0]
-        if captures and captures[0]["status"] == "failed":
-            pytest.fail(f"transcription failed: {captures[0]['error']}")
-        assert time.monotonic() < deadline, f"capture still {captures}"
-        await asyncio.sleep(1)
-
-
 async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Path):
     alice = await people.signed_in("alice")
     room = await alice.new_room(name="Budget review")
     lines = {
-        key: pcm48k(speak(text, tmp_path / f"{key}.wav", voice=voice))
-        for key, text, voice in (
-            ("a1", ALICE_1, "en-us"),
-            ("b1", BOB_1, "en-gb"),
-            ("a2", ALICE_2, "en-us"),
-        )
+        "a1": sentence(ALICE_1, tmp_path),
+        "b1": sentence(BOB_1, tmp_path, voice="en-gb"),
+        "a2": sentence(ALICE_2, tmp_path),
     }
     owner, alice_mic = await speaking_bot(bots, room, "Alice", cookies=alice.cookies)
     guest, bob_mic = await speaking_bot(bots, room, "Bob")
@@ -83,7 +51,8 @@ async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Pat
     await owner.send({"type": "end"})
     await owner.wait_for(lambda f: f["type"] == "ended")
 
-    capture = await wait_for_capture(alice, room, "done")
+    capture = await wait_for_status(alice, room, "done", "failed")
+    assert capture["status"] == "done", capture["error"]
     files = {f["name"]: f["url"] for f in capture["files"]}
     assert set(files) >= {
         "transcript.json",

@@ -1,0 +1,179 @@
+"""Transcription jobs that go wrong: a missing model, a worker crash, a server restart
+mid-job, damaged recordings. Each ends in a clear state, and nothing else is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import Bots, People, start_server, stop_server
+from tests.integration.speaking import (
+    latest_capture,
+    say,
+    sentence,
+    speaking_bot,
+    wait_for_status,
+)
+
+pytestmark = pytest.mark.integration
+
+LINE = "Please remember to water the plants in the office on Monday."
+OTHER = "The train to the airport leaves from platform seven at noon."
+
+
+@pytest.fixture(scope="module")
+def job_server():
+    """A server of its own: its configuration changes between restarts."""
+    pair = start_server(speech_model_dir="/nonexistent/whisper")
+    yield pair[0]
+    stop_server(*pair)
+
+
+@pytest.fixture
+async def people(job_server):
+    found = People(job_server)
+    yield found
+    await found.close()
+
+
+@pytest.fixture
+async def bots(job_server):
+    pool = Bots(job_server)
+    yield pool
+    await pool.close()
+
+
+async def captured_meeting(job_server, people, bots, speakers, tmp_path: Path) -> tuple:
+    """Alice's room where each (name, text) speaks in turn while transcription runs.
+
+    Returns alice, the room, and the capture folder; the meeting has ended.
+    """
+    alice = await people.signed_in("alice")
+    room = await alice.new_room(name="Jobs")
+    mics = []
+    for index, (name, _) in enumerate(speakers):
+        cookies = alice.cookies if index == 0 else None
+        mics.append(await speaking_bot(bots, room, name, cookies=cookies))
+    owner = mics[0][0]
+    await owner.send({"type": "capture", "kind": "transcription", "on": True})
+    await owner.wait_for(lambda f: f["type"] == "room" and f["room"]["capture"]["transcription"])
+    await asyncio.sleep(0.5)
+    for (_, text), (_, track) in zip(speakers, mics, strict=True):
+        await say(track, sentence(text, tmp_path))
+    capture = await latest_capture(alice, room)
+    folder = job_server.data_dir / "captures" / capture["id"]
+    return alice, room, folder, owner
+
+
+async def end(owner) -> None:
+    await owner.send({"type": "end"})
+    await owner.wait_for(lambda f: f["type"] == "ended")
+
+
+def worker_of(job_server) -> psutil.Process | None:
+    for child in psutil.Process(job_server.process.pid).children(recursive=True):
+        if "visio.transcripts.worker" in " ".join(child.cmdline()):
+            return child
+    return None
+
+
+def restart(job_server, **changes: str | None) -> None:
+    job_server.stop()
+    for key, value in changes.items():
+        if value is None:
+            job_server.env.pop(key, None)
+        else:
+            job_server.env[key] = value
+    job_server.start()
+
+
+def damage_header(mjr: Path) -> None:
+    """Janus keeps appending to the file, but its header is gone."""
+    with open(mjr, "r+b") as damaged:
+        damaged.write(os.urandom(64))
+
+
+def said(job_server, capture: dict) -> str:
+    folder = job_server.data_dir / "captures" / capture["id"]
+    transcript = json.loads((folder / "transcript.json").read_text())
+    return " ".join(s["text"] for s in transcript["segments"]).lower()
+
+
+async def test_missing_model_fails_clearly_then_restart_and_retry_succeed(
+    job_server, people, bots, tmp_path
+):
+    alice, room, folder, owner = await captured_meeting(
+        job_server, people, bots, [("Alice", LINE)], tmp_path
+    )
+    await end(owner)
+    failed = await wait_for_status(alice, room, "failed")
+    assert "/nonexistent/whisper" in failed["error"], failed["error"]
+    assert (folder / "manifest.json").exists() and list((folder / "raw").glob("*.mjr"))
+
+    restart(job_server, VISIO_SPEECH_MODEL_DIR=None)
+    retried = await alice.api("POST", f"/api/captures/{failed['id']}/retry")
+    assert retried.status_code == 200, retried.text
+    done = await wait_for_status(alice, room, "done", "failed")
+    assert done["status"] == "done", done["error"]
+    assert "office" in said(job_server, done)
+    assert not (folder / "raw").exists()  # audio goes once transcribed (no recording asked)
+    again = await alice.api("POST", f"/api/captures/{failed['id']}/retry")
+    assert again.status_code == 409
+
+
+async def test_a_crashed_worker_fails_the_job_and_a_restart_resumes_an_interrupted_one(
+    job_server, people, bots, tmp_path
+):
+    alice, room, _, owner = await captured_meeting(
+        job_server, people, bots, [("Alice", LINE), ("Bob", OTHER)], tmp_path
+    )
+    await end(owner)
+    worker = None
+    while worker is None:
+        worker = worker_of(job_server)
+        await asyncio.sleep(0.02)
+    os.kill(worker.pid, signal.SIGKILL)
+    failed = await wait_for_status(alice, room, "failed")
+    assert "killed by signal 9" in failed["error"], failed["error"]
+
+    assert (await alice.api("POST", f"/api/captures/{failed['id']}/retry")).status_code == 200
+    await wait_for_status(alice, room, "running")
+    restart(job_server)  # the job is cut: the next start queues it again
+    done = await wait_for_status(alice, room, "done", "failed")
+    assert done["status"] == "done", done["error"]
+    text = said(job_server, done)
+    assert "office" in text and "airport" in text
+
+
+async def test_damaged_recordings_are_reported_and_the_rest_is_transcribed(
+    job_server, people, bots, tmp_path
+):
+    alice, room, folder, owner = await captured_meeting(
+        job_server, people, bots, [("Alice", LINE), ("Bob", OTHER)], tmp_path
+    )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    bob = next(t for t in manifest["tracks"] if t["name"] == "Bob")
+    for mjr in (folder / "raw").glob(f"{bob['base']}-audio-*.mjr"):
+        damage_header(mjr)
+    await end(owner)
+    done = await wait_for_status(alice, room, "done", "failed")
+    assert done["status"] == "done", done["error"]
+    assert "Bob's microphone" in done["error"]
+    text = said(job_server, done)
+    assert "office" in text and "airport" not in text
+
+    # A capture whose only track is empty cannot be transcribed: it fails, saying why.
+    alice, room, folder, owner = await captured_meeting(
+        job_server, people, bots, [("Alice", LINE)], tmp_path
+    )
+    for mjr in (folder / "raw").glob("*-audio-*.mjr"):
+        os.truncate(mjr, 0)
+    await end(owner)
+    failed = await wait_for_status(alice, room, "failed")
+    assert "nothing to transcribe" in failed["error"] and "Alice's microphone" in failed["error"]
