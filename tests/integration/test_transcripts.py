@@ -10,6 +10,7 @@ import jiwer
 import pytest
 
 from tests.integration.speaking import say, sentence, speaking_bot, wait_for_status
+from visio.speech.audio import SAMPLE_RATE, load_audio
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +41,11 @@ async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Pat
         lambda f: f["type"] == "room" and f["room"]["capture"]["transcription"]
     )
     assert told["room"]["capture"] == {"transcription": True, "recording": False}
+    await owner.send({"type": "capture", "kind": "recording", "on": True})
+    await guest.wait_for(lambda f: f["type"] == "room" and f["room"]["capture"]["recording"])
     before_entering = (await people.guest()).http
     shown = (await before_entering.get(f"/api/rooms/{room}")).json()
-    assert shown["capture"]["transcription"] is True  # the pre-join screen says so
+    assert shown["capture"] == {"transcription": True, "recording": True}  # pre-join says so
 
     await asyncio.sleep(0.5)
     await say(alice_mic, lines["a1"])
@@ -54,12 +57,13 @@ async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Pat
     capture = await wait_for_status(alice, room, "done", "failed")
     assert capture["status"] == "done", capture["error"]
     files = {f["name"]: f["url"] for f in capture["files"]}
-    assert set(files) >= {
+    assert set(files) == {
         "transcript.json",
         "transcript.vtt",
         "transcript.srt",
         "transcript.md",
         "transcript.docx",
+        "recording.ogg",
     }
     transcript = json.loads((await alice.api("GET", files["transcript.json"])).text)
     said = [(s["speaker"], s["text"]) for s in transcript["segments"]]
@@ -78,3 +82,16 @@ async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Pat
     assert transcript["language"] == "en"
     vtt = (await alice.api("GET", files["transcript.vtt"])).text
     assert vtt.startswith("WEBVTT") and "<v Bob>" in vtt
+
+    recording = await alice.api("GET", files["recording.ogg"])
+    assert recording.headers["content-type"] == "audio/ogg"
+    assert "Budget%20review" in recording.headers["content-disposition"]
+    (tmp_path / "meeting.ogg").write_bytes(recording.content)
+    mixed = load_audio(tmp_path / "meeting.ogg")
+    spoken = sum(len(line) for line in lines.values()) / 48_000
+    assert len(mixed) / SAMPLE_RATE > spoken  # everyone, in turn, on one timeline
+    stranger, guest_person = await people.signed_in("mallory"), await people.guest()
+    assert (await stranger.api("GET", files["transcript.json"])).status_code == 403
+    assert (await guest_person.api("GET", files["recording.ogg"])).status_code == 401
+    listing = await stranger.api("GET", f"/api/rooms/{room}/captures")
+    assert listing.status_code == 403
