@@ -39,6 +39,7 @@ MemberRole = Literal["member", "admin"]
 Language = Literal["auto", "en", "fr"]
 ACCESS_LEVELS: tuple[Access, ...] = ("public", "trusted", "restricted")
 CaptureStatus = Literal["capturing", "queued", "running", "done", "failed"]
+CLAIM_CANDIDATES = 20
 
 
 class Base(DeclarativeBase):
@@ -393,24 +394,29 @@ class Store:
             await session.execute(update(Capture).where(Capture.id == capture_id).values(**fields))
 
     async def claim_capture(self) -> Capture | None:
-        """Take the oldest queued capture for transcription, atomically (several workers)."""
-        async with self.sessions.begin() as session:
-            oldest = await session.scalar(
+        """Take the oldest queued capture for transcription, atomically (several workers).
+
+        Each candidate is taken by a conditional update: a worker that loses one to
+        another tries the next, so no queued job waits for a later poll.
+        """
+        async with self.sessions() as session:
+            candidates = await session.scalars(
                 select(Capture.id)
                 .where(Capture.status == "queued")
                 .order_by(Capture.ended_at, Capture.started_at)
-                .limit(1)
+                .limit(CLAIM_CANDIDATES)
             )
-            if oldest is None:
-                return None
-            claimed = await session.execute(
-                update(Capture)
-                .where(Capture.id == oldest, Capture.status == "queued")
-                .values(status="running", progress=0.0, attempts=Capture.attempts + 1)
-            )
-            if not claimed.rowcount:
-                return None
-            return await session.get(Capture, oldest, populate_existing=True)
+            candidate_ids = list(candidates)
+        for capture_id in candidate_ids:
+            async with self.sessions.begin() as session:
+                claimed = await session.execute(
+                    update(Capture)
+                    .where(Capture.id == capture_id, Capture.status == "queued")
+                    .values(status="running", progress=0.0, attempts=Capture.attempts + 1)
+                )
+                if claimed.rowcount:
+                    return await session.get(Capture, capture_id, populate_existing=True)
+        return None
 
     async def captures_in(self, *statuses: CaptureStatus) -> list[Capture]:
         async with self.sessions() as session:
