@@ -169,6 +169,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def home() -> FileResponse:
         return FileResponse(WEB / "index.html")
 
+    @app.get("/{room_id}/transcripts", include_in_schema=False)
+    async def transcripts_page(room_id: str) -> FileResponse:
+        if not re.fullmatch(ROOM_ID_PATTERN, room_id):
+            raise HTTPException(404, "no such page")
+        return FileResponse(WEB / "transcripts.html")
+
     @app.get("/{room_id}", include_in_schema=False)
     async def room_page(room_id: str) -> FileResponse:
         if not re.fullmatch(ROOM_ID_PATTERN, room_id):

@@ -50,6 +50,11 @@ export function signInUrl(next = window.location.pathname + window.location.sear
   return `/auth/login?next=${encodeURIComponent(next || '/')}`;
 }
 
+// The page of a room's transcripts and recordings.
+export function transcriptsPath(roomId) {
+  return `/${encodeURIComponent(roomId)}/transcripts`;
+}
+
 export async function signOut() {
   await apiJson('POST', '/auth/logout');
   me = null;
@@ -59,7 +64,24 @@ export function myRooms() {
   return apiJson('GET', '/api/rooms');
 }
 
-// changes: {name?, access?}
+// changes: {name?, access?, language?}
 export function updateRoom(id, changes) {
   return apiJson('PATCH', `/api/rooms/${encodeURIComponent(id)}`, changes);
+}
+
+export function getRoom(id) {
+  return apiJson('GET', `/api/rooms/${encodeURIComponent(id)}`);
+}
+
+// Transcripts and recordings (captures) of a room, newest first.
+export function roomCaptures(id) {
+  return apiJson('GET', `/api/rooms/${encodeURIComponent(id)}/captures`);
+}
+
+export function deleteCapture(id) {
+  return apiJson('DELETE', `/api/captures/${encodeURIComponent(id)}`);
+}
+
+export function retryCapture(id) {
+  return apiJson('POST', `/api/captures/${encodeURIComponent(id)}/retry`);
 }

@@ -1,6 +1,6 @@
 // Home page: start a new meeting or join one by code or link; sign in or out, and the
 // rooms of the signed-in person.
-import { api, myRooms, signInUrl, signOut, whoAmI } from './api.js';
+import { api, myRooms, signInUrl, signOut, transcriptsPath, whoAmI } from './api.js';
 import { h } from './dom.js';
 import { applyLanguage, bindLanguagePickers, setText, t, tn } from './i18n.js';
 
@@ -134,10 +134,16 @@ function roomItem(room) {
   const details = [t(`access.${room.access}.short`)];
   if (room.your_role) details.push(t(`role.${room.your_role}`));
   if (room.participants > 0) details.push(tn('home.rooms.live', room.participants));
-  return h('li.room-item', { dataset: { room: room.id } },
-    h('a.room-link', { href: meetingPath(room) }, room.name || room.id),
-    room.name && room.name !== room.id ? h('span.room-code', {}, room.id) : null,
-    h('span.room-details.hint', {}, details.join(' · ')));
+  return h('li.room-item', {},
+    h('div.room-main', { dataset: { room: room.id } },
+      h('a.room-link', { href: meetingPath(room) }, room.name || room.id),
+      room.name && room.name !== room.id ? h('span.room-code', {}, room.id) : null,
+      h('span.room-details.hint', {}, details.join(' · '))),
+    // Its owner and members see what was transcribed or recorded in it.
+    room.your_role ? h('a.room-transcripts', {
+      href: transcriptsPath(room.id),
+      'aria-label': t('home.rooms.transcripts.label', { name: room.name || room.id }),
+    }, t('home.rooms.transcripts')) : null);
 }
 
 async function signOutAndReload(button) {

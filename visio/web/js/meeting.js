@@ -1,15 +1,17 @@
 // The meeting: wires the protocol client to the stage, the controls and the panels,
-// the lobby (waiting to be let in) and the moderators' controls.
+// the lobby (waiting to be let in), the moderators' controls, and what is captured
+// (transcription, recording: capture.js).
 import { VisioConnection, REACTIONS } from './protocol.js';
 import { Grid } from './grid.js';
 import { Chat } from './chat.js';
 import { ParticipantsPanel } from './participants.js';
 import { LobbyPanel } from './lobby.js';
+import { CaptureControls } from './capture.js';
 import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
 import { language, setText, t, tn } from './i18n.js';
 import { canShareScreen, getCamera, getMicrophone, stopTracks } from './media.js';
-import { apiJson, updateRoom } from './api.js';
+import { apiJson, transcriptsPath, updateRoom } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 const CLOCK_MS = 10_000;
@@ -33,6 +35,7 @@ export class Meeting {
     this.lobbyVersion = 0; // lobby_update frames seen, so an older HTTP answer never wins
     this.endedBy = null;
     this.roomInfo = { id: room.id, name: room.name, access: room.access || 'public', locked: false };
+    this.captured = false; // transcription or recording ran while we were in
     this.tracks = { ...choices.tracks };
     this.devices = { ...choices.devices };
     this.mic = choices.audio;
@@ -57,6 +60,7 @@ export class Meeting {
       hostControls: $('host-controls'), muteAll: $('mute-all'), lock: $('toggle-lock'),
       access: $('room-access'), endMeeting: $('end-meeting'), locked: $('room-locked'),
       notice: $('lobby-notice'),
+      transcriptsEntry: $('transcripts-entry'), transcriptsLink: $('transcripts-link'),
     };
     this.panels = {
       chat: { panel: this.els.chatPanel, button: this.els.chat },
@@ -84,6 +88,11 @@ export class Meeting {
       onAdmit: (id) => (id ? this.conn.admit(id) : this.conn.admitAll()),
       onDeny: (id) => (id ? this.conn.deny(id) : this.conn.denyAll()),
       onView: () => this.openPanel('lobby'),
+    });
+    this.capture = new CaptureControls({
+      status: $('capture-status'),
+      buttons: { transcription: $('toggle-transcription'), recording: $('toggle-recording') },
+      onToggle: (kind, on) => this.conn?.setCapture(kind, on) ?? null,
     });
   }
 
@@ -140,8 +149,9 @@ export class Meeting {
     on('error', (d) => this.onError(d));
   }
 
-  onError({ code, message }) {
+  onError({ code, message, ref }) {
     console.warn('visio:', code, message || '');
+    if (this.capture.failed({ code, ref })) return; // said by the capture controls
     if (code === 'forbidden' || code === 'not_found') toast(t(`error.${code}`));
   }
 
@@ -158,6 +168,7 @@ export class Meeting {
     this.inLobby = false;
     this.ready = true;
     this.renderHeader();
+    this.onCapture(room?.capture);
     if (rejoined) {
       // The server tells a moderator who waits only after a fresh join, and only when
       // someone does: start from nothing, and ask once in case this was a resume.
@@ -211,6 +222,13 @@ export class Meeting {
     if (room.access && room.access !== oldAccess && this.isModerator) {
       toast(t('access.changed', { access: t(`access.${room.access}.short`) }));
     }
+    this.onCapture(room.capture);
+  }
+
+  onCapture(capture) {
+    if (!capture) return;
+    this.capture.update(capture);
+    if (this.capture.active) this.captured = true;
   }
 
   onLobbyUpdate(waiting) {
@@ -542,6 +560,8 @@ export class Meeting {
     const moderator = this.isModerator;
     const { lock, access, hostControls, locked } = this.els;
     hostControls.hidden = !moderator;
+    this.capture.setModerator(moderator);
+    this.renderTranscriptsLink();
     this.els.lobbyButton.hidden = !moderator;
     this.els.endMeeting.hidden = !moderator;
     lock.hidden = !moderator;
@@ -560,6 +580,13 @@ export class Meeting {
       this.lobby.showNotice(this.els.lobbyPanel.hidden && this.lobby.count > 0);
     }
     this.renderLobbyButton();
+  }
+
+  // Members of the room (from GET /api/rooms/{id}) and moderators reach its transcripts.
+  renderTranscriptsLink() {
+    const member = !!this.room.your_role || this.isModerator;
+    this.els.transcriptsEntry.hidden = !member;
+    this.els.transcriptsLink.href = transcriptsPath(this.room.id);
   }
 
   renderLobbyButton() {
@@ -599,6 +626,7 @@ export class Meeting {
     this.renderPeople();
     this.lobby.render();
     this.renderModeration();
+    this.capture.render();
     this.buildPicker();
     this.grid.renderAll();
     this.tickClock();
@@ -647,7 +675,9 @@ export class Meeting {
     if (this.ended) return;
     const selfId = this.self?.id;
     this.destroy();
-    this.onEnd?.(reason, { by: this.endedBy, byMe: !!selfId && this.endedBy?.id === selfId });
+    this.onEnd?.(reason, {
+      by: this.endedBy, byMe: !!selfId && this.endedBy?.id === selfId, captured: this.captured,
+    });
   }
 
   // Also used when joining failed; keepTracks: the pre-join screen still owns them.
@@ -663,6 +693,8 @@ export class Meeting {
     this.chat.destroy();
     this.people.destroy();
     this.lobby.destroy();
+    this.capture.destroy();
+    this.els.transcriptsEntry.hidden = true;
     this.closePanelsSilently();
     this.els.hostControls.hidden = true;
     this.els.lobbyButton.hidden = true;

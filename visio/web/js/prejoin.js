@@ -1,5 +1,7 @@
-// Pre-join screen: camera preview, microphone meter, device choice, name and Join.
-import { signInUrl, signOut } from './api.js';
+// Pre-join screen: camera preview, microphone meter, device choice, name and Join; and
+// whether the meeting is being transcribed or recorded.
+import { getRoom, signInUrl, signOut } from './api.js';
+import { renderCaptureNotice } from './capture.js';
 import { setText, t, tn } from './i18n.js';
 import { readStorage, setIcon, writeStorage } from './dom.js';
 import {
@@ -15,6 +17,8 @@ export const STORAGE = {
 };
 
 const $ = (id) => document.getElementById(id);
+// The room is asked again now and then: who is there, and whether it is being captured.
+const ROOM_REFRESH_MS = 10_000;
 
 export class Prejoin {
   // me: GET /api/me (null when unknown): a signed-in person joins under their own name.
@@ -38,6 +42,7 @@ export class Prejoin {
       speakerSelect: $('speaker-select'), speakerField: $('speaker-field'),
       form: $('prejoin-form'), name: $('display-name'), join: $('join-button'),
       error: $('prejoin-error'), count: $('prejoin-count'), roomTitle: $('prejoin-room'),
+      capture: $('prejoin-capture'),
       account: $('prejoin-account'), accountText: $('prejoin-account-text'),
       signIn: $('prejoin-sign-in'), signOut: $('prejoin-sign-out'),
     };
@@ -53,6 +58,7 @@ export class Prejoin {
     this.renderVideo();
     this.renderAudio();
     (this.els.name.value ? this.els.join : this.els.name).focus();
+    this.roomTimer = setInterval(() => this.refreshRoom(), ROOM_REFRESH_MS);
     // Join and the toggles wait for this, so nobody joins without the devices asked for.
     this.acquiring = this.acquireDevices();
     await this.acquiring;
@@ -96,6 +102,7 @@ export class Prejoin {
   // Hands the tracks over (the meeting now owns them) and stops the preview.
   detach() {
     this.listeners.abort();
+    clearInterval(this.roomTimer);
     this.meter?.stop();
     this.meter = null;
     this.els.video.srcObject = null;
@@ -159,6 +166,21 @@ export class Prejoin {
     this.els.roomTitle.textContent = this.room.name || this.room.id;
     const n = this.room.participants;
     this.els.count.textContent = typeof n !== 'number' ? '' : n === 0 ? t('prejoin.alone') : tn('prejoin.count', n);
+    renderCaptureNotice(this.els.capture, this.room.capture);
+  }
+
+  async refreshRoom() {
+    let fresh;
+    try {
+      fresh = await getRoom(this.room.id);
+    } catch {
+      return; // the next try, or the WebSocket, will tell
+    }
+    if (this.listeners.signal.aborted || fresh?.id !== this.room.id) return;
+    Object.assign(this.room, fresh);
+    this.renderRoom();
+    this.renderAccount();
+    if (!this.busy) this.setBusy(false); // "Ask to join" or "Join now" may have changed
   }
 
   renderVideo() {

@@ -12,10 +12,17 @@
 //   track-ended      {mid, participant, target, media}
 //   speaking {id, speaking}   chat {message}   reaction {from, emoji}
 //   media {target, state}     peer-state {target, state}   error {code, message, ref}
-//   room {room}               the room's settings (name, access, locked) changed
+//   room {room}               the room's settings (name, access, locked) or what is
+//                             captured (capture: {transcription, recording}) changed
 //   lobby-update {waiting}    moderators: who waits in the lobby now
 //   moderated {action, by}    a moderator muted us, turned our camera off or stopped our share
 //   ended {by}                a moderator ended the meeting (then 'connection-state' closed)
+//
+// Moderators' requests (admit, deny, moderate, muteAll, lock, end, setCapture) return the
+// frame's ref, echoed in the 'error' event the request may cause (e.g. forbidden); their
+// success shows in the frames that follow ('room', 'lobby-update', ...). For example
+// setCapture('transcription', true) asks the server to transcribe the meeting from now on;
+// everyone then gets 'room' with room.capture.transcription true.
 
 export const REACTIONS = ['👍', '👏', '😂', '❤️', '🎉', '😮'];
 export const QUALITIES = ['low', 'medium', 'high'];
@@ -39,6 +46,7 @@ const DISCONNECTED_GRACE_MS = 10_000;
 const FATAL_CODES = new Set(['replaced', 'server_shutdown', 'denied', 'lobby_expired', 'removed']);
 const JOIN_FAILURES = new Set(['room_not_found', 'room_full', 'bad_message']);
 export const MODERATION_ACTIONS = ['mute', 'camera_off', 'stop_screen', 'remove'];
+export const CAPTURE_KINDS = ['transcription', 'recording'];
 const MAX_OUTBOX = 50;
 
 export function defaultSocketUrl(loc = window.location) {
@@ -62,7 +70,7 @@ export class VisioConnection extends EventTarget {
     this.state = 'new';
     this.ws = null;
     this.room = null;
-    this.roomInfo = null; // {id, name, access, locked} from 'joined' and 'room'
+    this.roomInfo = null; // {id, name, access, locked, capture} from 'joined' and 'room'
     this.name = null;
     this.you = null;
     this.resumeToken = null;
@@ -212,6 +220,13 @@ export class VisioConnection extends EventTarget {
 
   end() {
     return this.moderatorFrame({ type: 'end' });
+  }
+
+  // Start (on: true) or stop transcribing or recording the meeting: kind is one of
+  // CAPTURE_KINDS. Everyone sees the change in 'room' (room.capture).
+  setCapture(kind, on) {
+    if (!CAPTURE_KINDS.includes(kind)) throw new RangeError(`unknown capture ${kind}`);
+    return this.moderatorFrame({ type: 'capture', kind, on: !!on });
   }
 
   moderatorFrame(frame) {

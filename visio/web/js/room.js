@@ -3,7 +3,8 @@ import { applyLanguage, bindLanguagePickers, pluralKey, setText, t } from './i18
 import { Prejoin } from './prejoin.js';
 import { Meeting } from './meeting.js';
 import { acquire } from './media.js';
-import { signInUrl, whoAmI } from './api.js';
+import { signInUrl, transcriptsPath, whoAmI } from './api.js';
+import { renderCaptureNotice } from './capture.js';
 
 const SCREENS = ['loading', 'not-found', 'prejoin', 'lobby', 'meeting', 'left'];
 const $ = (id) => document.getElementById(id);
@@ -105,6 +106,7 @@ function showMeeting() {
 function showLobby(room, { room: info, reason, expiresIn, again }, meeting) {
   showScreen('lobby');
   lobbyShown = { name: info?.name || room.name || room.id, reason, expiresIn, again };
+  renderCaptureNotice($('lobby-capture'), info?.capture ?? room.capture);
   renderLobbyTexts();
   const signIn = $('lobby-sign-in');
   signIn.hidden = !(reason === 'trusted' && me?.sign_in && !me?.user);
@@ -136,14 +138,18 @@ function renderLobbyTexts() {
 
 function clearLobby() {
   lobbyShown = null;
+  renderCaptureNotice($('lobby-capture'), null);
   $('lobby-video').srcObject = null;
   $('lobby-cancel').onclick = null;
   setText($('lobby-status'), null);
 }
 
-function showLeft(room, reason, { by = null, byMe = false } = {}) {
+function showLeft(room, reason, { by = null, byMe = false, captured = false } = {}) {
   clearLobby();
   showScreen('left');
+  // The room's members find what was captured on the transcripts page.
+  $('left-transcripts').hidden = !(captured && room.your_role);
+  $('left-transcripts-link').href = transcriptsPath(room.id);
   const titleKey = LEFT_REASONS.includes(reason) ? `left.title.${reason}` : 'left.title';
   setText($('left-title'), titleKey);
   document.title = `${t(titleKey)} – ${t('app.name')}`;
