@@ -1,12 +1,13 @@
 // The meeting: wires the protocol client to the stage, the controls and the panels,
-// the lobby (waiting to be let in), the moderators' controls, and what is captured
-// (transcription, recording: capture.js).
+// the lobby (waiting to be let in), the moderators' controls, what is captured
+// (transcription, recording: capture.js) and live captions (captions.js).
 import { VisioConnection, REACTIONS } from './protocol.js';
 import { Grid } from './grid.js';
 import { Chat } from './chat.js';
 import { ParticipantsPanel } from './participants.js';
 import { LobbyPanel } from './lobby.js';
 import { CaptureControls } from './capture.js';
+import { Captions } from './captions.js';
 import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
 import { language, setText, t, tn } from './i18n.js';
@@ -94,6 +95,12 @@ export class Meeting {
       buttons: { transcription: $('toggle-transcription'), recording: $('toggle-recording') },
       onToggle: (kind, on) => this.conn?.setCapture(kind, on) ?? null,
     });
+    this.captions = new Captions({
+      area: $('captions'), lines: $('captions-lines'), live: $('captions-live'),
+      notices: $('captions-notices'), hint: $('captions-hint'), button: $('toggle-captions'),
+      download: $('captions-download'), room: room.id,
+      onToggle: (on) => this.conn?.setCaptions(on),
+    });
   }
 
   get isModerator() {
@@ -114,6 +121,7 @@ export class Meeting {
   async join() {
     this.conn = new VisioConnection();
     this.listen();
+    this.captions.start(); // the person's last choice, sent on joining
     await this.conn.join(this.room.id, this.choices.name, { audio: this.mic, video: this.camera });
     if (this.tracks.audio) this.tracks.audio.enabled = this.mic;
     const local = [this.tracks.audio, this.tracks.video].filter(Boolean);
@@ -146,12 +154,16 @@ export class Meeting {
     on('speaking', ({ id, speaking }) => this.grid.setSpeaking(id, speaking));
     on('chat', ({ message }) => this.onChat(message));
     on('reaction', ({ from, emoji }) => this.onReaction(from, emoji));
+    on('captions', (d) => this.captions.update(d));
+    on('caption', ({ caption }) => this.captions.receive(caption));
+    on('caption-status', (d) => this.captions.status(d));
     on('error', (d) => this.onError(d));
   }
 
   onError({ code, message, ref }) {
     console.warn('visio:', code, message || '');
     if (this.capture.failed({ code, ref })) return; // said by the capture controls
+    if (this.captions.failed({ code })) return; // captions_unavailable
     if (code === 'forbidden' || code === 'not_found') toast(t(`error.${code}`));
   }
 
@@ -159,6 +171,7 @@ export class Meeting {
     if (room?.name) this.room = { ...this.room, name: room.name };
     if (room) this.roomInfo = { ...this.roomInfo, ...room };
     this.chat.selfId = you.id;
+    this.captions.selfId = you.id;
     this.self = { ...you, audio: this.mic, video: this.camera, hand: this.hand, connection: 'connected' };
     this.grid.setSelf(this.self);
     this.grid.setLocalVideo(this.camera ? this.tracks.video : null);
@@ -300,6 +313,7 @@ export class Meeting {
 
   onParticipantLeft({ participant }) {
     this.grid.remove(participant.id);
+    this.captions.forget(participant.id);
     toast(t('notify.left', { name: participant.name }));
     this.renderPeople();
   }
@@ -607,6 +621,13 @@ export class Meeting {
       }
       return;
     }
+    if (ev.altKey && !ev.ctrlKey && !ev.metaKey && !ev.shiftKey && ev.code === 'KeyC') {
+      // Alt+C: captions (not while typing: Option+C writes "ç" on a Mac).
+      if (isEditable(ev.target)) return;
+      ev.preventDefault();
+      this.captions.toggle();
+      return;
+    }
     if (!(ev.ctrlKey || ev.metaKey) || ev.altKey || ev.shiftKey) return;
     const key = ev.key.toLowerCase();
     if (key === 'd') {
@@ -627,6 +648,7 @@ export class Meeting {
     this.lobby.render();
     this.renderModeration();
     this.capture.render();
+    this.captions.render();
     this.buildPicker();
     this.grid.renderAll();
     this.tickClock();
@@ -694,6 +716,7 @@ export class Meeting {
     this.people.destroy();
     this.lobby.destroy();
     this.capture.destroy();
+    this.captions.destroy();
     this.els.transcriptsEntry.hidden = true;
     this.closePanelsSilently();
     this.els.hostControls.hidden = true;
@@ -716,6 +739,10 @@ export class Meeting {
       button.setAttribute('aria-expanded', 'false');
     }
   }
+}
+
+function isEditable(el) {
+  return !!el?.closest?.('input, textarea, select, [contenteditable]:not([contenteditable="false"])');
 }
 
 function toggleButton(button, pressed, iconName, labelKey, offStyle = false) {

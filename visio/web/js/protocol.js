@@ -17,12 +17,23 @@
 //   lobby-update {waiting}    moderators: who waits in the lobby now
 //   moderated {action, by}    a moderator muted us, turned our camera off or stopped our share
 //   ended {by}                a moderator ended the meeting (then 'connection-state' closed)
+//   captions {on, history}    the answer to setCaptions(): live captions are on (history: the
+//                             final captions of the meeting so far) or off, for us only
+//   caption {caption}         {id, participant, name, text, final, start, end, language}: a
+//                             line being said; a later one with the same id replaces it
+//                             (partials, then the final one); times in epoch ms
+//   caption-status {participant, name, captioned}  captioned false: more people talk than
+//                             the server can caption, this one is not for now; true: again
 //
 // Moderators' requests (admit, deny, moderate, muteAll, lock, end, setCapture) return the
 // frame's ref, echoed in the 'error' event the request may cause (e.g. forbidden); their
 // success shows in the frames that follow ('room', 'lobby-update', ...). For example
 // setCapture('transcription', true) asks the server to transcribe the meeting from now on;
 // everyone then gets 'room' with room.capture.transcription true.
+//
+// Anyone may turn live captions on for themselves: setCaptions(true) (the choice is sent
+// again after every reconnection or rejoin). A server without a speech model answers
+// with the error 'captions_unavailable', which turns the choice off.
 
 export const REACTIONS = ['👍', '👏', '😂', '❤️', '🎉', '😮'];
 export const QUALITIES = ['low', 'medium', 'high'];
@@ -94,6 +105,8 @@ export class VisioConnection extends EventTarget {
     this.lobby = null; // {room, reason, expiresIn} while waiting to be let in
     this.waiting = []; // moderators: who waits in the lobby
     this.endedBy = null;
+    this.captions = false; // live captions wanted
+    this.captionsSent = false; // what the server was last told
     this.stopped = false;
     this.joinWaiter = null;
     this.timers = { reconnect: null, ping: null, probe: null };
@@ -178,6 +191,15 @@ export class VisioConnection extends EventTarget {
     if (!this.subscriber?.active.has(mid)) return;
     this.layers.set(mid, quality);
     this.send({ type: 'layer', mid, quality });
+  }
+
+  // Live captions for us (on) or not. Returns true when sent now; otherwise it is sent
+  // when (re)joined. The answer is 'captions', then 'caption' frames follow.
+  setCaptions(on) {
+    this.captions = !!on;
+    if (!this.joined || !this.send({ type: 'captions', on: this.captions })) return false;
+    this.captionsSent = this.captions;
+    return true;
   }
 
   leave() {
@@ -440,6 +462,7 @@ export class VisioConnection extends EventTarget {
     }
     if (rejoined) this.restoreAfterRejoin(!!msg.resumed, msg.published || []);
     else for (const target of this.publications.keys()) this.startPublication(target);
+    this.restoreCaptions();
     this.flushOutbox();
   }
 
@@ -453,6 +476,12 @@ export class VisioConnection extends EventTarget {
     if (!this.subscriber) return;
     if (!resumed) this.dropSubscriber(); // a fresh join: the server sends a fresh offer
     else if (this.subscriber.pc.connectionState !== 'connected') this.resubscribe();
+  }
+
+  // A fresh place starts without captions; a resumed one may still have them: say again.
+  restoreCaptions() {
+    if (!this.captions && !this.captionsSent) return;
+    if (this.send({ type: 'captions', on: this.captions })) this.captionsSent = this.captions;
   }
 
   flushOutbox() {
@@ -505,6 +534,13 @@ export class VisioConnection extends EventTarget {
     const pub = [...this.publications.values()].find((p) => p.ref && p.ref === ref);
     if (pub) this.failPublication(pub, new VisioError(code, message, ref));
     if (FATAL_CODES.has(code)) return this.shutdown(code);
+    if (code === 'captions_unavailable') {
+      // The server cannot caption (no speech model): do not ask again.
+      this.captions = false;
+      this.captionsSent = false;
+      this.emit('error', { code, message, ref });
+      return;
+    }
     if (code === 'media_lost') {
       // The server closes next; the meeting's media are gone: a fresh place awaits.
       this.resumeToken = null;
@@ -868,6 +904,16 @@ const FRAME_HANDLERS = {
   room: VisioConnection.prototype.onRoom,
   moderated: VisioConnection.prototype.onModerated,
   ended: VisioConnection.prototype.onEnded,
+  captions(msg) {
+    this.emit('captions', { on: !!msg.on, history: Array.isArray(msg.history) ? msg.history : [] });
+  },
+  caption(msg) {
+    const { type, ...caption } = msg;
+    this.emit('caption', { caption });
+  },
+  caption_status(msg) {
+    this.emit('caption-status', { participant: msg.participant, name: msg.name, captioned: !!msg.captioned });
+  },
   pong() {},
 };
 
