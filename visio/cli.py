@@ -112,6 +112,31 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     )
 
 
+def _jobs_at_once(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError("must be a number from 1 to 64")
+    return int(value)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from visio.logs import setup_logging
+
+    settings = _settings(args)
+    if settings.job_queue != "procrastinate":
+        print(
+            "visio: `visio worker` runs the jobs of a shared queue: set job_queue = "
+            '"procrastinate" and a PostgreSQL database_url (the server, with the default '
+            "job_queue, runs its jobs itself)",
+            file=sys.stderr,
+        )
+        return 2
+    setup_logging(settings.log_level, settings.log_format)
+    from visio.transcripts.queue import run_worker
+
+    asyncio.run(run_worker(settings, concurrency=args.concurrency))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="visio", description="Sovereign video conferencing on Janus."
@@ -163,6 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transcribe.add_argument("--config", help="TOML config file (or VISIO_CONFIG)")
     transcribe.set_defaults(func=cmd_transcribe)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run transcription jobs from the shared queue (job_queue = procrastinate)",
+    )
+    worker.add_argument("--config", help="TOML config file (or VISIO_CONFIG)")
+    worker.add_argument("--data-dir", dest="data_dir")
+    worker.add_argument(
+        "--concurrency",
+        type=_jobs_at_once,
+        default=1,
+        metavar="N",
+        help="jobs run at once (default 1; each takes speech_threads cores)",
+    )
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -91,6 +91,21 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Transcripts and recordings kept this long"
     )
     transcription_attempts: int = Field(3, ge=1, description="Tries of a job cut by a restart")
+    job_queue: Literal["embedded", "procrastinate"] = Field(
+        "embedded",
+        description="'embedded': the server runs the jobs; 'procrastinate': a queue in the "
+        "PostgreSQL database, run by `visio worker` processes",
+    )
+
+    # Live captions
+    captions_engine: str = Field("", description="'' (Whisper, re-decoding) or module:Class")
+    captions_slots: int = Field(
+        2, ge=1, le=64, description="Speakers recognised at once (one thread each)"
+    )
+    captions_bind_host: str = Field("127.0.0.1", description="Where caption audio is received")
+    captions_forward_host: str = Field(
+        "127.0.0.1", description="The address Janus sends caption audio to (this host)"
+    )
 
     # Logs
     log_level: str = "INFO"
@@ -194,6 +209,11 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("tls_cert and tls_key go together")
     if settings.oidc_issuer and not settings.oidc_client_id:
         raise ConfigError("oidc_issuer needs oidc_client_id (and usually oidc_client_secret)")
+    if settings.job_queue == "procrastinate" and not settings.database_url.startswith("postgresql"):
+        raise ConfigError(
+            "job_queue = procrastinate needs a PostgreSQL database_url "
+            "(postgresql+asyncpg://user:password@host/database): the queue lives there"
+        )
     return settings
 
 

@@ -389,33 +389,44 @@ class Store:
             )
             return list(result)
 
-    async def update_capture(self, capture_id: str, **fields: object) -> None:
+    async def update_capture(
+        self, capture_id: str, *, when_status: CaptureStatus | None = None, **fields: object
+    ) -> bool:
+        """Change a capture (only while its status is `when_status`, if given); False if not."""
+        query = update(Capture).where(Capture.id == capture_id)
+        if when_status is not None:
+            query = query.where(Capture.status == when_status)
         async with self.sessions.begin() as session:
-            await session.execute(update(Capture).where(Capture.id == capture_id).values(**fields))
+            result = await session.execute(query.values(**fields))
+        return bool(result.rowcount)
 
-    async def claim_capture(self) -> Capture | None:
-        """Take the oldest queued capture for transcription, atomically (several workers).
+    async def claim_capture(self, capture_id: str | None = None) -> Capture | None:
+        """Take the oldest queued capture (or the one named, if it is queued) for
+        transcription, atomically (several workers).
 
         Each candidate is taken by a conditional update: a worker that loses one to
         another tries the next, so no queued job waits for a later poll.
         """
-        async with self.sessions() as session:
-            candidates = await session.scalars(
-                select(Capture.id)
-                .where(Capture.status == "queued")
-                .order_by(Capture.ended_at, Capture.started_at)
-                .limit(CLAIM_CANDIDATES)
-            )
-            candidate_ids = list(candidates)
-        for capture_id in candidate_ids:
+        if capture_id is not None:
+            candidate_ids = [capture_id]
+        else:
+            async with self.sessions() as session:
+                candidates = await session.scalars(
+                    select(Capture.id)
+                    .where(Capture.status == "queued")
+                    .order_by(Capture.ended_at, Capture.started_at)
+                    .limit(CLAIM_CANDIDATES)
+                )
+                candidate_ids = list(candidates)
+        for candidate in candidate_ids:
             async with self.sessions.begin() as session:
                 claimed = await session.execute(
                     update(Capture)
-                    .where(Capture.id == capture_id, Capture.status == "queued")
+                    .where(Capture.id == candidate, Capture.status == "queued")
                     .values(status="running", progress=0.0, attempts=Capture.attempts + 1)
                 )
                 if claimed.rowcount:
-                    return await session.get(Capture, capture_id, populate_existing=True)
+                    return await session.get(Capture, candidate, populate_existing=True)
         return None
 
     async def captures_in(self, *statuses: CaptureStatus) -> list[Capture]:

@@ -5,6 +5,10 @@ a server restart: at start, jobs left running by a stopped server are queued aga
 (up to `transcription_attempts` tries), and captures of meetings cut by the stop are
 queued too. Several servers or workers may share the queue: claiming is atomic.
 It also deletes captures whose retention period is over.
+
+This is the embedded default. At scale (`job_queue = "procrastinate"`) the server runs
+no jobs: `visio worker` processes run the same job code, one capture at a time through
+`run_capture` (visio/transcripts/queue.py).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import sys
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from visio.config import Settings
-from visio.db import Capture, Store
+from visio.db import Capture, CaptureStatus, Store
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 30.0  # other processes may queue jobs too
@@ -34,50 +39,66 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class Jobs(Protocol):
+    """What the server hands queued captures to: the JobRunner below (embedded), or the
+    job queue's client (visio/transcripts/queue.py)."""
+
+    async def start(self) -> None: ...
+
+    def wake(self, capture_id: str | None = None) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class JobRunner:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._child: asyncio.subprocess.Process | None = None
         self._last_sweep = 0.0
 
     async def start(self) -> None:
         await self.recover()
         self._task = asyncio.create_task(self._loop())
 
-    def wake(self) -> None:
+    def wake(self, capture_id: str | None = None) -> None:
+        """A capture was queued (any queued capture is taken in turn, whichever it is)."""
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop now; a job cut here is queued again at the next start."""
+        """Stop now (the job's child is killed); a job cut here is queued again at the next
+        start."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        child = self._child
-        if child is not None and child.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-            await child.wait()
 
-    async def recover(self) -> None:
-        """Queue again what a stopped server left running or capturing."""
-        for capture in await self.store.captures_in("running", "capturing"):
+    async def recover(self, *, running: bool = True) -> None:
+        """Queue again what a stopped server left capturing, and running (unless `running`
+        is false: with a job queue, workers recover their own jobs)."""
+        statuses: tuple[CaptureStatus, ...] = (
+            ("running", "capturing") if running else ("capturing",)
+        )
+        for capture in await self.store.captures_in(*statuses):
             if capture.status == "capturing":
                 await self.store.update_capture(capture.id, status="queued", ended_at=_now())
-            elif capture.attempts >= self.settings.transcription_attempts:
-                await self._fail(
-                    capture, f"interrupted {capture.attempts} times by server restarts"
-                )
             else:
-                await self.store.update_capture(capture.id, status="queued", progress=0.0)
+                await self.interrupted(capture)
+
+    async def interrupted(self, capture: Capture) -> bool:
+        """Queue again a job cut by a stop (True), unless it was cut too often (failed)."""
+        if capture.attempts >= self.settings.transcription_attempts:
+            await self.fail(capture, f"interrupted {capture.attempts} times by server restarts")
+            return False
+        return await self.store.update_capture(
+            capture.id, when_status="running", status="queued", progress=0.0
+        )
 
     async def _loop(self) -> None:
         while True:
             try:
-                await self._sweep_when_due()
+                await self.sweep_when_due()
                 capture = await self.store.claim_capture()
                 if capture is not None:
                     await self._run(capture)
@@ -91,6 +112,15 @@ class JobRunner:
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
 
     # -- one job ------------------------------------------------------------------------
+
+    async def run_capture(self, capture_id: str) -> bool:
+        """Run the job of this capture if it is queued (claimed atomically): what a queue's
+        worker does. False if it is not queued (done, taken, deleted)."""
+        capture = await self.store.claim_capture(capture_id)
+        if capture is None:
+            return False
+        await self._run(capture)
+        return True
 
     def _command(self, capture: Capture) -> list[str]:
         settings = self.settings
@@ -114,18 +144,23 @@ class JobRunner:
     async def _run(self, capture: Capture) -> None:
         log.info("transcription started", extra={"capture": capture.id, "room": capture.room_id})
         started = time.monotonic()
-        self._child = child = await asyncio.create_subprocess_exec(
+        child = await asyncio.create_subprocess_exec(
             *self._command(capture),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # so that stop() kills its threads and children too
+            start_new_session=True,  # so that a stop kills its threads and children too
         )
         errors: deque[str] = deque(maxlen=20)
         stderr_task = asyncio.create_task(_collect(child.stderr, errors))
-        report = await self._follow(capture, child)
-        code = await child.wait()
-        await stderr_task
-        self._child = None
+        try:
+            report = await self._follow(capture, child)
+            code = await child.wait()
+            await stderr_task
+        finally:
+            if child.returncode is None:  # cut by a stop (cancelled)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                await child.wait()
         if code == 0 and report.get("done"):
             await self._succeed(capture, report.get("problems") or [])
             log.info(
@@ -134,7 +169,7 @@ class JobRunner:
             )
             return
         reason = report.get("error") or _crash_reason(code, errors)
-        await self._fail(capture, str(reason))
+        await self.fail(capture, str(reason))
         log.warning("transcription failed", extra={"capture": capture.id, "error": reason})
 
     async def _follow(
@@ -167,7 +202,7 @@ class JobRunner:
             expires_at=self._expiry(),
         )
 
-    async def _fail(self, capture: Capture, reason: str) -> None:
+    async def fail(self, capture: Capture, reason: str) -> None:
         await self.store.update_capture(
             capture.id, status="failed", error=reason[:2000], expires_at=self._expiry()
         )
@@ -177,7 +212,7 @@ class JobRunner:
 
     # -- retention -----------------------------------------------------------------------
 
-    async def _sweep_when_due(self) -> None:
+    async def sweep_when_due(self) -> None:
         if time.monotonic() - self._last_sweep < SWEEP_EVERY_S:
             return
         self._last_sweep = time.monotonic()

@@ -18,7 +18,7 @@ from visio.api import your_role
 from visio.auth.identity import require_user
 from visio.config import Settings
 from visio.db import Capture, Store, User
-from visio.transcripts.jobs import JobRunner, delete_files
+from visio.transcripts.jobs import Jobs, delete_files
 
 FILES = {
     "transcript.json": ("json", "application/json"),
@@ -57,7 +57,7 @@ class CaptureOut(BaseModel):
     can_manage: bool
 
 
-def captures_router(settings: Settings, store: Store, runner: JobRunner) -> APIRouter:
+def captures_router(settings: Settings, store: Store, runner: Jobs) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["transcripts"])
 
     async def role_for(room_id: str, user: User) -> str:
@@ -140,7 +140,7 @@ def captures_router(settings: Settings, store: Store, runner: JobRunner) -> APIR
         await store.update_capture(
             capture.id, status="queued", error=None, progress=0.0, attempts=0, expires_at=None
         )
-        runner.wake()
+        runner.wake(capture.id)
         refreshed = await store.get_capture(capture.id)
         assert refreshed is not None
         return out(refreshed, "owner")

@@ -23,7 +23,7 @@ CaptureKind = Literal["transcription", "recording"]
 
 
 class Captures:
-    def __init__(self, store: Store, root: Path, on_queued: Callable[[], None]) -> None:
+    def __init__(self, store: Store, root: Path, on_queued: Callable[[str], None]) -> None:
         self.store = store
         self.root = root
         self._on_queued = on_queued
@@ -75,7 +75,7 @@ class Captures:
             capture.capture_id, status="queued", ended_at=datetime.now(UTC)
         )
         log.info("capture queued", extra={"room": meeting.room_id, "capture": capture.capture_id})
-        self._on_queued()
+        self._on_queued(capture.capture_id)
 
 
 def _column(kind: CaptureKind) -> str:
