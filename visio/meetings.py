@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from visio.access import Identity, LobbyReason, Role, lobby_reason, role_in
+from visio.captions.service import CaptionService
 from visio.config import Settings
 from visio.db import RoomPolicy, Store
 from visio.janus.client import JanusError
@@ -62,12 +63,18 @@ class KeyedLocks:
 
 class Meetings:
     def __init__(
-        self, settings: Settings, store: Store, pool: JanusPool, captures: Captures
+        self,
+        settings: Settings,
+        store: Store,
+        pool: JanusPool,
+        captures: Captures,
+        captions: CaptionService,
     ) -> None:
         self.settings = settings
         self.store = store
         self.pool = pool
         self.captures = captures
+        self.captions = captions
         self.running: dict[str, Meeting] = {}
         self.lobbies: defaultdict[str, Lobby] = defaultdict(Lobby)
         self.lobby_limiter = SlidingWindowLimiter(settings.lobby_requests_per_minute)
@@ -358,6 +365,7 @@ class Meetings:
 
     async def _close(self, meeting: Meeting) -> None:
         """Free the meeting's media, then queue what it captured (its files are complete)."""
+        await self.captions.meeting_closed(meeting)
         await meeting.close()
         await self.captures.meeting_ended(meeting)
 

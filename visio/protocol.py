@@ -119,6 +119,13 @@ class Ping(Message):
     type: Literal["ping"]
 
 
+class Captions(Message):
+    """Show me live captions (or stop)."""
+
+    type: Literal["captions"]
+    on: bool
+
+
 class Leave(Message):
     type: Literal["leave"]
 
@@ -192,6 +199,7 @@ ClientMessage = Annotated[
     | Chat
     | Reaction
     | Ping
+    | Captions
     | Leave
     | Admit
     | Deny
@@ -215,6 +223,7 @@ MESSAGE_TYPES = frozenset(
         "chat",
         "reaction",
         "ping",
+        "captions",
         "leave",
         "admit",
         "deny",

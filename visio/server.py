@@ -20,6 +20,7 @@ from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
 from visio.auth.identity import identify
 from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
+from visio.captions.service import CaptionService
 from visio.config import Settings, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
@@ -28,7 +29,7 @@ from visio.meetings import Meetings
 from visio.protocol import ROOM_ID_PATTERN
 from visio.ratelimit import SlidingWindowLimiter
 from visio.signalling import serve_websocket
-from visio.transcripts.jobs import JobRunner
+from visio.transcripts.jobs import JobRunner, Jobs
 from visio.transcripts.routes import captures_router
 from visio.transcripts.service import Captures
 
@@ -56,9 +57,16 @@ class Services:
         self.embedded = EmbeddedJanus(settings) if settings.embedded_janus else None
         urls = [self.embedded.url] if self.embedded else list(settings.janus_urls)
         self.pool = JanusPool(urls, settings.janus_api_secret, settings.janus_admin_key)
-        self.jobs = JobRunner(settings, self.store)
+        self.jobs: Jobs
+        if settings.job_queue == "procrastinate":  # `visio worker` processes run the jobs
+            from visio.transcripts.queue import TranscriptionQueue
+
+            self.jobs = TranscriptionQueue(settings, self.store)
+        else:
+            self.jobs = JobRunner(settings, self.store)
         self.captures = Captures(self.store, settings.capture_root, self.jobs.wake)
-        self.meetings = Meetings(settings, self.store, self.pool, self.captures)
+        self.captions = CaptionService(settings, self.store)
+        self.meetings = Meetings(settings, self.store, self.pool, self.captures, self.captions)
         self.started = time.time()
 
     async def start(self) -> None:
@@ -146,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "status": "ok" if ok else "degraded",
                 "janus": nodes,
                 "meetings": len(services.meetings.running),
+                "captions": services.captions.stats(),
                 "uptime_s": round(time.time() - services.started),
             },
             status_code=200 if ok else 503,

@@ -226,6 +226,8 @@ class ClientSession:
                 meeting.post_chat(me, text)
             case p.Reaction(emoji=emoji):
                 meeting.broadcast({"type": "reaction", "from": me.id, "emoji": emoji})
+            case p.Captions(on=on):
+                await self.meetings.captions.switch(meeting, me, on)
             case p.Leave():
                 self.left = True
                 await meeting.remove(me, "left")

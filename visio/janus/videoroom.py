@@ -56,6 +56,55 @@ async def moderate(handle: JanusHandle, room: int, feed: int, mid: str, mute: bo
     )
 
 
+async def rtp_forward(
+    handle: JanusHandle, room: int, feed: int, mid: str, host: str, port: int, admin_key: str
+) -> int:
+    """Have Janus send one track of a publisher, as plain RTP, to host:port; its stream id."""
+    body: dict[str, Any] = {
+        "request": "rtp_forward",
+        "room": room,
+        "publisher_id": feed,
+        "host": host,
+        "host_family": "ipv6" if ":" in host else "ipv4",
+        "streams": [{"mid": mid, "port": port}],
+    }
+    if admin_key:
+        body["admin_key"] = admin_key
+    data = await handle.request(body)
+    forwarders = data.get("forwarders") or []
+    if not forwarders:
+        raise ValueError("Janus set up no forwarder")
+    return int(forwarders[0]["stream_id"])
+
+
+async def stop_rtp_forward(
+    handle: JanusHandle, room: int, feed: int, stream_id: int, admin_key: str
+) -> None:
+    body: dict[str, Any] = {
+        "request": "stop_rtp_forward",
+        "room": room,
+        "publisher_id": feed,
+        "stream_id": stream_id,
+    }
+    if admin_key:
+        body["admin_key"] = admin_key
+    await handle.request(body)
+
+
+async def list_forwarders(handle: JanusHandle, room: int, admin_key: str) -> dict[int, list[int]]:
+    """Every publisher's forwarder stream ids in a room: {feed: [stream ids]}."""
+    body: dict[str, Any] = {"request": "listforwarders", "room": room}
+    if admin_key:
+        body["admin_key"] = admin_key
+    data = await handle.request(body)
+    return {
+        int(publisher["publisher_id"]): [
+            int(f["stream_id"]) for f in publisher.get("forwarders", [])
+        ]
+        for publisher in data.get("publishers", [])
+    }
+
+
 def media_mids(sdp: str) -> dict[str, list[str]]:
     """The mids of each media kind in an SDP (a publisher's offer): {"audio": ["0"], ...}."""
     found: dict[str, list[str]] = {}

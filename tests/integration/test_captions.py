@@ -1,0 +1,134 @@
+"""Live captions with real media: Janus forwards each speaker's audio to the server,
+which recognises it as they speak and sends captions to those who asked for them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import jiwer
+import pytest
+
+from tests.integration.speaking import sentence, speaking_bot
+from visio.janus.client import JanusConnection
+from visio.janus.videoroom import list_forwarders
+
+pytestmark = pytest.mark.integration
+
+LINE = "The new library opens on Monday morning at nine."
+ANSWER = "Good, I will bring the children after school."
+
+
+def normalise(text: str) -> str:
+    return jiwer.RemovePunctuation()(text.lower()).strip()
+
+
+async def janus_forwarders(server) -> int:
+    """How many RTP forwarders the server's Janus runs, in every room (Janus' own API)."""
+    connection = JanusConnection(server.janus_url, server.api_secret)
+    await connection.connect()
+    try:
+        session = await connection.create_session()
+        handle = await session.attach()
+        rooms = await handle.request({"request": "list", "admin_key": server.admin_key})
+        count = 0
+        for room in rooms.get("list", []):
+            forwarders = await list_forwarders(handle, room["room"], server.admin_key)
+            count += sum(len(streams) for streams in forwarders.values())
+        await session.destroy()
+        return count
+    finally:
+        await connection.close()
+
+
+async def left_behind(server, wait: float = 5.0) -> dict:
+    """The server's captions state once it settles (a last utterance may still decode)."""
+    deadline = time.monotonic() + wait
+    while True:
+        captions = server.get("/healthz")[1]["captions"]
+        if not any(captions.values()) or time.monotonic() > deadline:
+            return captions
+        await asyncio.sleep(0.2)
+
+
+async def speak_now(track, samples) -> float:
+    """Start playing; return the monotonic time the speech ends."""
+    track.play(samples, loop=False)
+    return time.monotonic() + len(samples) / 48_000
+
+
+def finals(client, speaker_id: str | None = None) -> list[dict]:
+    return [
+        f
+        for f in client.frames
+        if f["type"] == "caption"
+        and f["final"]
+        and (speaker_id is None or f["participant"] == speaker_id)
+    ]
+
+
+async def test_a_speaker_is_captioned_live_and_captions_stop_cleanly(bots, room, tmp_path):
+    speaker, mic = await speaking_bot(bots, room, "Ada")
+    reader = await bots.join(room, "Reader", publish=False)
+    await reader.wait_frames(speaker.id, "audio", count=10)
+    await reader.send({"type": "captions", "on": True})
+    await reader.wait_for(lambda f: f["type"] == "captions" and f["on"], timeout=60)
+    await asyncio.sleep(1.0)  # forwards are set up once captions are on
+    assert await janus_forwarders(bots.server) >= 1
+
+    ended_at = await speak_now(mic, sentence(LINE, tmp_path))
+    final = await reader.wait_for(
+        lambda f: f["type"] == "caption" and f["final"] and f["participant"] == speaker.id,
+        timeout=30,
+    )
+    latency = time.monotonic() - ended_at
+    partials = [
+        f
+        for f in reader.frames
+        if f["type"] == "caption" and not f["final"] and f["id"] == final["id"]
+    ]
+    assert partials, "no partial caption before the final one"
+    assert final["name"] == "Ada"
+    assert jiwer.wer(normalise(LINE), normalise(final["text"])) < 0.20, final["text"]
+    assert latency < 3.0, f"final caption {latency:.2f} s after the end of speech"
+
+    await reader.send({"type": "captions", "on": False})
+    await reader.wait_for(lambda f: f["type"] == "captions" and not f["on"])
+    assert await janus_forwarders(bots.server) == 0  # stopped before the reply went out
+    await reader.send({"type": "captions", "on": True})
+    await reader.wait_for(lambda f: f["type"] == "captions" and f["on"], since=len(reader.frames))
+    await asyncio.sleep(1.0)
+    assert await janus_forwarders(bots.server) >= 1
+    await bots.clients[0].leave()  # the speaker goes, then the meeting ends
+    await reader.leave()
+    assert await left_behind(bots.server) == {"meetings": 0, "forwards": 0, "threads": 0}
+    assert await janus_forwarders(bots.server) == 0
+
+
+async def test_two_speakers_in_turn_are_kept_apart(bots, room, tmp_path):
+    ada, ada_mic = await speaking_bot(bots, room, "Ada")
+    bob, bob_mic = await speaking_bot(bots, room, "Bob")
+    reader = await bots.join(room, "Reader", publish=False)
+    for other in (ada, bob):
+        await reader.wait_frames(other.id, "audio", count=10)
+    await reader.send({"type": "captions", "on": True})
+    await reader.wait_for(lambda f: f["type"] == "captions" and f["on"], timeout=60)
+    await asyncio.sleep(1.0)
+
+    ends = await speak_now(ada_mic, sentence(LINE, tmp_path))
+    await asyncio.sleep(ends - time.monotonic() + 1.0)
+    await speak_now(bob_mic, sentence(ANSWER, tmp_path, voice="en-gb"))
+    await reader.wait_until(lambda: finals(reader, bob.id), timeout=30)
+    heard_ada = " ".join(f["text"] for f in finals(reader, ada.id))
+    heard_bob = " ".join(f["text"] for f in finals(reader, bob.id))
+    assert "library" in heard_ada.lower() and "children" not in heard_ada.lower()
+    assert "children" in heard_bob.lower() and "library" not in heard_bob.lower()
+    assert {f["name"] for f in finals(reader)} == {"Ada", "Bob"}
+
+    late = await bots.join(room, "Late", publish=False)
+    await late.send({"type": "captions", "on": True})
+    history = await late.wait_for(lambda f: f["type"] == "captions" and f["on"])
+    assert [f["id"] for f in history["history"]] == [f["id"] for f in finals(reader)]
+    with contextlib.suppress(Exception):
+        await reader.leave()

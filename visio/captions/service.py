@@ -1,0 +1,94 @@
+"""Captions across the running meetings: one speech engine for the process, loaded on
+first use, and the captions of each meeting that asked for them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from visio.captions.room import RoomCaptions
+from visio.config import Settings
+from visio.db import Store
+from visio.meeting import Meeting
+from visio.participant import Participant
+from visio.protocol import ProtocolError
+
+if TYPE_CHECKING:  # the speech engine loads on first use only
+    from visio.speech.streaming import StreamingEngine
+
+log = logging.getLogger(__name__)
+
+
+class CaptionService:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.rooms: dict[str, RoomCaptions] = {}
+        self._engine: StreamingEngine | None = None
+        self._loading = asyncio.Lock()
+        self._opening = asyncio.Lock()
+
+    async def engine(self) -> StreamingEngine:
+        async with self._loading:
+            if self._engine is None:
+                self._engine = await asyncio.to_thread(self._load)
+            return self._engine
+
+    def _load(self) -> StreamingEngine:
+        from visio.speech.model import ModelError, resolve_model_dir
+        from visio.speech.streaming import load_engine
+
+        settings = self.settings
+        try:
+            model = resolve_model_dir(settings.speech_model_dir or None, settings.models_dir)
+            return load_engine(settings.captions_engine, model, workers=settings.captions_slots)
+        except (ModelError, ValueError, ImportError) as exc:
+            log.error("captions unavailable", extra={"error": str(exc)})
+            raise ProtocolError("captions_unavailable", f"captions are unavailable: {exc}") from exc
+
+    async def switch(self, meeting: Meeting, participant: Participant, on: bool) -> None:
+        """Turn captions on or off for one participant."""
+        async with self._opening:
+            captions = self.rooms.get(meeting.room_id)
+            if captions is None or captions.meeting is not meeting:
+                if not on:
+                    participant.send({"type": "captions", "on": False})
+                    return
+                captions = await self._open(meeting)
+        await captions.subscribe(participant, on)
+
+    async def _open(self, meeting: Meeting) -> RoomCaptions:
+        engine = await self.engine()
+        policy = await self.store.policy(meeting.room_id)
+        language = policy.language if policy is not None else "auto"
+        captions = RoomCaptions(
+            meeting,
+            engine,
+            slots=self.settings.captions_slots,
+            language=None if language == "auto" else language,
+            bind_host=self.settings.captions_bind_host,
+            forward_host=self.settings.captions_forward_host,
+        )
+        self.rooms[meeting.room_id] = captions
+        return captions
+
+    def stats(self) -> dict[str, int]:
+        """For /healthz: meetings with captions, forwards and recognition threads alive."""
+        return {
+            "meetings": len(self.rooms),
+            "forwards": sum(len(room.forwards) for room in self.rooms.values()),
+            "threads": sum(t.name.startswith("captions-") for t in threading.enumerate()),
+        }
+
+    async def meeting_closed(self, meeting: Meeting) -> None:
+        captions = self.rooms.get(meeting.room_id)
+        if captions is not None and captions.meeting is meeting:
+            del self.rooms[meeting.room_id]
+            await captions.close()
+
+    async def close(self) -> None:
+        for captions in list(self.rooms.values()):
+            await captions.close()
+        self.rooms.clear()
