@@ -223,7 +223,11 @@ async def test_restricted_rooms_let_in_members_only(people, bots):
     outsider = await bots.join(room, "Bob", cookies=bob.cookies)
     assert outsider.frames[-1] == {
         "type": "lobby",
-        "room": {"id": room, "name": room},
+        "room": {
+            "id": room,
+            "name": room,
+            "capture": {"transcription": False, "recording": False},
+        },
         "reason": "restricted",
         "expires_in": 10,
     }

@@ -56,9 +56,9 @@ def test_one_track_with_two_voices_is_split(model_dir: Path, tmp_path: Path):
     """A meeting room on one microphone: the voices become "Name (speaker N)"."""
     lines = [
         (ALICE, "en-us", 50),
-        (BOB, "en-gb+f3", 80),
+        (BOB, "en-us+f3", 50),
         ("We meet again next Tuesday at ten in the large room.", "en-us", 50),
-        ("Perfect, I will book the room and order some coffee.", "en-gb+f3", 80),
+        ("Perfect, I will book the room and order some coffee.", "en-us+f3", 50),
     ]
     pause = np.zeros(16_000, dtype=np.float32)
     parts = []
