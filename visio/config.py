@@ -100,7 +100,10 @@ class Settings(BaseSettings):
     # Live captions
     captions_engine: str = Field("", description="'' (Whisper, re-decoding) or module:Class")
     captions_slots: int = Field(
-        2, ge=1, le=64, description="Speakers recognised at once (one thread each)"
+        4, ge=1, le=64, description="Speakers recognised at once (one thread each)"
+    )
+    captions_languages: list[str] = Field(
+        ["fr", "en"], description="What a room in 'auto' is heard as (empty: any language)"
     )
     captions_bind_host: str = Field("127.0.0.1", description="Where caption audio is received")
     captions_forward_host: str = Field(

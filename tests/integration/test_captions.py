@@ -16,7 +16,7 @@ from visio.janus.videoroom import list_forwarders
 
 pytestmark = pytest.mark.integration
 
-LINE = "The new library opens on Monday morning at nine."
+LINE = "The new library opens on Monday morning and everyone in the town is welcome to visit it."
 ANSWER = "Good, I will bring the children after school."
 
 

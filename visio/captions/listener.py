@@ -7,9 +7,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from visio.captions.rtp import OpusToPcm, RtpError, parse_rtp
+from visio.captions.rtp import OPUS_RATE, TARGET_RATE, OpusToPcm, RtpError, parse_rtp
 
 AudioSink = Callable[[np.ndarray], None]
+MAX_GAP = 5 * OPUS_RATE  # longer silences (or a new stream) are not filled in
+
+
+def _ahead(timestamp: int, expected: int) -> int:
+    """How far (in RTP clock ticks) a timestamp is past the expected one; < 0: late."""
+    return (timestamp - expected + 2**31) % 2**32 - 2**31
 
 
 class AudioListener(asyncio.DatagramProtocol):
@@ -21,6 +27,7 @@ class AudioListener(asyncio.DatagramProtocol):
         self.decoder = OpusToPcm()
         self.transport: asyncio.DatagramTransport | None = None
         self.packets = 0
+        self._expected: int | None = None  # RTP timestamp of the next packet, if no gap
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -32,8 +39,16 @@ class AudioListener(asyncio.DatagramProtocol):
             packet = parse_rtp(data)
         except RtpError:
             return
+        gap = 0 if self._expected is None else _ahead(packet.timestamp, self._expected)
+        if gap < 0:
+            return  # late or repeated: its time has passed
         self.packets += 1
+        if 0 < gap <= MAX_GAP:
+            # Nothing was sent (DTX, a muted microphone): the listener hears silence, and
+            # the recogniser's clock must move on for an utterance to end.
+            self.sink(np.zeros(gap * TARGET_RATE // OPUS_RATE, dtype=np.float32))
         samples = self.decoder.decode(packet.payload)
+        self._expected = (packet.timestamp + (self.decoder.last_samples or 960)) % 2**32
         if len(samples):
             self.sink(samples)
 

@@ -56,15 +56,18 @@ class OpusToPcm:
         self._decoder.sample_rate = OPUS_RATE
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=TARGET_RATE)
         self._pts = 0
+        self.last_samples = 0  # at 48 kHz, of the last packet decoded
 
     def decode(self, payload: bytes) -> np.ndarray:
         packet = av.Packet(payload)
         packet.pts = self._pts
         packet.time_base = fractions.Fraction(1, OPUS_RATE)
         chunks = []
+        self.last_samples = 0
         try:
             for frame in self._decoder.decode(packet):
                 self._pts += frame.samples
+                self.last_samples += frame.samples
                 for out in self._resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError:

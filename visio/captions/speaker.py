@@ -104,10 +104,13 @@ class Speaker:
     ) -> None:
         try:
             stream: CaptionStream = engine.open_stream(language)
-            while (chunk := chunks.get()) is not None:
-                updates = stream.accept(chunk)
-                if updates:
-                    loop.call_soon_threadsafe(on_updates, self, updates)
+            ended = False
+            while not ended:
+                audio, ended = _take_all(chunks)
+                if len(audio):
+                    updates = stream.accept(audio)
+                    if updates:
+                        loop.call_soon_threadsafe(on_updates, self, updates)
             updates = stream.close()
             if updates:
                 loop.call_soon_threadsafe(on_updates, self, updates)
@@ -115,3 +118,22 @@ class Speaker:
             log.debug("captions thread ended", extra={"error": str(exc)})
         except Exception:
             log.exception("captions thread failed", extra={"speaker": self.label})
+
+
+def _take_all(chunks: queue.Queue[np.ndarray | None]) -> tuple[np.ndarray, bool]:
+    """Everything queued (waiting for at least one chunk), and whether the end came.
+
+    One engine call for all of it: a thread that fell behind catches up in one decode.
+    """
+    first = chunks.get()
+    if first is None:
+        return np.zeros(0, dtype=np.float32), True
+    pending = [first]
+    while True:
+        try:
+            more = chunks.get_nowait()
+        except queue.Empty:
+            return np.concatenate(pending), False
+        if more is None:
+            return np.concatenate(pending), True
+        pending.append(more)
