@@ -6,7 +6,6 @@ Every endpoint checks who calls it; state-changing ones are also behind the CSRF
 
 from __future__ import annotations
 
-import shutil
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -27,6 +26,7 @@ from visio.db import (
 from visio.meetings import Meetings
 from visio.protocol import ROOM_ID_PATTERN
 from visio.ratelimit import SlidingWindowLimiter
+from visio.transcripts.jobs import delete_files
 
 RoomName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 RoomId = Annotated[str, StringConstraints(pattern=ROOM_ID_PATTERN)]
@@ -215,7 +215,7 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
         await room_for(room_id, user, ("owner",))
         await meetings.end(room_id, by=None)
         for capture in await store.captures_of(room_id):
-            shutil.rmtree(settings.capture_root / capture.id, ignore_errors=True)
+            delete_files(settings, capture.id)
         await store.delete_room(room_id)
         return Response(status_code=204)
 

@@ -31,7 +31,7 @@ from visio.janus.videoroom import (
 )
 from visio.participant import Participant, Publication
 from visio.protocol import ProtocolError
-from visio.transcripts.capture import CaptureSession
+from visio.transcripts.capture import CaptureSession, nothing_captured
 
 log = logging.getLogger(__name__)
 RESYNC_DELAY_S = 0.5
@@ -139,7 +139,7 @@ class Meeting:
     def capture_state(self) -> dict[str, bool]:
         """What is being captured now: everyone sees it, and so does anyone about to join."""
         if self.capture is None:
-            return {"transcription": False, "recording": False}
+            return nothing_captured()
         return self.capture.state()
 
     def moderators(self) -> list[Participant]:

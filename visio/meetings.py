@@ -25,6 +25,7 @@ from visio.meeting import Meeting
 from visio.participant import Outbox, Participant
 from visio.protocol import Join, ProtocolError
 from visio.ratelimit import SlidingWindowLimiter
+from visio.transcripts.capture import nothing_captured
 from visio.transcripts.service import Captures
 from visio.turn import ice_servers
 
@@ -90,9 +91,7 @@ class Meetings:
     def capture_state(self, room_id: str) -> dict[str, bool]:
         """Whether the room's meeting is being transcribed or recorded right now."""
         meeting = self.running.get(room_id)
-        if meeting is None:
-            return {"transcription": False, "recording": False}
-        return meeting.capture_state()
+        return meeting.capture_state() if meeting is not None else nothing_captured()
 
     def participant_count(self, room_id: str) -> int:
         meeting = self.running.get(room_id)

@@ -6,11 +6,17 @@ import asyncio
 import time
 from pathlib import Path
 
+import jiwer
 import numpy as np
 import pytest
 
 from visio.client import PcmAudioTrack
 from visio.testing.speech import pcm48k, silence, speak
+
+
+def normalise(text: str) -> str:
+    """Lower case without punctuation, for word error rates."""
+    return jiwer.RemovePunctuation()(text.lower()).strip()
 
 
 def sentence(text: str, folder: Path, voice: str = "en-us") -> np.ndarray:

@@ -10,8 +10,8 @@ import time
 import jiwer
 import pytest
 
-from tests.integration.speaking import sentence, speaking_bot
-from visio.janus.client import JanusConnection
+from tests.integration.janus_api import videoroom
+from tests.integration.speaking import normalise, sentence, speaking_bot
 from visio.janus.videoroom import list_forwarders
 
 pytestmark = pytest.mark.integration
@@ -20,26 +20,15 @@ LINE = "The new library opens on Monday morning and everyone in the town is welc
 ANSWER = "Good, I will bring the children after school."
 
 
-def normalise(text: str) -> str:
-    return jiwer.RemovePunctuation()(text.lower()).strip()
-
-
 async def janus_forwarders(server) -> int:
     """How many RTP forwarders the server's Janus runs, in every room (Janus' own API)."""
-    connection = JanusConnection(server.janus_url, server.api_secret)
-    await connection.connect()
-    try:
-        session = await connection.create_session()
-        handle = await session.attach()
+    async with videoroom(server) as handle:
         rooms = await handle.request({"request": "list", "admin_key": server.admin_key})
         count = 0
         for room in rooms.get("list", []):
             forwarders = await list_forwarders(handle, room["room"], server.admin_key)
             count += sum(len(streams) for streams in forwarders.values())
-        await session.destroy()
-        return count
-    finally:
-        await connection.close()
+    return count
 
 
 async def left_behind(server, wait: float = 5.0) -> dict:

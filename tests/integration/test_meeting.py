@@ -8,25 +8,10 @@ import json
 import pytest
 import websockets
 
+from tests.integration.janus_api import janus_rooms
 from visio.client import PcmAudioTrack, TestPatternTrack
-from visio.janus.client import JanusConnection
-from visio.testing.server import ServerProcess
 
 pytestmark = pytest.mark.integration
-
-
-async def janus_rooms(server: ServerProcess) -> list[int]:
-    """The VideoRoom rooms that exist on the server's Janus, asked of Janus itself."""
-    connection = JanusConnection(server.janus_url, server.api_secret)
-    await connection.connect()
-    try:
-        session = await connection.create_session()
-        handle = await session.attach()
-        listing = await handle.request({"request": "list", "admin_key": server.admin_key})
-        await session.destroy()
-        return [room["room"] for room in listing["list"]]
-    finally:
-        await connection.close()
 
 
 async def test_two_bots_receive_each_others_audio_and_video(bots, room):

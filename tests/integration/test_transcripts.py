@@ -9,7 +9,7 @@ from pathlib import Path
 import jiwer
 import pytest
 
-from tests.integration.speaking import say, sentence, speaking_bot, wait_for_status
+from tests.integration.speaking import normalise, say, sentence, speaking_bot, wait_for_status
 from visio.speech.audio import SAMPLE_RATE, load_audio
 
 pytestmark = pytest.mark.integration
@@ -17,10 +17,6 @@ pytestmark = pytest.mark.integration
 ALICE_1 = "Good morning everyone, let us review the budget for next year."
 BOB_1 = "I think we should hire two more engineers before the summer."
 ALICE_2 = "That sounds reasonable, please send me the proposal by Friday."
-
-
-def normalise(text: str) -> str:
-    return jiwer.RemovePunctuation()(text.lower()).strip()
 
 
 async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Path):

@@ -19,6 +19,11 @@ MANIFEST = "manifest.json"
 RAW = "raw"  # Janus' .mjr files
 
 
+def nothing_captured() -> dict[str, bool]:
+    """The capture state of a meeting nobody transcribes or records."""
+    return {"transcription": False, "recording": False}
+
+
 @dataclass(frozen=True)
 class Track:
     participant: str  # participant id in the meeting

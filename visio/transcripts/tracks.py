@@ -56,7 +56,7 @@ def capture_sources(folder: Path) -> tuple[list[AudioSource], list[str]]:
 
 def mjr_header(mjr: Path) -> dict[str, object]:
     """The JSON header janus-pp-rec reads from a recording."""
-    result = _pp_rec(["--json", str(mjr)])
+    result = _pp_rec(mjr, ["--json", str(mjr)])
     try:
         header = json.loads(result.stdout)
     except ValueError as exc:
@@ -74,14 +74,14 @@ def convert(mjr: Path, into: Path) -> tuple[Path, float]:
     if header.get("t") != "a" or header.get("c") != "opus":
         raise TrackError(f"{mjr.name} is not an Opus audio recording")
     target = into / (mjr.stem + ".opus")
-    _pp_rec([str(mjr), str(target)])
+    _pp_rec(mjr, [str(mjr), str(target)])
     if not target.exists() or target.stat().st_size == 0:
         raise TrackError(f"{mjr.name} holds no audio packets")
     first_written = header.get("u") or header.get("s") or 0
     return target, float(first_written) / 1e6  # type: ignore[arg-type]
 
 
-def _pp_rec(args: list[str]) -> subprocess.CompletedProcess[str]:
+def _pp_rec(mjr: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("janus-pp-rec")
     if binary is None:
         raise TrackError("janus-pp-rec is not installed (Debian package janus-tools)")
@@ -90,7 +90,7 @@ def _pp_rec(args: list[str]) -> subprocess.CompletedProcess[str]:
     )
     if result.returncode != 0:
         reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["?"]
-        raise TrackError(f"janus-pp-rec failed on {Path(args[-1]).name}: {reason[0]}")
+        raise TrackError(f"janus-pp-rec failed on {mjr.name}: {reason[0]}")
     return result
 
 
