@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from visio.auth.identity import current_user, require_user
+from visio.conference.meetings import Meetings
 from visio.config import Settings
 from visio.db import (
     Access,
@@ -23,7 +24,6 @@ from visio.db import (
     User,
     normalise_email,
 )
-from visio.meetings import Meetings
 from visio.protocol import ROOM_ID_PATTERN
 from visio.ratelimit import SlidingWindowLimiter
 from visio.transcripts.jobs import delete_files

@@ -1,7 +1,7 @@
 """Persistent state: people who signed in, their sessions, rooms, room members, and the
 captures (transcripts, recordings) of their meetings.
 
-Meetings themselves live in memory while they run (visio.meetings).
+Meetings themselves live in memory while they run (visio.conference.meetings).
 """
 
 from __future__ import annotations

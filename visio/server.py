@@ -21,14 +21,14 @@ from visio.auth.csrf import CsrfGuard
 from visio.auth.identity import identify
 from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
 from visio.captions.service import CaptionService
+from visio.conference.meetings import Meetings
+from visio.conference.signalling import serve_websocket
 from visio.config import Settings, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
 from visio.janus.nodes import JanusPool
-from visio.meetings import Meetings
 from visio.protocol import ROOM_ID_PATTERN
 from visio.ratelimit import SlidingWindowLimiter
-from visio.signalling import serve_websocket
 from visio.transcripts.jobs import JobRunner, Jobs
 from visio.transcripts.routes import captures_router
 from visio.transcripts.service import Captures

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from visio import ratelimit, signalling
+from visio import ratelimit
+from visio.conference import signalling
+from visio.conference.signalling import RateLimiter
 from visio.ratelimit import SlidingWindowLimiter as CreationLimiter
-from visio.signalling import RateLimiter
 
 
 class Clock:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from visio.conference.meeting import Meeting, _candidate_frame
+from visio.conference.meetings import KeyedLocks
+from visio.conference.participant import Participant, Publication
 from visio.janus.client import JanusEvent
 from visio.janus.videoroom import RoomOptions, SubscribedStream, SubscriberOffer
-from visio.meeting import Meeting, _candidate_frame
-from visio.meetings import KeyedLocks
-from visio.participant import Participant, Publication
 from visio.protocol import participant_id_ok
 
 

@@ -7,8 +7,8 @@ import json
 
 from starlette.websockets import WebSocketDisconnect
 
-from visio import signalling
-from visio.signalling import WebSocketOutbox
+from visio.conference import signalling
+from visio.conference.signalling import WebSocketOutbox
 
 
 class FakeWebSocket:

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 from visio.captions.listener import AudioListener, listen
 from visio.captions.speaker import Speaker
+from visio.conference.meeting import Meeting
+from visio.conference.participant import Participant
 from visio.janus.client import JanusError
 from visio.janus.videoroom import rtp_forward, stop_rtp_forward
-from visio.meeting import Meeting
-from visio.participant import Participant
 
 if TYPE_CHECKING:  # the speech engine loads on first use only
     from visio.speech.streaming import CaptionUpdate, StreamingEngine

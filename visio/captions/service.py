@@ -10,10 +10,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from visio.captions.room import RoomCaptions
+from visio.conference.meeting import Meeting
+from visio.conference.participant import Participant
 from visio.config import Settings
 from visio.db import Store
-from visio.meeting import Meeting
-from visio.participant import Participant
 from visio.protocol import ProtocolError
 
 if TYPE_CHECKING:  # the speech engine loads on first use only

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from visio.conference.meeting import Meeting
 from visio.db import Store
-from visio.meeting import Meeting
 from visio.transcripts.capture import CaptureSession
 
 log = logging.getLogger(__name__)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from visio import protocol as p
-from visio.meeting import Meeting
-from visio.meetings import Meetings
-from visio.participant import Participant
+from visio.conference.meeting import Meeting
+from visio.conference.meetings import Meetings
+from visio.conference.participant import Participant
 
 Moderation = p.Admit | p.Deny | p.Moderate | p.Lock | p.End | p.Capture
 

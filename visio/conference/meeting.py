@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from visio.conference.participant import Participant, Publication
 from visio.janus.client import JanusError, JanusEvent, JanusSession
 from visio.janus.nodes import JanusNode
 from visio.janus.videoroom import (
@@ -29,7 +30,6 @@ from visio.janus.videoroom import (
     media_mids,
     moderate,
 )
-from visio.participant import Participant, Publication
 from visio.protocol import ProtocolError
 from visio.transcripts.capture import CaptureSession, nothing_captured
 

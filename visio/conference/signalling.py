@@ -16,15 +16,15 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from visio import moderation
 from visio import protocol as p
 from visio.access import Identity
+from visio.conference import moderation
+from visio.conference.lobby import Waiter
+from visio.conference.meeting import Meeting
+from visio.conference.meetings import Meetings
+from visio.conference.participant import Participant
 from visio.config import Settings
 from visio.janus.client import JanusUnavailable
-from visio.lobby import Waiter
-from visio.meeting import Meeting
-from visio.meetings import Meetings
-from visio.participant import Participant
 from visio.ratelimit import SlidingWindowLimiter
 
 log = logging.getLogger(__name__)

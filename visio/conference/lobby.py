@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from visio.access import Identity, LobbyReason
-from visio.participant import Outbox
+from visio.conference.participant import Outbox
 from visio.protocol import Join
 
 if TYPE_CHECKING:
-    from visio.meeting import Meeting
-    from visio.participant import Participant
+    from visio.conference.meeting import Meeting
+    from visio.conference.participant import Participant
 
 Admitted = Callable[["Meeting", "Participant"], None]
 

@@ -15,14 +15,14 @@ from typing import Any
 
 from visio.access import Identity, LobbyReason, Role, lobby_reason, role_in
 from visio.captions.service import CaptionService
+from visio.conference.lobby import Admitted, Lobby, Waiter
+from visio.conference.meeting import Meeting
+from visio.conference.participant import Outbox, Participant
 from visio.config import Settings
 from visio.db import RoomPolicy, Store
 from visio.janus.client import JanusError
 from visio.janus.nodes import JanusNode, JanusPool, NoJanusNode
 from visio.janus.videoroom import RoomOptions
-from visio.lobby import Admitted, Lobby, Waiter
-from visio.meeting import Meeting
-from visio.participant import Outbox, Participant
 from visio.protocol import Join, ProtocolError
 from visio.ratelimit import SlidingWindowLimiter
 from visio.transcripts.capture import nothing_captured
