@@ -1,4 +1,5 @@
-"""Per-client limits on costly requests (room creations, joins, lobby requests)."""
+"""Limits: frames per connection, and costly requests (room creations, joins, lobby
+requests) per client."""
 
 from __future__ import annotations
 
@@ -35,3 +36,22 @@ class SlidingWindowLimiter:
         idle = [key for key, stamps in self.seen.items() if not stamps or now - stamps[-1] > 60]
         for key in idle:
             del self.seen[key]
+
+
+class RateLimiter:
+    """A token bucket: `rate` frames per second, bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True

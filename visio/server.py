@@ -22,7 +22,8 @@ from visio.auth.identity import identify
 from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
 from visio.captions.service import CaptionService
 from visio.conference.meetings import Meetings
-from visio.conference.signalling import serve_websocket
+from visio.conference.signalling import LocalRouter
+from visio.conference.websocket import serve_websocket
 from visio.config import Settings, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     ensure_secrets(settings)
     services = Services(settings)
     join_limiter = SlidingWindowLimiter(settings.joins_per_minute)
+    router = LocalRouter(settings, services.meetings, join_limiter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -170,7 +172,7 @@ def create_app(settings: Settings) -> FastAPI:
             await ws.close(code=4003)  # before accept: the handshake gets a 403
             return
         identity = await identify(ws, services.store)
-        await serve_websocket(ws, settings, services.meetings, identity, join_limiter)
+        await serve_websocket(ws, settings, identity, router)
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 

@@ -1,4 +1,4 @@
-"""Rate limits: signalling.RateLimiter (frames), ratelimit.SlidingWindowLimiter (requests)."""
+"""Rate limits: ratelimit.RateLimiter (frames), ratelimit.SlidingWindowLimiter (requests)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import time
 import pytest
 
 from visio import ratelimit
-from visio.conference import signalling
-from visio.conference.signalling import RateLimiter
+from visio.ratelimit import RateLimiter
 from visio.ratelimit import SlidingWindowLimiter as CreationLimiter
 
 
@@ -23,8 +22,8 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(signalling.time, "monotonic", fake)
-    assert ratelimit.time is time  # both modules read the same clock
+    monkeypatch.setattr(ratelimit.time, "monotonic", fake)
+    assert ratelimit.time is time
     return fake
 
 

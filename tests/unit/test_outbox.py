@@ -1,4 +1,4 @@
-"""signalling.WebSocketOutbox: ordered writes, close, slow clients, gone clients."""
+"""websocket.WebSocketOutbox: ordered writes, close, slow clients, gone clients."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 from starlette.websockets import WebSocketDisconnect
 
-from visio.conference import signalling
-from visio.conference.signalling import WebSocketOutbox
+from visio.conference import websocket
+from visio.conference.websocket import WebSocketOutbox
 
 
 class FakeWebSocket:
@@ -66,7 +66,7 @@ async def test_nothing_is_sent_after_close_and_the_first_close_wins():
 
 
 async def test_a_client_too_slow_to_read_is_closed(monkeypatch):
-    monkeypatch.setattr(signalling, "OUTBOX_LIMIT", 5)
+    monkeypatch.setattr(websocket, "OUTBOX_LIMIT", 5)
     ws = FakeWebSocket()
     outbox = WebSocketOutbox(ws)
     for n in range(8):  # no await: the writer cannot run

@@ -14,6 +14,8 @@ from visio.conference.meeting import Meeting
 from visio.conference.participant import Participant
 from visio.config import Settings
 from visio.db import Store
+from visio.janus.client import JanusError
+from visio.janus.videoroom import list_forwarders, stop_rtp_forward
 from visio.protocol import ProtocolError
 
 if TYPE_CHECKING:  # the speech engine loads on first use only
@@ -100,6 +102,22 @@ class CaptionService:
         if captions is not None and captions.meeting is meeting:
             del self.rooms[meeting.room_id]
             await captions.close()
+
+    async def meeting_taken_over(self, meeting: Meeting) -> None:
+        """The previous owner's forwards send caption audio to a process that is gone: stop
+        them. Those who want captions say it again when they reconnect."""
+        control = meeting.node.control
+        if control is None:
+            return
+        try:
+            forwarders = await list_forwarders(control, meeting.janus_room, meeting.node.admin_key)
+            for feed, streams in forwarders.items():
+                for stream in streams:
+                    await stop_rtp_forward(
+                        control, meeting.janus_room, feed, stream, meeting.node.admin_key
+                    )
+        except JanusError as exc:
+            log.warning("old caption forwards not stopped", extra={"error": str(exc)})
 
     async def close(self) -> None:
         for captions in list(self.rooms.values()):

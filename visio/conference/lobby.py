@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from visio.access import Identity, LobbyReason
-from visio.conference.participant import Outbox
+from visio.conference.participant import Outbox, holds_token, new_resume_token, token_digest
+from visio.conference.records import IdentityRecord, WaiterRecord
 from visio.protocol import Join
 
 if TYPE_CHECKING:
@@ -36,11 +37,52 @@ class Waiter:
     identity: Identity
     request: Join
     reason: LobbyReason
-    outbox: Outbox
-    on_admitted: Admitted
+    outbox: Outbox | None  # None: their connection dropped; they may come back in time
+    on_admitted: Admitted | None
     id: str = field(default_factory=new_waiter_id)
     since_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.TimerHandle | None = None  # the request expires
+    expires_at: float = 0.0  # loop time
+    grace_timer: asyncio.TimerHandle | None = None  # their connection dropped: they may return
+    # Given in the `lobby` frame: a client that reconnects keeps its place with it, and
+    # keeps it as its participant's resume token once admitted.
+    resume_token: str | None = field(default_factory=new_resume_token)
+    resume_digest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.resume_digest and self.resume_token:
+            self.resume_digest = token_digest(self.resume_token)
+
+    def holds(self, token: str) -> bool:
+        return holds_token(self.resume_digest, token)
+
+    def record(self) -> WaiterRecord:
+        return WaiterRecord(
+            id=self.id,
+            room=self.room_id,
+            name=self.name,
+            identity=IdentityRecord.of(self.identity),
+            request=self.request.model_dump(exclude={"resume", "ref"}),
+            reason=self.reason,
+            since=self.since_ms,
+            resume=self.resume_digest,
+        )
+
+    @classmethod
+    def restore(cls, data: WaiterRecord) -> Waiter:
+        return cls(
+            room_id=data.room,
+            name=data.name,
+            identity=data.identity.identity(),
+            request=Join.model_validate(data.request),
+            reason=data.reason,
+            outbox=None,
+            on_admitted=None,
+            id=data.id,
+            since_ms=data.since,
+            resume_token=None,
+            resume_digest=data.resume,
+        )
 
     def public(self) -> dict[str, Any]:
         return {
@@ -55,8 +97,9 @@ class Waiter:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self.outbox.send(frame)
-        self.outbox.close(code, reason)
+        if self.outbox is not None:
+            self.outbox.send(frame)
+            self.outbox.close(code, reason)
 
 
 class Lobby:
@@ -73,10 +116,15 @@ class Lobby:
 
     def take(self, waiter_id: str) -> Waiter | None:
         waiter = self.waiting.pop(waiter_id, None)
-        if waiter is not None and waiter.timer is not None:
-            waiter.timer.cancel()
-            waiter.timer = None
+        if waiter is not None:
+            for timer in (waiter.timer, waiter.grace_timer):
+                if timer is not None:
+                    timer.cancel()
+            waiter.timer = waiter.grace_timer = None
         return waiter
+
+    def find_by_token(self, token: str) -> Waiter | None:
+        return next((w for w in self.waiting.values() if w.holds(token)), None)
 
     def take_all(self) -> list[Waiter]:
         return [w for w in (self.take(i) for i in list(self.waiting)) if w is not None]

@@ -17,7 +17,9 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from visio.conference.participant import Participant, Publication
+from visio.conference.journal import NO_JOURNAL, Journal
+from visio.conference.participant import Participant, Publication, Subscription
+from visio.conference.records import CaptureRecord, MeetingRecord, ParticipantRecord
 from visio.janus.client import JanusError, JanusEvent, JanusSession
 from visio.janus.nodes import JanusNode
 from visio.janus.videoroom import (
@@ -52,6 +54,7 @@ class Meeting:
         chat_history_max: int,
         room_options: RoomOptions,
         on_empty: Callable[[Meeting], Coroutine[Any, Any, None]],
+        journal: Journal = NO_JOURNAL,
     ) -> None:
         self.room_id = room_id
         self.name = name
@@ -68,19 +71,161 @@ class Meeting:
         self._session: JanusSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_empty = on_empty
+        self.journal = journal
         self.closed = False
         self.capture: CaptureSession | None = None  # set once someone starts a capture
 
     # -- life cycle ---------------------------------------------------------------
 
+    @property
+    def session_id(self) -> int:
+        return self._session.id if self._session is not None else 0
+
+    @property
+    def chat_seq(self) -> int:
+        return self._chat_seq
+
     async def start(self) -> None:
         assert self.node.connection is not None and self.node.control is not None
-        self._session = await self.node.connection.create_session()
-        await create_room(
-            self.node.control, self.janus_room, self.node.admin_key, self.room_options
-        )
+        session = await self.node.connection.create_session()
+        try:
+            await create_room(
+                self.node.control, self.janus_room, self.node.admin_key, self.room_options
+            )
+        except JanusError:
+            await session.destroy()  # or its keepalive would keep it forever
+            raise
+        self._session = session
         self.node.meetings += 1
+        self.journal.meeting(self)
         log.info("meeting started", extra={"room": self.room_id, "janus_room": self.janus_room})
+
+    def record(self) -> MeetingRecord:
+        return MeetingRecord(
+            room=self.room_id,
+            name=self.name,
+            access=self.access,
+            locked=self.locked,
+            banned=sorted(self.banned),
+            node=self.node.url,
+            janus_room=self.janus_room,
+            session=self.session_id,
+            chat_seq=self._chat_seq,
+            capture=_capture_record(self.capture) if self.capture is not None else None,
+        )
+
+    async def take_over(
+        self,
+        record: MeetingRecord,
+        participants: list[ParticipantRecord],
+        chat: list[dict[str, Any]],
+    ) -> bool:
+        """Go on with a meeting another process ran, everyone in it waiting to reconnect.
+
+        Its Janus session is claimed, not re-created, so every peer connection stays up:
+        True. When the session is gone (Janus restarted, or nobody claimed it in time), a
+        new Janus room is made and everyone publishes and subscribes anew (`media_reset`,
+        told by their next `joined`): False.
+        """
+        session = await self._claim(record)
+        self.locked, self.banned = record.locked, set(record.banned)
+        self._chat_seq = record.chat_seq
+        self.chat.extend(chat)
+        if session is not None:
+            self.janus_room, self._session = record.janus_room, session
+            self.node.meetings += 1
+        for data in participants:
+            self._restore(data, session)
+        if session is None:
+            await self.start()
+        log.info(
+            "meeting taken over",
+            extra={
+                "room": self.room_id,
+                "participants": len(self.participants),
+                "media_kept": session is not None,
+            },
+        )
+        return session is not None
+
+    async def _claim(self, record: MeetingRecord) -> JanusSession | None:
+        if not self.node.up or self.node.url != record.node:
+            return None
+        assert self.node.connection is not None and self.node.control is not None
+        try:
+            return await self.node.connection.claim_session(record.session)
+        except JanusError as exc:
+            log.warning(
+                "janus session not claimed", extra={"room": self.room_id, "error": str(exc)}
+            )
+        with contextlib.suppress(JanusError):
+            await destroy_room(self.node.control, record.janus_room)  # nothing left behind
+        return None
+
+    def _restore(self, data: ParticipantRecord, session: JanusSession | None) -> None:
+        participant = Participant(
+            name=data.name,
+            audio=data.audio,
+            video=data.video,
+            hand=data.hand,
+            id=data.id,
+            resume_token=None,
+            resume_digest=data.resume,
+            identity=data.identity.identity(),
+            role=data.role,
+            silenced=set(data.silenced),
+            media_reset=session is None,
+        )
+        if session is not None:
+            self._restore_media(participant, data, session)
+        self.participants[participant.id] = participant
+        self.node.participants += 1
+
+    def _restore_media(
+        self, participant: Participant, data: ParticipantRecord, session: JanusSession
+    ) -> None:
+        for target, pub in data.publications.items():
+            handle = PublisherHandle(session.adopt(pub.handle), pub.feed)
+            publication = Publication(target, handle, live=pub.live, mids=pub.mids)
+            handle.handle.on_event = self._publisher_events(participant, publication)
+            participant.publications[target] = publication
+            self._feeds[pub.feed] = (participant, publication)
+        sub = data.subscription
+        if sub.handle is not None:
+            handle = SubscriberHandle(session.adopt(sub.handle))
+            handle.joined = True
+            handle.handle.on_event = self._subscriber_events(participant, handle)
+            subscription = participant.subscription
+            subscription.handle, subscription.feeds = handle, set(sub.feeds)
+            subscription.pending_frame, subscription.broken = sub.pending, sub.broken
+
+    async def restart_media(self) -> None:
+        """The media server lost the meeting: a new Janus room (on `self.node`), and
+        everyone publishes and subscribes anew (`media_reset`: their next `joined`)."""
+        for participant in self.participants.values():
+            self._forget(participant, keep_grace=True)
+            participant.media_reset = True
+            participant.subscription = Subscription()
+        await self._settle()
+        self._session = None
+        self.janus_room = _janus_room_id()
+        await self.start()
+        self.node.participants += len(self.participants)
+        for participant in self.participants.values():
+            self.journal.participant(self, participant)
+
+    def release(self) -> None:
+        """Hand the meeting to another process: forget it here, leave everything on Janus."""
+        self.closed = True
+        for participant in self.participants.values():
+            if participant.grace_timer is not None:
+                participant.grace_timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        if self._session is not None:
+            self._session.release()
+        self.node.meetings = max(0, self.node.meetings - 1)
+        self.node.participants = max(0, self.node.participants - len(self.participants))
 
     async def close(self) -> None:
         """Free everything on Janus: the room, then the session with all its handles."""
@@ -150,13 +295,14 @@ class Meeting:
 
     def find_by_token(self, token: str) -> Participant | None:
         for participant in self.participants.values():
-            if secrets.compare_digest(participant.resume_token.encode(), token.encode()):
+            if participant.holds(token):
                 return participant
         return None
 
     def add(self, participant: Participant) -> None:
         self.participants[participant.id] = participant
         self.node.participants += 1
+        self.journal.participant(self, participant)
         self.broadcast(
             {"type": "participant_joined", "participant": participant.public()}, exclude=participant
         )
@@ -164,6 +310,7 @@ class Meeting:
         self._spawn(self.sync_subscription(participant))
 
     def updated(self, participant: Participant) -> None:
+        self.journal.participant(self, participant)
         self.broadcast(
             {"type": "participant_updated", "participant": participant.public()},
             exclude=participant,
@@ -174,6 +321,7 @@ class Meeting:
             return
         self.node.participants = max(0, self.node.participants - 1)
         self._forget(participant)
+        self.journal.left(self, participant)
         self.broadcast({"type": "participant_left", "id": participant.id, "reason": reason})
         log.info(
             "participant left",
@@ -183,9 +331,9 @@ class Meeting:
         if not self.participants:
             await self._on_empty(self)
 
-    def _forget(self, participant: Participant) -> None:
+    def _forget(self, participant: Participant, keep_grace: bool = False) -> None:
         """Drop a participant's Janus handles (in the background) and its feeds."""
-        if participant.grace_timer is not None:
+        if participant.grace_timer is not None and not keep_grace:
             participant.grace_timer.cancel()
             participant.grace_timer = None
         for publication in participant.publications.values():
@@ -203,14 +351,9 @@ class Meeting:
         """Publish a target; an existing publication of it is replaced once Janus accepts."""
         session = self._require_session()
         feed_id = secrets.randbits(52) or 1
-        publication: Publication | None = None
-
-        def on_event(event: JanusEvent) -> None:
-            if publication is not None:
-                self._on_publisher_event(participant, publication, event)
-
-        handle = await PublisherHandle.attach(session, feed_id, on_event)
+        handle = await PublisherHandle.attach(session, feed_id, None)
         publication = Publication(target, handle, mids=media_mids(sdp))
+        handle.handle.on_event = self._publisher_events(participant, publication)
         try:
             answer = await handle.publish(self.janus_room, participant.id, sdp)
         except (JanusError, ValueError) as exc:
@@ -232,6 +375,7 @@ class Meeting:
             self._resync_everyone(exclude=participant)
         elif target == "screen":
             self.updated(participant)
+        self.journal.participant(self, participant)
         return answer
 
     async def unpublish(self, participant: Participant, target: str) -> None:
@@ -239,6 +383,7 @@ class Meeting:
         if publication is None:
             raise ProtocolError("not_published", f"{target} is not published")
         self._feeds.pop(publication.feed_id, None)
+        self.journal.participant(self, participant)
         await publication.handle.close()
         if target == "screen":
             self.updated(participant)
@@ -269,6 +414,7 @@ class Meeting:
         """
         await self._moderate_camera(participant, media, mute=True)
         participant.silenced.add(media)
+        self.journal.participant(self, participant)
         before = (participant.audio, participant.video)
         if media == "audio":
             participant.audio = False
@@ -280,6 +426,7 @@ class Meeting:
     async def unsilence(self, participant: Participant, media: str) -> None:
         if media in participant.silenced:
             participant.silenced.discard(media)
+            self.journal.participant(self, participant)
             await self._moderate_camera(participant, media, mute=False)
 
     async def _moderate_camera(self, participant: Participant, media: str, mute: bool) -> None:
@@ -308,6 +455,11 @@ class Meeting:
         except JanusError as exc:
             raise ProtocolError("bad_message", f"candidate refused: {exc.reason}") from exc
 
+    def _publisher_events(
+        self, participant: Participant, publication: Publication
+    ) -> Callable[[JanusEvent], None]:
+        return lambda event: self._on_publisher_event(participant, publication, event)
+
     def _on_publisher_event(
         self, participant: Participant, publication: Publication, event: JanusEvent
     ) -> None:
@@ -317,10 +469,12 @@ class Meeting:
             return  # Janus is gone: the whole meeting is being dropped
         if event.kind == "webrtcup":
             publication.live = True
+            self.journal.participant(self, participant)
             participant.send({"type": "media", "target": publication.target, "state": "up"})
             self._resync_everyone(exclude=participant)
         elif event.kind == "hangup":
             publication.live = False
+            self.journal.participant(self, participant)
             participant.send({"type": "media", "target": publication.target, "state": "down"})
             self._resync_everyone(exclude=participant)
         elif event.kind == "trickle":
@@ -358,6 +512,8 @@ class Meeting:
             wanted = self._wanted_feeds(participant)
             try:
                 offer = await self._negotiate(participant, wanted)
+            except _Gone:
+                return
             except (JanusError, ValueError) as exc:
                 # Usually a feed vanished between our look and Janus' answer: try again.
                 subscription.failures += 1
@@ -388,21 +544,20 @@ class Meeting:
         offer = await handle.update(add, remove)
         if offer is None:
             subscription.feeds = set(wanted)
+            self.journal.participant(self, participant)
         return offer
 
     async def _first_offer(self, participant: Participant, wanted: set[int]) -> SubscriberOffer:
-        handle: SubscriberHandle | None = None
-
-        def on_event(event: JanusEvent) -> None:
-            if handle is not None:
-                self._on_subscriber_event(participant, handle, event)
-
-        handle = await SubscriberHandle.attach(self._require_session(), on_event)
+        handle = await SubscriberHandle.attach(self._require_session(), None)
+        handle.handle.on_event = self._subscriber_events(participant, handle)
         try:
             offer = await handle.join(self.janus_room, sorted(wanted))
         except (JanusError, ValueError):
             await handle.close()
             raise
+        if self.closed or self.participants.get(participant.id) is not participant:
+            await handle.close()  # they left while Janus answered: nobody would detach it
+            raise _Gone()
         participant.subscription.handle = handle
         return offer
 
@@ -427,6 +582,7 @@ class Meeting:
                     }
                 )
         subscription.pending_frame = {"type": "offer", "sdp": offer.sdp, "streams": streams}
+        self.journal.participant(self, participant)
         participant.send(subscription.pending_frame)
 
     async def answer(self, participant: Participant, sdp: str) -> None:
@@ -442,6 +598,7 @@ class Meeting:
             subscription.pending_frame = None
             again = subscription.needs_sync
             subscription.needs_sync = False
+        self.journal.participant(self, participant)
         if again:
             self._spawn(self.sync_subscription(participant))
 
@@ -457,6 +614,7 @@ class Meeting:
             subscription.needs_sync = False
             subscription.broken = False
             subscription.failures = 0
+        self.journal.participant(self, participant)
         await self.sync_subscription(participant)
 
     async def set_layer(self, participant: Participant, mid: str, quality: str) -> None:
@@ -468,6 +626,11 @@ class Meeting:
         except JanusError as exc:
             raise ProtocolError("bad_message", f"cannot set layer: {exc.reason}") from exc
 
+    def _subscriber_events(
+        self, participant: Participant, handle: SubscriberHandle
+    ) -> Callable[[JanusEvent], None]:
+        return lambda event: self._on_subscriber_event(participant, handle, event)
+
     def _on_subscriber_event(
         self, participant: Participant, handle: SubscriberHandle, event: JanusEvent
     ) -> None:
@@ -478,6 +641,7 @@ class Meeting:
             participant.send({"type": "media", "target": "subscriber", "state": "up"})
         elif event.kind == "hangup":
             subscription.broken = True
+            self.journal.participant(self, participant)
             participant.send({"type": "media", "target": "subscriber", "state": "down"})
         elif event.kind == "trickle":
             participant.send(_candidate_frame("subscriber", event.data))
@@ -494,12 +658,28 @@ class Meeting:
             "ts": int(time.time() * 1000),
         }
         self.chat.append(message)
+        self.journal.chat(self, message)
         self.broadcast({"type": "chat", "message": message})
 
     def _require_session(self) -> JanusSession:
         if self._session is None or not self.node.up:
             raise ProtocolError("media_error", "the media server is not available")
         return self._session
+
+
+def _capture_record(capture: CaptureSession) -> CaptureRecord:
+    return CaptureRecord(
+        id=capture.capture_id,
+        title=capture.title,
+        language=capture.language,
+        started_at=capture.started_at,
+        transcription=capture.transcription,
+        recording=capture.recording,
+    )
+
+
+class _Gone(Exception):
+    """The participant left while Janus was answering."""
 
 
 def _candidate_frame(target: str, janus_message: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""The running meetings of this server process: join, resume, lose and leave.
+"""The rooms this server process holds: their running meetings and their lobbies.
 
 A meeting starts (a Janus room is created) when its first person joins and ends (the
-room is destroyed) when its last person leaves or does not come back in time.
+room is destroyed) when its last person leaves or does not come back in time. With
+several server processes, each room is held by one of them (visio.cluster); everything
+here then happens in the room's owner, and is written down (the journal) so that another
+process can take the room over without anyone noticing.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from visio.access import Identity, LobbyReason, Role, lobby_reason, role_in
 from visio.captions.service import CaptionService
+from visio.conference.journal import NO_JOURNAL, Journal
 from visio.conference.lobby import Admitted, Lobby, Waiter
 from visio.conference.meeting import Meeting
 from visio.conference.participant import Outbox, Participant
+from visio.conference.records import MeetingRecord, ParticipantRecord, WaiterRecord
 from visio.config import Settings
 from visio.db import RoomPolicy, Store
 from visio.janus.client import JanusError
@@ -70,15 +75,18 @@ class Meetings:
         pool: JanusPool,
         captures: Captures,
         captions: CaptionService,
+        journal: Journal = NO_JOURNAL,
     ) -> None:
         self.settings = settings
         self.store = store
         self.pool = pool
         self.captures = captures
         self.captions = captions
+        self.journal = journal
         self.running: dict[str, Meeting] = {}
         self.lobbies: defaultdict[str, Lobby] = defaultdict(Lobby)
         self.lobby_limiter = SlidingWindowLimiter(settings.lobby_requests_per_minute)
+        self.on_idle: Callable[[str], None] = lambda room_id: None  # nothing left of a room
         self._locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
         pool.on_node_lost(self._node_lost)
@@ -97,6 +105,10 @@ class Meetings:
         meeting = self.running.get(room_id)
         return len(meeting.participants) if meeting else 0
 
+    def holds(self, room_id: str) -> bool:
+        """Whether anything of the room lives here: a meeting, or someone waiting."""
+        return room_id in self.running or bool(self.lobbies.get(room_id))
+
     # -- joining ------------------------------------------------------------------------
 
     async def join(
@@ -108,17 +120,19 @@ class Meetings:
         client: str,
         on_admitted: Admitted,
     ) -> tuple[Meeting, Participant] | Waiter:
-        """Enter the meeting, resume a place in it, or wait in its lobby."""
+        """Enter the meeting, take one's place back, or wait in its lobby."""
         async with self._locks.hold(message.room):
             policy = await self.store.policy(message.room)
             if policy is None:
                 raise ProtocolError("room_not_found", f"no room {message.room!r}", message.ref)
+            meeting = self.running.get(message.room)
+            if meeting is not None and not meeting.node.up:
+                await self._move_locked(meeting)  # its media server went away: a new one
             meeting = self._usable(message.room)
-            if meeting is not None and message.resume:
-                participant = meeting.find_by_token(message.resume)
-                if participant is not None and participant.identity == identity:
-                    self._resume(meeting, participant, outbox)
-                    return meeting, participant
+            if message.resume:
+                back = self._come_back(message, meeting, outbox, identity, on_admitted)
+                if back is not None:
+                    return back
             reason = lobby_reason(
                 policy,
                 identity,
@@ -128,9 +142,33 @@ class Meetings:
             if reason is not None:
                 return self._wait(policy, message, outbox, identity, reason, client, on_admitted)
             meeting = meeting or await self._start_meeting(policy)
-            meeting.access = policy.access
+            if meeting.access != policy.access:
+                meeting.access = policy.access
+                self.journal.meeting(meeting)
             participant = self._enter(meeting, message, outbox, identity, role_in(policy, identity))
             return meeting, participant
+
+    def _come_back(
+        self,
+        message: Join,
+        meeting: Meeting | None,
+        outbox: Outbox,
+        identity: Identity,
+        on_admitted: Admitted,
+    ) -> tuple[Meeting, Participant] | Waiter | None:
+        """The place of whoever holds this resume token, in the meeting or in the lobby."""
+        assert message.resume is not None
+        if meeting is not None:
+            participant = meeting.find_by_token(message.resume)
+            if participant is not None and participant.identity == identity:
+                self._resume(meeting, participant, outbox, message.resume)
+                return meeting, participant
+        lobby = self.lobbies.get(message.room)
+        waiter = lobby.find_by_token(message.resume) if lobby else None
+        if waiter is not None and waiter.identity == identity:
+            self._wait_again(waiter, outbox, on_admitted, message.resume)
+            return waiter
+        return None
 
     def _usable(self, room_id: str) -> Meeting | None:
         meeting = self.running.get(room_id)
@@ -142,9 +180,10 @@ class Meetings:
         self,
         meeting: Meeting,
         message: Join,
-        outbox: Outbox,
+        outbox: Outbox | None,
         identity: Identity,
         role: Role,
+        waited: Waiter | None = None,
     ) -> Participant:
         if len(meeting.participants) >= self.settings.max_participants:
             raise ProtocolError("room_full", "this meeting is full", message.ref)
@@ -156,9 +195,14 @@ class Meetings:
             identity=identity,
             role=role,
         )
+        if waited is not None:  # admitted from the lobby: the token they waited with goes on
+            participant.resume_token = waited.resume_token
+            participant.resume_digest = waited.resume_digest
         participant.send(self._joined(meeting, participant, resumed=False))
         meeting.add(participant)
         self._show_lobby(meeting, participant)
+        if outbox is None:
+            self._keep_place(meeting, participant)
         return participant
 
     def _show_lobby(self, meeting: Meeting, participant: Participant) -> None:
@@ -167,25 +211,40 @@ class Meetings:
         if participant.moderator and lobby:
             participant.send(lobby.update_frame())
 
-    async def _start_meeting(self, policy: RoomPolicy) -> Meeting:
-        try:
-            node = await self.pool.pick_when_up(NODE_WAIT_S)
-        except NoJanusNode as exc:
-            raise ProtocolError("media_error", str(exc)) from exc
+    def _new_meeting(
+        self, policy_or_record: RoomPolicy | MeetingRecord, node: JanusNode
+    ) -> Meeting:
+        if isinstance(policy_or_record, MeetingRecord):
+            room_id, name = policy_or_record.room, policy_or_record.name
+        else:
+            room_id, name = policy_or_record.room_id, policy_or_record.name
         meeting = Meeting(
-            policy.room_id,
-            policy.name,
+            room_id,
+            name,
             node,
             chat_history_max=self.settings.chat_history_max,
             room_options=RoomOptions(bitrate=self.settings.room_video_bitrate),
             on_empty=self._ended,
+            journal=self.journal,
         )
+        meeting.access = policy_or_record.access
+        return meeting
+
+    async def _start_meeting(self, policy: RoomPolicy) -> Meeting:
+        node = await self._pick_node()
+        meeting = self._new_meeting(policy, node)
         try:
             await meeting.start()
         except JanusError as exc:
             raise ProtocolError("media_error", f"could not start the meeting: {exc}") from exc
         self.running[policy.room_id] = meeting
         return meeting
+
+    async def _pick_node(self) -> JanusNode:
+        try:
+            return await self.pool.pick_when_up(NODE_WAIT_S)
+        except NoJanusNode as exc:
+            raise ProtocolError("media_error", str(exc)) from exc
 
     def _joined(self, meeting: Meeting, participant: Participant, resumed: bool) -> dict[str, Any]:
         return {
@@ -223,24 +282,48 @@ class Meetings:
             outbox=outbox,
             on_admitted=on_admitted,
         )
-        timeout = self.settings.lobby_timeout_s
-        waiter.timer = asyncio.get_running_loop().call_later(timeout, self._expire_waiter, waiter)
+        self._start_expiry(waiter, self.settings.lobby_timeout_s)
         self.lobbies[policy.room_id].add(waiter)
-        outbox.send(
-            {
-                "type": "lobby",
-                "room": {
-                    "id": policy.room_id,
-                    "name": policy.name,
-                    "capture": self.capture_state(policy.room_id),
-                },
-                "reason": reason,
-                "expires_in": round(timeout),
-            }
-        )
+        self.journal.waiter(waiter)
+        self._tell_waiting(waiter, policy.name)
         self._lobby_changed(policy.room_id)
         log.info("waiting in the lobby", extra={"room": policy.room_id, "reason": reason})
         return waiter
+
+    def _start_expiry(self, waiter: Waiter, after_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        waiter.expires_at = loop.time() + after_s
+        waiter.timer = loop.call_later(after_s, self._expire_waiter, waiter)
+
+    def _tell_waiting(self, waiter: Waiter, room_name: str) -> None:
+        if waiter.outbox is None:
+            return
+        remaining = waiter.expires_at - asyncio.get_running_loop().time()
+        waiter.outbox.send(
+            {
+                "type": "lobby",
+                "room": {
+                    "id": waiter.room_id,
+                    "name": room_name,
+                    "capture": self.capture_state(waiter.room_id),
+                },
+                "reason": waiter.reason,
+                "expires_in": max(0, round(remaining)),
+                "resume": waiter.resume_token,
+            }
+        )
+
+    def _wait_again(
+        self, waiter: Waiter, outbox: Outbox, on_admitted: Admitted, token: str
+    ) -> None:
+        """A waiter whose connection dropped is back in time: same place in the queue."""
+        if waiter.outbox is not None and waiter.outbox is not outbox:
+            waiter.outbox.send(_replaced())
+            waiter.outbox.close(4001, "replaced")
+        waiter.outbox, waiter.on_admitted, waiter.resume_token = outbox, on_admitted, token
+        meeting = self.running.get(waiter.room_id)
+        self._tell_waiting(waiter, meeting.name if meeting else waiter.request.room)
+        log.info("back in the lobby", extra={"room": waiter.room_id})
 
     def _lobby_changed(self, room_id: str) -> None:
         lobby = self.lobbies.get(room_id)
@@ -248,14 +331,19 @@ class Meetings:
             del self.lobbies[room_id]
         meeting = self.running.get(room_id)
         if meeting is None:
+            self._maybe_idle(room_id)
             return
         frame = (lobby or Lobby()).update_frame()
         for moderator in meeting.moderators():
             moderator.send(frame)
 
+    def _maybe_idle(self, room_id: str) -> None:
+        if not self.holds(room_id):
+            self.journal.forget(room_id)
+            self.on_idle(room_id)
+
     def _expire_waiter(self, waiter: Waiter) -> None:
-        lobby = self.lobbies.get(waiter.room_id)
-        if lobby is None or lobby.take(waiter.id) is None:
+        if not self._take_waiter(waiter):
             return
         waiter.dismiss(
             {"type": "error", "code": "lobby_expired", "message": "nobody let you in in time"},
@@ -265,10 +353,32 @@ class Meetings:
         self._lobby_changed(waiter.room_id)
 
     def leave_lobby(self, waiter: Waiter) -> None:
-        """They gave up waiting, or their connection dropped."""
-        lobby = self.lobbies.get(waiter.room_id)
-        if lobby is not None and lobby.take(waiter.id) is not None:
+        """They gave up waiting."""
+        if self._take_waiter(waiter):
             self._lobby_changed(waiter.room_id)
+
+    def lobby_connection_lost(self, waiter: Waiter, outbox: Outbox) -> None:
+        """Their connection dropped: their place is kept for the reconnection grace."""
+        if waiter.outbox is not outbox:
+            return  # already back on a newer connection
+        waiter.outbox, waiter.on_admitted = None, None
+        grace = self.settings.reconnect_grace_s
+        if grace <= 0:
+            self.leave_lobby(waiter)
+            return
+        waiter.grace_timer = asyncio.get_running_loop().call_later(grace, self._waiter_gone, waiter)
+
+    def _waiter_gone(self, waiter: Waiter) -> None:
+        waiter.grace_timer = None
+        if waiter.outbox is None:
+            self.leave_lobby(waiter)
+
+    def _take_waiter(self, waiter: Waiter) -> bool:
+        lobby = self.lobbies.get(waiter.room_id)
+        if lobby is None or lobby.take(waiter.id) is None:
+            return False
+        self.journal.waiter_gone(waiter)
+        return True
 
     def admit(self, meeting: Meeting, waiter_id: str | None) -> None:
         """Let one waiter (or all, with None) into the running meeting."""
@@ -280,11 +390,13 @@ class Meetings:
                     waiter.outbox,
                     waiter.identity,
                     "participant",
+                    waited=waiter,
                 )
             except ProtocolError as error:
                 waiter.dismiss(error.frame(), 4009, error.code)
                 continue
-            waiter.on_admitted(meeting, participant)
+            if waiter.on_admitted is not None:
+                waiter.on_admitted(meeting, participant)
         self._lobby_changed(meeting.room_id)
 
     def deny(self, meeting: Meeting, waiter_id: str | None) -> None:
@@ -299,11 +411,15 @@ class Meetings:
     def _take_waiters(self, room_id: str, waiter_id: str | None) -> list[Waiter]:
         lobby = self.lobbies.get(room_id)
         if waiter_id is None:
-            return lobby.take_all() if lobby else []
-        waiter = lobby.take(waiter_id) if lobby else None
-        if waiter is None:
-            raise ProtocolError("not_found", f"nobody waits with id {waiter_id!r}")
-        return [waiter]
+            waiters = lobby.take_all() if lobby else []
+        else:
+            waiter = lobby.take(waiter_id) if lobby else None
+            if waiter is None:
+                raise ProtocolError("not_found", f"nobody waits with id {waiter_id!r}")
+            waiters = [waiter]
+        for waiter in waiters:
+            self.journal.waiter_gone(waiter)
+        return waiters
 
     # -- room settings and ending --------------------------------------------------------
 
@@ -315,6 +431,7 @@ class Meetings:
             if policy is None or meeting is None:
                 return
             meeting.name, meeting.access = policy.name, policy.access
+            self.journal.meeting(meeting)
             meeting.broadcast({"type": "room", "room": meeting.room_info()})
             for participant in list(meeting.participants.values()):
                 role = role_in(policy, participant.identity)
@@ -341,6 +458,7 @@ class Meetings:
         if meeting.locked == locked:
             return
         meeting.locked = locked
+        self.journal.meeting(meeting)
         if locked:
             meeting.broadcast({"type": "room", "room": meeting.room_info()})
         else:
@@ -353,40 +471,41 @@ class Meetings:
         for waiter in lobby.take_all() if lobby else []:
             waiter.dismiss(frame, 1000, "meeting ended")
         meeting = self.running.pop(room_id, None)
-        if meeting is None:
-            return
-        for participant in meeting.participants.values():
-            participant.send(frame)
-            if participant.outbox is not None:
-                participant.outbox.close(1000, "meeting ended")
-        log.info("meeting ended by a moderator", extra={"room": room_id})
-        await self._close(meeting)
+        if meeting is not None:
+            for participant in meeting.participants.values():
+                participant.send(frame)
+                if participant.outbox is not None:
+                    participant.outbox.close(1000, "meeting ended")
+            log.info("meeting ended by a moderator", extra={"room": room_id})
+            await self._close(meeting)
+        self._maybe_idle(room_id)
 
     async def _close(self, meeting: Meeting) -> None:
         """Free the meeting's media, then queue what it captured (its files are complete)."""
+        self.journal.ended(meeting.room_id)
         await self.captions.meeting_closed(meeting)
         await meeting.close()
         await self.captures.meeting_ended(meeting)
 
-    def _resume(self, meeting: Meeting, participant: Participant, outbox: Outbox) -> None:
+    # -- losing and resuming connections -------------------------------------------------
+
+    def _resume(
+        self, meeting: Meeting, participant: Participant, outbox: Outbox, token: str
+    ) -> None:
         if participant.grace_timer is not None:
             participant.grace_timer.cancel()
             participant.grace_timer = None
         old = participant.outbox
         if old is not None and old is not outbox:
-            old.send(
-                {
-                    "type": "error",
-                    "code": "replaced",
-                    "message": "this participant continued on another connection",
-                }
-            )
+            old.send(_replaced())
             old.close(4001, "replaced")
         was_reconnecting = old is None
         participant.outbox = outbox
-        participant.send(self._joined(meeting, participant, resumed=True))
+        participant.resume_token = token
+        fresh_media, participant.media_reset = participant.media_reset, False
+        participant.send(self._joined(meeting, participant, resumed=not fresh_media))
         pending = participant.subscription.pending_frame
-        if pending is not None:
+        if pending is not None and not fresh_media:
             participant.send(pending)  # the client may never have seen it
         self._show_lobby(meeting, participant)
         if was_reconnecting:
@@ -400,14 +519,17 @@ class Meetings:
         if participant.outbox is not outbox or participant.id not in meeting.participants:
             return  # already replaced by a newer connection, or gone
         participant.outbox = None
-        grace = self.settings.reconnect_grace_s
-        if grace <= 0:
+        if self.settings.reconnect_grace_s <= 0:
             self._spawn(meeting.remove(participant, "timeout"))
             return
         meeting.updated(participant)
+        self._keep_place(meeting, participant)
+
+    def _keep_place(self, meeting: Meeting, participant: Participant) -> None:
         loop = asyncio.get_running_loop()
         participant.grace_timer = loop.call_later(
-            grace, lambda: self._spawn(self._expire(meeting, participant))
+            max(0.0, self.settings.reconnect_grace_s),
+            lambda: self._spawn(self._expire(meeting, participant)),
         )
 
     async def _expire(self, meeting: Meeting, participant: Participant) -> None:
@@ -415,26 +537,123 @@ class Meetings:
         if participant.outbox is None:
             await meeting.remove(participant, "timeout")
 
+    # -- the media server ------------------------------------------------------------------
+
     def _node_lost(self, node: JanusNode) -> None:
-        """Janus went away with the meeting's media: everyone rejoins on a live node."""
+        """Janus went away with the meetings' media: each goes on, on a live node."""
         for meeting in [m for m in self.running.values() if m.node is node]:
-            del self.running[meeting.room_id]
-            for participant in meeting.participants.values():
-                participant.send(
-                    {
-                        "type": "error",
-                        "code": "media_lost",
-                        "message": "the media server stopped; rejoining",
-                    }
-                )
-                if participant.outbox is not None:
-                    participant.outbox.close(1012, "media server lost")
-            self._spawn(self._close(meeting))
+            self._spawn(self._move(meeting))
+
+    async def _move(self, meeting: Meeting) -> None:
+        async with self._locks.hold(meeting.room_id):
+            if self.running.get(meeting.room_id) is meeting and not meeting.node.up:
+                await self._move_locked(meeting)
+
+    async def _move_locked(self, meeting: Meeting) -> None:
+        try:
+            meeting.node = await self._pick_node()
+            await meeting.restart_media()
+        except (ProtocolError, JanusError) as exc:
+            log.error("meeting lost its media", extra={"room": meeting.room_id, "error": str(exc)})
+            self._drop_everyone(meeting)
+            return
+        self._restart_connected(meeting)
+        log.info("meeting moved", extra={"room": meeting.room_id, "janus": meeting.node.url})
+
+    def _restart_connected(self, meeting: Meeting) -> None:
+        """Those connected start their media afresh now (a `joined` that is not `resumed`);
+        the others will when they come back."""
+        for participant in meeting.participants.values():
+            if participant.connected:
+                participant.media_reset = False
+                participant.send(self._joined(meeting, participant, resumed=False))
+
+    def _drop_everyone(self, meeting: Meeting) -> None:
+        del self.running[meeting.room_id]
+        for participant in meeting.participants.values():
+            participant.send(
+                {
+                    "type": "error",
+                    "code": "media_lost",
+                    "message": "the media server stopped; rejoining",
+                }
+            )
+            if participant.outbox is not None:
+                participant.outbox.close(1012, "media server lost")
+        self._spawn(self._close(meeting))
 
     async def _ended(self, meeting: Meeting) -> None:
         if self.running.get(meeting.room_id) is meeting:
             del self.running[meeting.room_id]
         await self._close(meeting)
+        self._maybe_idle(meeting.room_id)
+
+    # -- taking rooms over, handing them over ----------------------------------------------
+
+    async def take_over(
+        self,
+        room_id: str,
+        meeting: MeetingRecord | None,
+        participants: list[ParticipantRecord],
+        chat: list[dict[str, Any]],
+        waiters: list[WaiterRecord],
+    ) -> None:
+        """Hold a room another process held: its meeting, chat and lobby go on here.
+
+        Everyone's connection went with the old owner; each has `reconnect_grace_s` to
+        come back (with their resume token) before they are taken for gone.
+        """
+        async with self._locks.hold(room_id):
+            if self.holds(room_id):
+                return
+            for data in waiters:
+                self._restore_waiter(data)
+            if meeting is not None:
+                await self._restore_meeting(meeting, participants, chat)
+            self._lobby_changed(room_id)
+
+    def _restore_waiter(self, data: WaiterRecord) -> None:
+        waiter = Waiter.restore(data)
+        self._start_expiry(waiter, self.settings.lobby_timeout_s)
+        self.lobbies[waiter.room_id].add(waiter)
+        waiter.grace_timer = asyncio.get_running_loop().call_later(
+            max(0.0, self.settings.reconnect_grace_s), self._waiter_gone, waiter
+        )
+
+    async def _restore_meeting(
+        self,
+        record: MeetingRecord,
+        participants: list[ParticipantRecord],
+        chat: list[dict[str, Any]],
+    ) -> None:
+        node = self.pool.node(record.node)
+        meeting = self._new_meeting(record, node if node and node.up else await self._pick_node())
+        self.captures.restore(meeting, record.capture)
+        try:
+            media_kept = await meeting.take_over(record, participants, chat)
+        except JanusError as exc:
+            raise ProtocolError("media_error", f"could not restore the meeting: {exc}") from exc
+        self.running[record.room] = meeting
+        if media_kept:
+            await self.captions.meeting_taken_over(meeting)
+        for participant in list(meeting.participants.values()):
+            self._keep_place(meeting, participant)
+            self.journal.participant(meeting, participant)
+        self.journal.meeting(meeting)
+
+    async def hand_over(self, room_id: str) -> list[Outbox]:
+        """Forget the room here, leaving its media on Janus for the next owner; the
+        connections of its people, to close so that they reconnect there."""
+        async with self._locks.hold(room_id):
+            outboxes: list[Outbox] = []
+            lobby = self.lobbies.pop(room_id, None)
+            outboxes += [w.outbox for w in (lobby.take_all() if lobby else []) if w.outbox]
+            meeting = self.running.pop(room_id, None)
+            if meeting is not None:
+                await self.captions.meeting_closed(meeting)  # its audio comes here
+                meeting.release()
+                outboxes += [p.outbox for p in meeting.participants.values() if p.outbox]
+            return outboxes
 
     async def close(self) -> None:
         shutdown = {"type": "error", "code": "server_shutdown", "message": "the server is stopping"}
@@ -443,11 +662,17 @@ class Meetings:
                 waiter.dismiss(shutdown, 1012, "server shutdown")
         self.lobbies.clear()
         for meeting in list(self.running.values()):
-            meeting.broadcast(
-                {"type": "error", "code": "server_shutdown", "message": "the server is stopping"}
-            )
+            meeting.broadcast(shutdown)
             for participant in meeting.participants.values():
                 if participant.outbox is not None:
                     participant.outbox.close(1012, "server shutdown")
             await self._close(meeting)
         self.running.clear()
+
+
+def _replaced() -> dict[str, Any]:
+    return {
+        "type": "error",
+        "code": "replaced",
+        "message": "this participant continued on another connection",
+    }

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from visio.access import GUEST, Identity, Role
+from visio.conference.records import (
+    IdentityRecord,
+    ParticipantRecord,
+    PublicationRecord,
+    SubscriptionRecord,
+)
 from visio.janus.videoroom import PublisherHandle, SubscriberHandle, SubscriberOffer
 
 
@@ -49,6 +56,19 @@ def new_participant_id() -> str:
     return f"p-{secrets.token_hex(4)}"
 
 
+def new_resume_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def token_digest(token: str) -> str:
+    """What is kept of a resume token outside this process's memory."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def holds_token(digest: str, token: str) -> bool:
+    return secrets.compare_digest(digest, token_digest(token))
+
+
 @dataclass
 class Participant:
     name: str
@@ -56,7 +76,9 @@ class Participant:
     video: bool = True
     hand: bool = False
     id: str = field(default_factory=new_participant_id)
-    resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # The token a client resumes with: known here until a takeover, which keeps the digest.
+    resume_token: str | None = field(default_factory=new_resume_token)
+    resume_digest: str = ""
     outbox: Outbox | None = None
     publications: dict[str, Publication] = field(default_factory=dict)
     subscription: Subscription = field(default_factory=Subscription)
@@ -64,6 +86,40 @@ class Participant:
     identity: Identity = GUEST
     role: Role = "participant"
     silenced: set[str] = field(default_factory=set)  # media a moderator stopped at Janus
+    media_reset: bool = False  # the media server lost their connections: start them anew
+
+    def __post_init__(self) -> None:
+        if not self.resume_digest and self.resume_token:
+            self.resume_digest = token_digest(self.resume_token)
+
+    def holds(self, token: str) -> bool:
+        return holds_token(self.resume_digest, token)
+
+    def record(self) -> ParticipantRecord:
+        subscription = self.subscription
+        return ParticipantRecord(
+            id=self.id,
+            name=self.name,
+            audio=self.audio,
+            video=self.video,
+            hand=self.hand,
+            resume=self.resume_digest,
+            identity=IdentityRecord.of(self.identity),
+            role=self.role,
+            silenced=sorted(self.silenced),
+            publications={
+                target: PublicationRecord(
+                    handle=p.handle.handle.id, feed=p.feed_id, live=p.live, mids=p.mids
+                )
+                for target, p in self.publications.items()
+            },
+            subscription=SubscriptionRecord(
+                handle=subscription.handle.handle.id if subscription.handle else None,
+                feeds=sorted(subscription.feeds),
+                pending=subscription.pending_frame,
+                broken=subscription.broken,
+            ),
+        )
 
     @property
     def guest(self) -> bool:

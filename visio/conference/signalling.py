@@ -1,20 +1,14 @@
-"""One client WebSocket: read frames, check them, act on the meeting, write replies.
+"""One client's signalling: check each frame, act on the meeting, reply.
 
 Frames of one connection are handled in order (a `candidate` must reach Janus after the
-`publish` it belongs to). Replies go through an outbox with its own writer task, so a
-slow client never holds up the meeting.
+`publish` it belongs to). Replies go to the client's outbox, which never blocks: a
+WebSocket's own writer (visio.conference.websocket), or the bus back to the process that
+holds the client's socket (visio.cluster.relay). The session does not know which.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
-import time
-from typing import Any
-
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from visio import protocol as p
 from visio.access import Identity
@@ -22,121 +16,39 @@ from visio.conference import moderation
 from visio.conference.lobby import Waiter
 from visio.conference.meeting import Meeting
 from visio.conference.meetings import Meetings
-from visio.conference.participant import Participant
+from visio.conference.participant import Outbox, Participant
 from visio.config import Settings
 from visio.janus.client import JanusUnavailable
 from visio.ratelimit import SlidingWindowLimiter
 
 log = logging.getLogger(__name__)
-OUTBOX_LIMIT = 2000
-
-
-class WebSocketOutbox:
-    def __init__(self, websocket: WebSocket) -> None:
-        self.websocket = websocket
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self.closing: tuple[int, str] | None = None
-        self.writer = asyncio.create_task(self._write_loop())
-
-    def send(self, frame: dict[str, Any]) -> None:
-        if self.closing is not None:
-            return
-        if self.queue.qsize() >= OUTBOX_LIMIT:
-            log.warning("client too slow, closing its connection")
-            self.close(1008, "too slow")
-            return
-        self.queue.put_nowait(frame)
-
-    def close(self, code: int, reason: str) -> None:
-        if self.closing is None:
-            self.closing = (code, reason)
-            self.queue.put_nowait(None)
-
-    async def _write_loop(self) -> None:
-        try:
-            while (frame := await self.queue.get()) is not None:
-                await self.websocket.send_text(json.dumps(frame, ensure_ascii=False))
-            code, reason = self.closing or (1000, "")
-            await self.websocket.close(code, reason)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            pass  # the client went away; the reader notices too
-
-    async def drain(self) -> None:
-        self.close(1000, "")
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(self.writer, 2.0)
-
-
-class RateLimiter:
-    """A token bucket: `rate` frames per second, bursts of `burst`."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 class ClientSession:
     def __init__(
         self,
-        websocket: WebSocket,
+        outbox: Outbox,
         settings: Settings,
         meetings: Meetings,
         identity: Identity,
+        client: str,
         join_limiter: SlidingWindowLimiter,
     ) -> None:
-        self.websocket = websocket
+        self.outbox = outbox
         self.settings = settings
         self.meetings = meetings
         self.identity = identity
-        self.client = websocket.client.host if websocket.client else "?"
+        self.client = client  # the client's address, for per-address limits
         self.join_limiter = join_limiter
-        self.outbox = WebSocketOutbox(websocket)
-        self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.room: str | None = None  # one connection serves one room
         self.meeting: Meeting | None = None
         self.participant: Participant | None = None
         self.waiter: Waiter | None = None
         self.left = False
 
-    async def run(self) -> None:
+    async def handle(self, raw: str | bytes) -> None:
         try:
-            while not self.left and self.outbox.closing is None:
-                raw = await self._receive()
-                if raw is None:
-                    break
-                await self._handle(raw)
-        finally:
-            self._disconnected()
-            await self.outbox.drain()
-
-    async def _receive(self) -> str | bytes | None:
-        try:
-            message = await asyncio.wait_for(
-                self.websocket.receive(), self.settings.ws_idle_timeout_s
-            )
-        except TimeoutError:
-            self.outbox.close(1001, "idle")
-            return None
-        if message["type"] == "websocket.disconnect":
-            return None
-        return message.get("text") if message.get("text") is not None else message.get("bytes")
-
-    async def _handle(self, raw: str | bytes) -> None:
-        try:
-            message = p.parse(raw, self.settings.max_frame_bytes)
-            if not self.limiter.allow():
-                raise p.ProtocolError("rate_limited", "too many messages; slow down", message.ref)
-            await self._dispatch(message)
+            await self._dispatch(p.parse(raw, self.settings.max_frame_bytes))
         except p.ProtocolError as error:
             self.outbox.send(error.frame())
         except JanusUnavailable as exc:
@@ -168,6 +80,9 @@ class ClientSession:
             raise
 
     async def _join(self, message: p.Join) -> None:
+        if self.room is not None and message.room != self.room:
+            raise p.ProtocolError("bad_message", "one connection serves one room", message.ref)
+        self.room = message.room
         if not self.join_limiter.allow(self.client):
             raise p.ProtocolError("rate_limited", "too many joins; wait a minute", message.ref)
         entered = await self.meetings.join(
@@ -258,28 +173,29 @@ class ClientSession:
         if video:
             await meeting.unsilence(me, "video")
 
-    def _disconnected(self) -> None:
+    def disconnected(self) -> None:
+        """The client's connection is gone (not a `leave`): their place is kept a while."""
         if self.waiter is not None:
-            self.meetings.leave_lobby(self.waiter)
+            self.meetings.lobby_connection_lost(self.waiter, self.outbox)
             return
         if self.participant is None or self.meeting is None or self.left:
             return
         self.meetings.connection_lost(self.meeting, self.participant, self.outbox)
 
 
-async def serve_websocket(
-    websocket: WebSocket,
-    settings: Settings,
-    meetings: Meetings,
-    identity: Identity,
-    join_limiter: SlidingWindowLimiter,
-) -> None:
-    await websocket.accept()
-    session = ClientSession(websocket, settings, meetings, identity, join_limiter)
-    try:
-        await session.run()
-    except Exception:
-        log.exception("websocket session failed")
-        if websocket.application_state != WebSocketState.DISCONNECTED:
-            with contextlib.suppress(Exception):
-                await websocket.close(1011)
+class LocalRouter:
+    """One server process holds every room (the embedded default)."""
+
+    def __init__(
+        self, settings: Settings, meetings: Meetings, join_limiter: SlidingWindowLimiter
+    ) -> None:
+        self.settings = settings
+        self.meetings = meetings
+        self.join_limiter = join_limiter
+
+    async def connect(
+        self, join: p.Join, outbox: Outbox, identity: Identity, client: str
+    ) -> ClientSession:
+        return ClientSession(
+            outbox, self.settings, self.meetings, identity, client, self.join_limiter
+        )

@@ -106,6 +106,17 @@ class JanusConnection:
         session.start_keepalive()
         return session
 
+    async def claim_session(self, session_id: int) -> JanusSession:
+        """Take over a session that another connection created (its events come here now).
+
+        Janus keeps a session whose connection dropped for `reclaim_session_timeout`
+        seconds, with its handles and their peer connections: the media never stops.
+        """
+        await self.request({"janus": "claim", "session_id": session_id})
+        session = JanusSession(self, session_id)
+        session.start_keepalive()
+        return session
+
     async def info(self) -> dict[str, Any]:
         return await self.request({"janus": "info"})
 
@@ -141,6 +152,10 @@ class JanusConnection:
 
     def _unregister(self, handle: JanusHandle) -> None:
         self._handles.pop(handle.id, None)
+
+    def _forget_session(self, session: JanusSession) -> None:
+        for handle_id in [i for i, h in self._handles.items() if h.session is session]:
+            del self._handles[handle_id]
 
     async def _read_loop(self) -> None:
         assert self._ws is not None
@@ -216,13 +231,24 @@ class JanusSession:
         reply = await self.connection.request(
             {"janus": "attach", "session_id": self.id, "plugin": plugin}
         )
-        handle = JanusHandle(self, reply["data"]["id"], on_event)
+        return self.adopt(reply["data"]["id"], on_event)
+
+    def adopt(self, handle_id: int, on_event: EventCallback | None = None) -> JanusHandle:
+        """A handle that exists in this session already (a session claimed from another
+        connection): its events are delivered from now on."""
+        handle = JanusHandle(self, handle_id, on_event)
         self.connection._register(handle)
         return handle
 
-    async def destroy(self) -> None:
+    def release(self) -> None:
+        """Stop keeping the session alive and forget its handles, without destroying it:
+        another process takes it over."""
         if self._keepalive is not None:
             self._keepalive.cancel()
+        self.connection._forget_session(self)
+
+    async def destroy(self) -> None:
+        self.release()
         if self.connection.connected:
             with contextlib.suppress(JanusError):
                 await self.connection.request({"janus": "destroy", "session_id": self.id})

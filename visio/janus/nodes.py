@@ -98,6 +98,9 @@ class JanusPool:
         if not any(node.up for node in self.nodes):
             log.error("no janus node is reachable yet; retrying in the background")
 
+    def node(self, url: str) -> JanusNode | None:
+        return next((node for node in self.nodes if node.url == url), None)
+
     def on_node_lost(self, listener: Callable[[JanusNode], None]) -> None:
         for node in self.nodes:
             node.on_lost.append(listener)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 from visio.conference.meeting import Meeting
+from visio.conference.records import CaptureRecord
 from visio.db import Store
-from visio.transcripts.capture import CaptureSession
+from visio.transcripts.capture import CaptureSession, Track, read_manifest
 
 log = logging.getLogger(__name__)
 CaptureKind = Literal["transcription", "recording"]
@@ -44,6 +45,7 @@ class Captures:
             await self.store.update_capture(capture.capture_id, **{_column(kind): True})
         if capture.active != was_active:
             await meeting.record_everyone(capture.active)
+        meeting.journal.meeting(meeting)
         meeting.broadcast({"type": "room", "room": meeting.room_info()})
         log.info(
             "capture switched",
@@ -60,6 +62,29 @@ class Captures:
         capture.save()
         meeting.capture = capture
         return capture
+
+    def restore(self, meeting: Meeting, record: CaptureRecord | None) -> None:
+        """The capture of a meeting taken over from another process: Janus goes on
+        recording the same publications; the manifest on the shared folder has the tracks."""
+        if record is None:
+            return
+        folder = self.folder(record.id)
+        capture = CaptureSession(
+            record.id,
+            folder,
+            record.title,
+            record.language,
+            started_at=record.started_at,
+            transcription=record.transcription,
+            recording=record.recording,
+        )
+        try:
+            capture.tracks = [Track(**t) for t in read_manifest(folder).get("tracks", [])]
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning(
+                "capture manifest unreadable", extra={"capture": record.id, "error": str(exc)}
+            )
+        meeting.capture = capture
 
     async def meeting_ended(self, meeting: Meeting) -> None:
         """Queue what the meeting captured (Janus has closed its files by now)."""

@@ -576,6 +576,8 @@ export class VisioConnection extends EventTarget {
     const room = msg.room || { id: this.room };
     const expiresIn = Number.isFinite(msg.expires_in) ? msg.expires_in : null;
     this.lobby = { room, reason: msg.reason || null, expiresIn };
+    // Sent again if the connection drops: we keep our place in the queue.
+    if (msg.resume) this.resumeToken = msg.resume;
     // Back in the lobby after having been in (the media server was lost and the new
     // meeting does not let us straight in): nothing flows until we are admitted again.
     if (this.you) this.dropSubscriber();

@@ -1,0 +1,103 @@
+"""Meetings, participants and waiters as plain records, and back.
+
+The owner of a room writes these records (visio.cluster.state) as the room changes, so
+that another process can take the room over: after a crash, or when this one drains. A
+record holds what the new owner needs to go on without anyone noticing: the Janus session
+and handles (claimed, not re-created: the media keep flowing), each participant's place,
+who waits, the lock and the bans. Resume tokens are kept as digests only.
+
+Records read back are validated: one that does not fit is skipped (and logged), never
+half-used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from visio.access import Identity, LobbyReason, Role
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class IdentityRecord(Record):
+    user_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    guest_key: str | None = None
+
+    @classmethod
+    def of(cls, identity: Identity) -> IdentityRecord:
+        return cls(
+            user_id=identity.user_id,
+            email=identity.email,
+            name=identity.name,
+            guest_key=identity.guest_key,
+        )
+
+    def identity(self) -> Identity:
+        return Identity(self.user_id, self.email, self.name, self.guest_key)
+
+
+class CaptureRecord(Record):
+    id: str
+    title: str
+    language: str
+    started_at: float
+    transcription: bool
+    recording: bool
+
+
+class MeetingRecord(Record):
+    room: str
+    name: str
+    access: str
+    locked: bool = False
+    banned: list[str] = []
+    node: str  # the Janus node's URL
+    janus_room: int
+    session: int  # the Janus session that holds every handle of the meeting
+    chat_seq: int = 0
+    capture: CaptureRecord | None = None
+
+
+class PublicationRecord(Record):
+    handle: int
+    feed: int
+    live: bool
+    mids: dict[str, list[str]] = {}
+
+
+class SubscriptionRecord(Record):
+    handle: int | None = None
+    feeds: list[int] = []
+    pending: dict[str, Any] | None = None  # the offer frame waiting for the client's answer
+    broken: bool = False
+
+
+class ParticipantRecord(Record):
+    id: str
+    name: str
+    audio: bool
+    video: bool
+    hand: bool
+    resume: str  # digest of the resume token
+    identity: IdentityRecord
+    role: Role
+    silenced: list[str] = []
+    publications: dict[str, PublicationRecord] = {}
+    subscription: SubscriptionRecord = SubscriptionRecord()
+
+
+class WaiterRecord(Record):
+    id: str
+    room: str
+    name: str
+    identity: IdentityRecord
+    request: dict[str, Any]  # their join frame, for when they are admitted
+    reason: LobbyReason
+    since: int
+    resume: str

@@ -1,0 +1,145 @@
+"""A client's WebSocket: read its frames, hand them to its signalling, write the replies.
+
+The first `join` names the room. The router says where that room is held: in this process
+(the frames go to a `ClientSession` here), or, with several server processes, in another
+one (the frames are relayed to it: visio.cluster.relay). Either way the socket stays here,
+and replies go through an outbox with its own writer task, so a slow client never holds
+up a meeting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any, Protocol
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from visio import protocol as p
+from visio.access import Identity
+from visio.config import Settings
+from visio.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+OUTBOX_LIMIT = 2000
+RATE_LIMITED = {"type": "error", "code": "rate_limited", "message": "too many messages; slow down"}
+
+
+class WebSocketOutbox:
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.closing: tuple[int, str] | None = None
+        self.writer = asyncio.create_task(self._write_loop())
+
+    def send(self, frame: dict[str, Any]) -> None:
+        if self.closing is not None:
+            return
+        if self.queue.qsize() >= OUTBOX_LIMIT:
+            log.warning("client too slow, closing its connection")
+            self.close(1008, "too slow")
+            return
+        self.queue.put_nowait(frame)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = (code, reason)
+            self.queue.put_nowait(None)
+
+    async def _write_loop(self) -> None:
+        try:
+            while (frame := await self.queue.get()) is not None:
+                await self.websocket.send_text(json.dumps(frame, ensure_ascii=False))
+            code, reason = self.closing or (1000, "")
+            await self.websocket.close(code, reason)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client went away; the reader notices too
+
+    async def drain(self) -> None:
+        self.close(1000, "")
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(self.writer, 2.0)
+
+
+class Connection(Protocol):
+    """Where a client's frames go once it has named its room."""
+
+    left: bool
+
+    async def handle(self, raw: str | bytes) -> None: ...
+
+    def disconnected(self) -> None: ...
+
+
+class Router(Protocol):
+    async def connect(
+        self, join: p.Join, outbox: WebSocketOutbox, identity: Identity, client: str
+    ) -> Connection: ...
+
+
+async def serve_websocket(
+    websocket: WebSocket, settings: Settings, identity: Identity, router: Router
+) -> None:
+    await websocket.accept()
+    outbox = WebSocketOutbox(websocket)
+    client = websocket.client.host if websocket.client else "?"
+    connection: Connection | None = None
+    limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    try:
+        while outbox.closing is None and not (connection and connection.left):
+            raw = await _receive(websocket, outbox, settings.ws_idle_timeout_s)
+            if raw is None:
+                break
+            if not limiter.allow():
+                outbox.send(RATE_LIMITED)
+                continue
+            if connection is None:
+                connection = await _first_frames(raw, outbox, identity, client, router, settings)
+            if connection is not None:
+                await connection.handle(raw)
+    except Exception:
+        log.exception("websocket session failed")
+        if websocket.application_state != WebSocketState.DISCONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close(1011)
+    finally:
+        if connection is not None:
+            connection.disconnected()
+        await outbox.drain()
+
+
+async def _first_frames(
+    raw: str | bytes,
+    outbox: WebSocketOutbox,
+    identity: Identity,
+    client: str,
+    router: Router,
+    settings: Settings,
+) -> Connection | None:
+    """Until the client joins, answer here; its `join` finds where the room is held."""
+    try:
+        message = p.parse(raw, settings.max_frame_bytes)
+        if isinstance(message, p.Ping):
+            outbox.send({"type": "pong"})
+            return None
+        if not isinstance(message, p.Join):
+            raise p.ProtocolError("not_joined", "send join first", message.ref)
+        return await router.connect(message, outbox, identity, client)
+    except p.ProtocolError as error:
+        outbox.send(error.frame())
+        return None
+
+
+async def _receive(
+    websocket: WebSocket, outbox: WebSocketOutbox, idle_timeout_s: float
+) -> str | bytes | None:
+    try:
+        message = await asyncio.wait_for(websocket.receive(), idle_timeout_s)
+    except TimeoutError:
+        outbox.close(1001, "idle")
+        return None
+    if message["type"] == "websocket.disconnect":
+        return None
+    return message.get("text") if message.get("text") is not None else message.get("bytes")
