@@ -101,6 +101,18 @@ def test_websockets_bound_to_loopback_on_the_configured_port(tmp_path):
     assert re.search(r"^\s*wss = false$", general, re.MULTILINE)
 
 
+def test_websockets_address_and_session_reclaim_can_be_set(tmp_path):
+    main = write_config(settings(tmp_path), tmp_path, ws_ip="10.0.0.5", reclaim_session_timeout=30)
+    general = section((tmp_path / "janus.transport.websockets.jcfg").read_text(), "general")
+    assert setting(general, "ws_ip") == "10.0.0.5"
+    assert re.search(r"^\s*reclaim_session_timeout = 30$", main.read_text(), re.MULTILINE)
+
+
+def test_sessions_are_not_reclaimed_by_default(tmp_path):
+    text = write_config(settings(tmp_path), tmp_path).read_text()
+    assert re.search(r"^\s*reclaim_session_timeout = 0$", section(text, "general"), re.MULTILINE)
+
+
 def test_admin_api_is_off(tmp_path):
     write_config(settings(tmp_path), tmp_path)
     admin = section((tmp_path / "janus.transport.websockets.jcfg").read_text(), "admin")

@@ -50,8 +50,18 @@ def _others(folder: Path, keep: str) -> str:
     return ",".join(names)
 
 
-def write_config(settings: Settings, folder: Path) -> Path:
-    """Write a complete Janus config folder and return the main config file."""
+def write_config(
+    settings: Settings,
+    folder: Path,
+    *,
+    ws_ip: str = "127.0.0.1",
+    reclaim_session_timeout: int = 0,
+) -> Path:
+    """Write a complete Janus config folder and return the main config file.
+
+    `ws_ip` is where the API listens (a private address when a node serves another host);
+    `reclaim_session_timeout` keeps sessions that long after their WebSocket drops.
+    """
     lib = janus_lib_dir()
     folder.mkdir(parents=True, exist_ok=True)
     nat = [f'ice_ignore_list = "{settings.janus_ice_ignore}"']
@@ -70,7 +80,7 @@ def write_config(settings: Settings, folder: Path) -> Path:
     debug_level = {settings.janus_debug_level}
     {secret}
     session_timeout = 60
-    reclaim_session_timeout = 0
+    reclaim_session_timeout = {reclaim_session_timeout}
     hide_dependencies = true
 }}
 media: {{
@@ -111,7 +121,7 @@ loggers: {{
     json = "compact"
     ws = true
     ws_port = {settings.janus_ws_port}
-    ws_ip = "127.0.0.1"
+    ws_ip = "{ws_ip}"
     wss = false
 }}
 admin: {{
