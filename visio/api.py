@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from visio.auth.identity import current_user, require_user
-from visio.conference.meetings import Meetings
+from visio.conference.rooms import Rooms
 from visio.config import Settings
 from visio.db import (
     Access,
@@ -119,7 +119,7 @@ def your_role(owner_id: str | None, user: User | None, roles: dict[str, str]) ->
     return role if role in ("admin", "member") else None  # type: ignore[return-value]
 
 
-def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRouter:
+def api_router(settings: Settings, store: Store, rooms: Rooms) -> APIRouter:
     router = APIRouter(prefix="/api")
     creations = SlidingWindowLimiter(settings.room_creations_per_minute)
 
@@ -130,6 +130,7 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
         policy = await store.policy(room.id)
         roles = policy.roles if policy else {}
         owner = await store.get_user(room.owner_id) if room.owner_id else None
+        meeting = await rooms.view(room.id)
         return RoomOut(
             id=room.id,
             name=room.name,
@@ -138,9 +139,9 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
             access=room.access,  # type: ignore[arg-type]
             language=room.language,  # type: ignore[arg-type]
             owner=Person(id=owner.id, name=owner.name) if owner else None,
-            participants=meetings.participant_count(room.id),
+            participants=len(meeting.participants),
             your_role=your_role(room.owner_id, user, roles),
-            capture=meetings.capture_state(room.id),
+            capture=meeting.capture,
         )
 
     async def room_for(room_id: str, user: User, allowed: tuple[str, ...]) -> RoomPolicy:
@@ -206,14 +207,14 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
         )
         if room is None:
             raise HTTPException(404, "no such room")
-        await meetings.policy_changed(room_id)
+        await rooms.policy_changed(room_id)
         return await room_out(request, room, user)
 
     @router.delete("/rooms/{room_id}", status_code=204, tags=["rooms"])
     async def delete_room(request: Request, room_id: str) -> Response:
         user = await require_user(request, store)
         await room_for(room_id, user, ("owner",))
-        await meetings.end(room_id, by=None)
+        await rooms.end(room_id)
         for capture in await store.captures_of(room_id):
             delete_files(settings, capture.id)
         await store.delete_room(room_id)
@@ -235,7 +236,7 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
         if policy.owner_id != user.id and "admin" in (body.role, current):
             raise HTTPException(403, "only the owner names or changes admins")
         member = await store.set_member(room_id, email, body.role)
-        await meetings.policy_changed(room_id)
+        await rooms.policy_changed(room_id)
         return MemberOut(email=member.email, role=member.role)  # type: ignore[arg-type]
 
     @router.delete("/rooms/{room_id}/members/{email}", status_code=204, tags=["members"])
@@ -248,22 +249,19 @@ def api_router(settings: Settings, store: Store, meetings: Meetings) -> APIRoute
         if current == "admin" and policy.owner_id != user.id:
             raise HTTPException(403, "only the owner removes an admin")
         await store.remove_member(room_id, email)
-        await meetings.policy_changed(room_id)
+        await rooms.policy_changed(room_id)
         return Response(status_code=204)
 
     @router.get("/rooms/{room_id}/participants", response_model=MeetingOut, tags=["rooms"])
     async def participants(request: Request, room_id: str) -> MeetingOut:
         user = await require_user(request, store)
         await room_for(room_id, user, ("owner", "admin"))
-        meeting = meetings.running.get(room_id)
-        lobby = meetings.lobbies.get(room_id)
+        meeting = await rooms.view(room_id)
         return MeetingOut(
-            running=meeting is not None,
-            locked=meeting.locked if meeting else False,
-            participants=[ParticipantOut(**p.public()) for p in meeting.participants.values()]
-            if meeting
-            else [],
-            waiting=[WaiterOut(**w.public()) for w in lobby.waiting.values()] if lobby else [],
+            running=meeting.running,
+            locked=meeting.locked,
+            participants=[ParticipantOut(**p) for p in meeting.participants],
+            waiting=[WaiterOut(**w) for w in meeting.waiting],
         )
 
     return router

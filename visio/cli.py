@@ -27,12 +27,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from visio.logs import setup_logging
-    from visio.server import create_app
+    from visio.server import DrainingServer, create_app
 
     settings = _settings(args)
     setup_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_keyfile=settings.tls_key or None,
         lifespan="on",
     )
+    DrainingServer(config, app.state.services).run()
     return 0
 
 

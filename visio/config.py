@@ -6,6 +6,8 @@ below (e.g. `port = 8080`, `janus_urls = ["ws://10.0.0.5:8188"]`).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import tomllib
@@ -55,6 +57,17 @@ class Settings(BaseSettings):
     janus_public_ip: str = Field("", description="nat_1_1_mapping: public IP behind NAT")
     janus_rtp_ports: str = "20000-40000"
     janus_debug_level: int = Field(3, ge=0, le=7)
+
+    # Several server processes (empty: one process holds everything, the embedded default)
+    redis_url: str = Field(
+        "", description="redis://host:6379/0: rooms shared between server processes"
+    )
+    cluster_secret: str = Field(
+        "", description="Signs messages between server processes (32+ characters)"
+    )
+    process_ttl_s: float = Field(
+        3.0, ge=0.5, le=60, description="A process that stops beating is dead after this"
+    )
 
     # TURN (coturn, use-auth-secret): time-limited credentials handed to clients
     turn_urls: list[str] = []
@@ -212,6 +225,8 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("tls_cert and tls_key go together")
     if settings.oidc_issuer and not settings.oidc_client_id:
         raise ConfigError("oidc_issuer needs oidc_client_id (and usually oidc_client_secret)")
+    if settings.redis_url:
+        _check_cluster(settings)
     if settings.job_queue == "procrastinate" and not settings.database_url.startswith("postgresql"):
         raise ConfigError(
             "job_queue = procrastinate needs a PostgreSQL database_url "
@@ -220,12 +235,39 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
+def _check_cluster(settings: Settings) -> None:
+    """Several server processes share Redis, a database and media nodes."""
+    if len(settings.cluster_secret) < 32:
+        raise ConfigError(
+            "redis_url needs cluster_secret (32 characters or more, the same on every "
+            "server process): it signs the messages between them"
+        )
+    if not settings.database_url.startswith("postgresql"):
+        raise ConfigError(
+            "redis_url (several server processes) needs a database they share: set "
+            "database_url to PostgreSQL (postgresql+asyncpg://user:password@host/database)"
+        )
+    if not settings.janus_urls:
+        raise ConfigError(
+            "redis_url (several server processes) needs janus_urls: media nodes they "
+            "share (each node's Janus with reclaim_session_timeout set: see `visio node`)"
+        )
+    if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis_url must start with redis://, rediss:// or unix://")
+
+
 def ensure_secrets(settings: Settings) -> None:
     """The embedded Janus gets fresh secrets each start unless the operator set them.
 
     The session secret must outlive restarts (sign-ins in progress): when not set, it is
-    drawn once and kept in data_dir, readable by the server's user only.
+    drawn once and kept in data_dir, readable by the server's user only. Several server
+    processes must share it (a sign-in may start on one and come back to another): it is
+    then derived from the cluster secret they share.
     """
+    if not settings.session_secret and settings.redis_url:
+        settings.session_secret = hmac.new(
+            settings.cluster_secret.encode(), b"visio session secret", hashlib.sha256
+        ).hexdigest()
     if not settings.session_secret:
         settings.session_secret = _kept_secret(settings.data_dir / "session_secret")
     if settings.embedded_janus:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import uvicorn
 from fastapi import FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,8 +26,9 @@ from visio.auth.identity import identify
 from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
 from visio.captions.service import CaptionService
 from visio.conference.meetings import Meetings
+from visio.conference.rooms import LocalRooms, Rooms
 from visio.conference.signalling import LocalRouter
-from visio.conference.websocket import serve_websocket
+from visio.conference.websocket import Router, serve_websocket
 from visio.config import Settings, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
@@ -33,6 +38,9 @@ from visio.ratelimit import SlidingWindowLimiter
 from visio.transcripts.jobs import JobRunner, Jobs
 from visio.transcripts.routes import captures_router
 from visio.transcripts.service import Captures
+
+if TYPE_CHECKING:
+    from visio.cluster.cluster import Cluster
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).parent / "web"
@@ -68,7 +76,23 @@ class Services:
         self.captures = Captures(self.store, settings.capture_root, self.jobs.wake)
         self.captions = CaptionService(settings, self.store)
         self.meetings = Meetings(settings, self.store, self.pool, self.captures, self.captions)
+        self.join_limiter = SlidingWindowLimiter(settings.joins_per_minute)
+        self.router: Router
+        self.rooms: Rooms
+        self.cluster: Cluster | None = None
+        if settings.redis_url:  # several server processes share the rooms
+            from visio.cluster.cluster import Cluster
+
+            self.cluster = Cluster(settings, self.meetings, self.join_limiter)
+            self.router = self.rooms = self.cluster
+        else:
+            self.router = LocalRouter(settings, self.meetings, self.join_limiter)
+            self.rooms = LocalRooms(self.meetings)
         self.started = time.time()
+
+    @property
+    def draining(self) -> bool:
+        return self.cluster is not None and self.cluster.draining
 
     async def start(self) -> None:
         await self.store.migrate()
@@ -76,8 +100,18 @@ class Services:
         if self.embedded is not None:
             await self.embedded.start()
         await self.pool.start()
+        if self.cluster is not None:
+            await self.cluster.start()
+
+    async def drain(self) -> None:
+        """SIGTERM with several server processes: hand the rooms over before stopping."""
+        if self.cluster is not None:
+            await self.cluster.drain()
 
     async def stop(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.drain()  # if SIGTERM did not already
+            await self.cluster.close()
         await self.meetings.close()
         await self.jobs.stop()
         await self.pool.close()
@@ -105,8 +139,6 @@ def same_origin(ws: WebSocket, settings: Settings) -> bool:
 def create_app(settings: Settings) -> FastAPI:
     ensure_secrets(settings)
     services = Services(settings)
-    join_limiter = SlidingWindowLimiter(settings.joins_per_minute)
-    router = LocalRouter(settings, services.meetings, join_limiter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -150,20 +182,22 @@ def create_app(settings: Settings) -> FastAPI:
             {"url": n.url, "up": n.up, "meetings": n.meetings, "participants": n.participants}
             for n in services.pool.nodes
         ]
-        ok = any(n["up"] for n in nodes)
+        ok = any(n["up"] for n in nodes) and not services.draining
+        status = "draining" if services.draining else "ok" if ok else "degraded"
         return JSONResponse(
             {
-                "status": "ok" if ok else "degraded",
+                "status": status,
                 "janus": nodes,
                 "meetings": len(services.meetings.running),
                 "captions": services.captions.stats(),
                 "uptime_s": round(time.time() - services.started),
+                "process": services.cluster.process_id if services.cluster else None,
             },
             status_code=200 if ok else 503,
         )
 
     app.include_router(auth_router(settings, services.store))
-    app.include_router(api_router(settings, services.store, services.meetings))
+    app.include_router(api_router(settings, services.store, services.rooms))
     app.include_router(captures_router(settings, services.store, services.jobs))
 
     @app.websocket("/ws")
@@ -172,7 +206,7 @@ def create_app(settings: Settings) -> FastAPI:
             await ws.close(code=4003)  # before accept: the handshake gets a 403
             return
         identity = await identify(ws, services.store)
-        await serve_websocket(ws, settings, identity, router)
+        await serve_websocket(ws, settings, identity, services.router)
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 
@@ -193,3 +227,27 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(WEB / "room.html")
 
     return app
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, which on SIGTERM first hands this process's rooms over to the others
+    (several server processes), then stops: clients reconnect to where their room went
+    before uvicorn closes the remaining sockets. A second signal stops at once."""
+
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self.services = services
+        self._draining = False
+        self._drain: asyncio.Future[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.services.cluster is None or self._draining:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(self._start_draining, sig, frame)
+
+    def _start_draining(self, sig: int, frame: FrameType | None) -> None:
+        self._drain = asyncio.ensure_future(self.services.drain())
+        self._drain.add_done_callback(lambda _: super(DrainingServer, self).handle_exit(sig, frame))

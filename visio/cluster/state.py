@@ -152,12 +152,12 @@ class RoomState:
 
     # -- reads --------------------------------------------------------------------------
 
-    async def load(self, room_id: str) -> RoomSnapshot:
+    async def load(self, room_id: str, chat: bool = True) -> RoomSnapshot:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(meeting_key(room_id))
-            pipe.lrange(chat_key(room_id), 0, -1)
+            pipe.lrange(chat_key(room_id), 0, -1) if chat else pipe.lrange(chat_key(room_id), 1, 0)
             pipe.hgetall(lobby_key(room_id))
-            meeting, chat, lobby = await pipe.execute()
+            meeting, chat_lines, lobby = await pipe.execute()
         snapshot = RoomSnapshot()
         for name, raw in meeting.items():
             value = _load(raw)
@@ -167,18 +167,9 @@ class RoomState:
                 snapshot.meeting = value
             elif name.startswith("p:"):
                 snapshot.participants.append(value)
-        snapshot.chat = [m for m in (_load(raw) for raw in chat) if m is not None]
+        snapshot.chat = [m for m in (_load(raw) for raw in chat_lines) if m is not None]
         snapshot.waiters = [w for w in (_load(raw) for raw in lobby.values()) if w is not None]
         return snapshot
-
-    async def summary(self, room_id: str) -> tuple[int, dict[str, Any] | None]:
-        """How many people are in the room's meeting, and its meta (None: not running)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(meeting_key(room_id), "meta")
-            pipe.hlen(meeting_key(room_id))
-            meta, fields = await pipe.execute()
-        parsed = _load(meta) if meta is not None else None
-        return (max(0, fields - 1) if parsed is not None else 0), parsed
 
     async def rooms(self) -> list[str]:
         return sorted(await self.redis.smembers(ROOMS))

@@ -27,6 +27,8 @@ class Journal(Protocol):
 
     def chat(self, meeting: Meeting, message: dict[str, Any]) -> None: ...
 
+    def whole_chat(self, meeting: Meeting) -> None: ...
+
     def waiter(self, waiter: Waiter) -> None: ...
 
     def waiter_gone(self, waiter: Waiter) -> None: ...
@@ -49,6 +51,9 @@ class NoJournal:
         pass
 
     def chat(self, meeting: Meeting, message: dict[str, Any]) -> None:
+        pass
+
+    def whole_chat(self, meeting: Meeting) -> None:
         pass
 
     def waiter(self, waiter: Waiter) -> None:
@@ -91,6 +96,9 @@ class RoomJournal:
     def chat(self, meeting: Meeting, message: dict[str, Any]) -> None:
         self.state.chat(meeting.room_id, message)
 
+    def whole_chat(self, meeting: Meeting) -> None:
+        self.state.whole_chat(meeting.room_id, list(meeting.chat))
+
     def waiter(self, waiter: Waiter) -> None:
         self.state.waiter(waiter.room_id, waiter.id, waiter.record().model_dump())
 
@@ -114,6 +122,10 @@ class RoomJournal:
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._write)
+
+    def write_now(self) -> None:
+        """Queue every pending record now (before a hand-over)."""
+        self._write()
 
     def _write(self) -> None:
         self._scheduled = False

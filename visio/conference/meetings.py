@@ -641,6 +641,18 @@ class Meetings:
             self.journal.participant(meeting, participant)
         self.journal.meeting(meeting)
 
+    def rewrite(self, room_id: str) -> None:
+        """Write down all of the room again (Redis lost what it had)."""
+        meeting = self.running.get(room_id)
+        if meeting is not None:
+            self.journal.meeting(meeting)
+            for participant in meeting.participants.values():
+                self.journal.participant(meeting, participant)
+            self.journal.whole_chat(meeting)
+        lobby = self.lobbies.get(room_id)
+        for waiter in lobby.waiting.values() if lobby else []:
+            self.journal.waiter(waiter)
+
     async def hand_over(self, room_id: str) -> list[Outbox]:
         """Forget the room here, leaving its media on Janus for the next owner; the
         connections of its people, to close so that they reconnect there."""

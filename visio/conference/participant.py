@@ -107,6 +107,7 @@ class Participant:
             identity=IdentityRecord.of(self.identity),
             role=self.role,
             silenced=sorted(self.silenced),
+            connected=self.connected,
             publications={
                 target: PublicationRecord(
                     handle=p.handle.handle.id, feed=p.feed_id, live=p.live, mids=p.mids

@@ -88,6 +88,7 @@ class ParticipantRecord(Record):
     identity: IdentityRecord
     role: Role
     silenced: list[str] = []
+    connected: bool = False  # their connection is up (or they are within the grace)
     publications: dict[str, PublicationRecord] = {}
     subscription: SubscriptionRecord = SubscriptionRecord()
 

@@ -9,6 +9,7 @@ holds the client's socket (visio.cluster.relay). The session does not know which
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from visio import protocol as p
 from visio.access import Identity
@@ -45,6 +46,9 @@ class ClientSession:
         self.participant: Participant | None = None
         self.waiter: Waiter | None = None
         self.left = False
+        # With several server processes: whether this process still holds a room (a
+        # relayed client may have been routed here just as the room moved).
+        self.room_guard: Callable[[str], Awaitable[bool]] | None = None
 
     async def handle(self, raw: str | bytes) -> None:
         try:
@@ -83,6 +87,9 @@ class ClientSession:
         if self.room is not None and message.room != self.room:
             raise p.ProtocolError("bad_message", "one connection serves one room", message.ref)
         self.room = message.room
+        if self.room_guard is not None and not await self.room_guard(message.room):
+            self.outbox.close(1012, "meeting moved")  # the client reconnects where it is now
+            return
         if not self.join_limiter.allow(self.client):
             raise p.ProtocolError("rate_limited", "too many joins; wait a minute", message.ref)
         entered = await self.meetings.join(

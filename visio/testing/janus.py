@@ -45,13 +45,16 @@ class JanusNodeProcess:
         rtp_ports: str | None = None,
         reclaim_session_timeout: int = 0,
         debug_level: int = 3,
+        api_secret: str | None = None,
+        admin_key: str | None = None,
     ) -> None:
         self.name = name
         self.ws_ip = ws_ip
         self.ws_port = free_port()
         self.address = ADDRESS  # where other nodes send this node RTP
-        self.api_secret = secrets.token_urlsafe(16)
-        self.admin_key = secrets.token_urlsafe(16)
+        # A pool of nodes serving the same server processes shares one secret and key.
+        self.api_secret = api_secret or secrets.token_urlsafe(16)
+        self.admin_key = admin_key or secrets.token_urlsafe(16)
         self.reclaim_session_timeout = reclaim_session_timeout
         self.folder = Path(tempfile.mkdtemp(prefix=f"visio-{name}-"))
         self.log_path = self.folder / "janus.log"
