@@ -79,6 +79,7 @@ class VisioClient:
         self.auto_reconnect = auto_reconnect
         self.ws: websockets.ClientConnection | None = None
         self.joined: Frame | None = None
+        self.resume_token: str | None = None  # from `joined`, or `lobby` while waiting
         self.id: str | None = None
         self.participants: dict[str, Frame] = {}
         self.chat: list[Frame] = []
@@ -91,6 +92,7 @@ class VisioClient:
         self.streams: dict[str, Frame] = {}  # mid -> stream description
         self.opened_at: float | None = None
         self.reconnections = 0
+        self._failed_attempts = 0  # reconnections since the last `joined` or `lobby`
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Future[None] | None = None
@@ -161,19 +163,22 @@ class VisioClient:
             pass
         finally:
             if ws is self.ws and not self._closing:
-                if self.auto_reconnect and self.joined is not None:
+                if self.auto_reconnect and self.resume_token is not None:
                     self._reconnecting = asyncio.ensure_future(self._reconnect())
 
     async def _reconnect(self) -> None:
-        delay = 0.25
+        """Open a new socket and resume; the pause grows until the server lets us back in
+        (a server that is restarting closes sockets at once: no storm of reconnections)."""
         while not self._closing:
+            if self._failed_attempts:
+                await asyncio.sleep(min(0.25 * 2 ** (self._failed_attempts - 1), 5.0))
+            self._failed_attempts += 1
             try:
-                await self._open(resume=self.joined["resume"] if self.joined else None)
+                await self._open(resume=self.resume_token)
                 self.reconnections += 1
                 return
             except (OSError, websockets.InvalidHandshake, TimeoutError):
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                continue
 
     def cut(self) -> None:
         """Drop the WebSocket abruptly (as a network loss would); reconnection follows."""
@@ -213,6 +218,9 @@ class VisioClient:
         kind = frame.get("type")
         if kind == "joined":
             await self._on_joined(frame)
+        elif kind == "lobby":
+            self.resume_token = frame.get("resume") or self.resume_token
+            self._failed_attempts = 0
         elif kind == "offer":
             await self._on_offer(frame)
         elif kind == "answer":
@@ -239,6 +247,8 @@ class VisioClient:
         rejoined = self.joined is not None
         resumed = rejoined and frame.get("resumed")
         self.joined = frame
+        self._failed_attempts = 0
+        self.resume_token = frame.get("resume") or self.resume_token
         self.id = frame["you"]["id"]
         self.participants = {p["id"]: p for p in frame["participants"]}
         self.chat = list(frame["chat"])

@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 from visio import protocol as p
 from visio.access import Identity
 from visio.cluster.bus import BadMessage, Bus
-from visio.cluster.directory import Directory
+from visio.cluster.directory import Directory, Recovering
 from visio.cluster.relay import MOVED, Edge, Hello, RemoteClients, RemoteOutbox
 from visio.cluster.state import RoomSnapshot, RoomState
 from visio.conference.journal import RoomJournal
@@ -153,20 +153,19 @@ class Cluster:
             raise p.ProtocolError("room_not_found", f"no room {join.room!r}", join.ref)
         try:
             owner = await self._owner_for(join.room)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, Recovering) as exc:
             if self.meetings.holds(join.room):
                 return self._session(outbox, identity, client)  # ours: Redis is not needed
-            log.warning("cannot route a join", extra={"error": str(exc)})
-            raise p.ProtocolError(
-                "media_error", "the service is busy; try again", join.ref
-            ) from exc
+            log.warning("cannot route a join yet", extra={"error": repr(exc)})
+            outbox.close(1013, "try again later")  # the client reconnects after a pause
+            return None
         if owner == self.process_id:
             return self._session(outbox, identity, client)
         hello = Hello(conn="-", identity=IdentityRecord.of(identity), client=client[:64])
         return self.edge.open(owner, outbox, hello)
 
     async def _owner_for(self, room_id: str) -> str:
-        claim = await self.directory.claim(room_id)
+        claim = await self.directory.claim(room_id, held=self.meetings.holds(room_id))
         if claim.owner == self.process_id and not self.meetings.holds(room_id):
             if claim.taken_from:
                 log.info("room taken over", extra={"room": room_id, "from": claim.taken_from})
@@ -187,7 +186,7 @@ class Cluster:
         """A relayed join: the edge saw us as the owner; make sure we still are."""
         try:
             return await self._owner_for(room_id) == self.process_id and not self.draining
-        except (RedisError, OSError):
+        except (RedisError, OSError, Recovering):
             return self.meetings.holds(room_id)
 
     # -- taking rooms over -----------------------------------------------------------------
@@ -210,11 +209,11 @@ class Cluster:
         """Take over the rooms of dead processes whose people did not come back."""
         while True:
             await asyncio.sleep(self.settings.process_ttl_s)
-            if self.draining:
+            if self.draining or self.directory.recovering:
                 continue
             try:
                 await self._sweep()
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, Recovering) as exc:
                 log.warning("sweep failed", extra={"error": str(exc)})
 
     async def _sweep(self) -> None:
@@ -233,19 +232,24 @@ class Cluster:
             await asyncio.sleep(WATCH_S)
             peers = self.edge.owners() | self.remote.edges()
             try:
-                alive = await self.directory.alive(peers)
+                dead = peers - await self.directory.alive(peers)
+                if dead:  # unless Redis just lost every heartbeat
+                    await self.directory.check_epoch()
             except (RedisError, OSError):
                 continue
-            for dead in peers - alive:
-                log.warning("process lost", extra={"peer": dead})
-                self.edge.close_relays(dead)
-                self.remote.edge_lost(dead)
+            if self.directory.recovering:
+                continue
+            for dead_peer in dead:
+                log.warning("process lost", extra={"peer": dead_peer})
+                self.edge.close_relays(dead_peer)
+                self.remote.edge_lost(dead_peer)
 
     async def _redis_back(self) -> None:
         """Redis came back, perhaps empty: write again what we hold; resync relays."""
         self.edge.close_relays()
+        await self.directory.check_epoch()
         for room_id in sorted(set(self.meetings.running) | set(self.meetings.lobbies)):
-            if await self._owner_for(room_id) != self.process_id:
+            if (await self.directory.claim(room_id, held=True)).owner != self.process_id:
                 log.error("room taken by another process meanwhile", extra={"room": room_id})
                 for outbox in await self.meetings.hand_over(room_id):
                     outbox.close(*MOVED)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,20 +30,24 @@ from visio.cluster.bus import Bus
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] the owner key. ARGV[1] the caller, ARGV[2] an owner the caller found dead ("" if
-# none). Returns {owner, previous owner when the caller took the room from a dead one}.
+# KEYS: the owner key, the epoch. ARGV: the caller, an owner the caller found dead ("" if
+# none), the time, "1" when the caller holds the room already (writing its keys again).
+# Returns {owner, previous owner when taken from a dead one}, or {"", "recovering"}: Redis
+# lost its keys lately, and a free room may still be held by a process that has not yet
+# written them again.
 CLAIM = """
 local current = redis.call('GET', KEYS[1])
-if not current then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return {ARGV[1], ''}
-end
 if current == ARGV[1] then return {current, ''} end
-if ARGV[2] ~= '' and current == ARGV[2] then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return {ARGV[1], current}
+if current and current ~= ARGV[2] then return {current, ''} end
+if ARGV[4] ~= '1' then
+  local recovered_at = redis.call('HGET', KEYS[2], 'recovered_at')
+  if (not recovered_at) or tonumber(recovered_at) > tonumber(ARGV[3]) then
+    return {'', 'recovering'}
+  end
 end
-return {current, ''}
+redis.call('SET', KEYS[1], ARGV[1])
+if current then return {ARGV[1], current} end
+return {ARGV[1], ''}
 """
 
 RELEASE = """
@@ -56,6 +61,14 @@ local existed = redis.call('EXISTS', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1 - existed
 """
+
+
+EPOCH = "visio:epoch"  # hash: id, recovered_at (epoch seconds)
+
+
+class Recovering(Exception):
+    """Redis restarted empty moments ago: rooms cannot be claimed until their owners have
+    written their keys again (twice the process TTL)."""
 
 
 def owner_key(room_id: str) -> str:
@@ -84,12 +97,15 @@ class Directory:
         self._heartbeat = redis.register_script(HEARTBEAT)
         self._lost: list[Callable[[], Awaitable[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._epoch: str | None = None  # the Redis data this process has known
+        self.recovered_at = 0.0
 
     def on_keys_lost(self, listener: Callable[[], Awaitable[None]]) -> None:
         """Called when our heartbeat had expired: Redis restarted, or we were cut off."""
         self._lost.append(listener)
 
     async def start(self) -> None:
+        await self.check_epoch()
         await self.beat()
         self._task = asyncio.create_task(self._beat_forever(), name="heartbeat")
 
@@ -113,6 +129,7 @@ class Directory:
         first = True
         while True:
             try:
+                await self.check_epoch()
                 lost = await self.beat()
             except (RedisError, OSError) as exc:
                 log.warning("heartbeat failed", extra={"error": str(exc)})
@@ -124,6 +141,25 @@ class Directory:
                             await listener()
                 first = False
             await asyncio.sleep(interval)
+
+    async def check_epoch(self) -> None:
+        """Notice when Redis lost everything (restarted without persistence): a new epoch
+        begins, and nobody claims a free room before its owner could write its keys again."""
+        epoch = await self.redis.hgetall(EPOCH)
+        if not epoch:
+            recovered_at = time.time() + 2 * self.ttl_ms / 1000 if self._epoch else 0.0
+            fresh = {"id": secrets.token_hex(8), "recovered_at": recovered_at}
+            if await self.redis.hsetnx(EPOCH, "id", fresh["id"]):
+                await self.redis.hset(EPOCH, "recovered_at", recovered_at)
+            epoch = await self.redis.hgetall(EPOCH)
+        if self._epoch is not None and epoch.get("id") != self._epoch:
+            log.warning("Redis lost its data: rooms are written again before anyone claims")
+        self._epoch = epoch.get("id")
+        self.recovered_at = float(epoch.get("recovered_at") or time.time() + 1)
+
+    @property
+    def recovering(self) -> bool:
+        return time.time() < self.recovered_at
 
     async def alive(self, process_ids: set[str]) -> set[str]:
         """The processes among these with a heartbeat and a bus subscription."""
@@ -147,13 +183,19 @@ class Directory:
             return owner
         return owner if await self.alive({owner}) else None
 
-    async def claim(self, room_id: str) -> Claim:
-        """Own the room unless a live process does; who owns it now."""
+    async def claim(self, room_id: str, held: bool = False) -> Claim:
+        """Own the room unless a live process does; who owns it now. `held`: we hold it
+        already and write our keys again. Recovering while Redis is recovering."""
         current = await self.redis.get(owner_key(room_id))
         dead = ""
         if current and current != self.process_id and not await self.alive({current}):
             dead = current
-        owner, previous = await self._claim(keys=[owner_key(room_id)], args=[self.process_id, dead])
+        owner, previous = await self._claim(
+            keys=[owner_key(room_id), EPOCH],
+            args=[self.process_id, dead, time.time(), "1" if held else "0"],
+        )
+        if not owner:
+            raise Recovering(room_id)
         return Claim(owner, previous or None)
 
     async def release(self, room_id: str) -> None:
