@@ -146,10 +146,12 @@ class JanusSubscriber:
                 raise TimeoutError(f"{self.frames[kind]}/{count} {kind} frames")
             await asyncio.sleep(0.05)
 
-    def active_feeds(self) -> set[int]:
-        return {
-            int(s["feed_id"]) for s in self.streams.values() if s.get("active") and "feed_id" in s
-        }
+    async def set_substream(self, mid: str, substream: int) -> None:
+        """Which simulcast layer of a stream to receive: 0 (lowest) to 2."""
+        assert self.handle is not None
+        await self.handle.message(
+            {"request": "configure", "streams": [{"mid": mid, "substream": substream}]}
+        )
 
     async def close(self) -> None:
         for task in list(self._consumers):
