@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     janus_public_ip: str = Field("", description="nat_1_1_mapping: public IP behind NAT")
     janus_rtp_ports: str = "20000-40000"
     janus_debug_level: int = Field(3, ge=0, le=7)
+    janus_node_streams: int = Field(
+        2000,
+        ge=2,
+        description="Streams a media node forwards at full load: past it, new meetings go "
+        "elsewhere and a meeting spreads to another node (see docs/OPERATIONS.md, capacity)",
+    )
 
     # Several server processes (empty: one process holds everything, the embedded default)
     redis_url: str = Field(

@@ -32,7 +32,7 @@ from visio.conference.websocket import Router, serve_websocket
 from visio.config import Settings, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
-from visio.janus.nodes import JanusPool
+from visio.janus.nodes import JanusPool, NodeLoad
 from visio.protocol import ROOM_ID_PATTERN
 from visio.ratelimit import SlidingWindowLimiter
 from visio.transcripts.jobs import JobRunner, Jobs
@@ -65,7 +65,9 @@ class Services:
         self.store = Store(settings.sqlalchemy_url)
         self.embedded = EmbeddedJanus(settings) if settings.embedded_janus else None
         urls = [self.embedded.url] if self.embedded else list(settings.janus_urls)
-        self.pool = JanusPool(urls, settings.janus_api_secret, settings.janus_admin_key)
+        self.pool = JanusPool(
+            urls, settings.janus_api_secret, settings.janus_admin_key, settings.janus_node_streams
+        )
         self.jobs: Jobs
         if settings.job_queue == "procrastinate":  # `visio worker` processes run the jobs
             from visio.transcripts.queue import TranscriptionQueue
@@ -178,8 +180,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz", tags=["operations"])
     async def health() -> JSONResponse:
+        loads = services.meetings.node_loads()
         nodes = [
-            {"url": n.url, "up": n.up, "meetings": n.meetings, "participants": n.participants}
+            {
+                "url": n.url,
+                "up": n.up,
+                "draining": n.draining,
+                **loads.get(n.url, NodeLoad()).as_dict(),
+            }
             for n in services.pool.nodes
         ]
         ok = any(n["up"] for n in nodes) and not services.draining

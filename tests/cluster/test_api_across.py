@@ -75,7 +75,8 @@ async def test_nothing_is_left_behind(deployment, bots):
         assert not keys
     finally:
         await redis.aclose()
-    (node,) = [n for n in deployment.nodes if n.url == meta["node"]]
+    (home,) = meta["rooms"]
+    (node,) = [n for n in deployment.nodes if n.url == home["node"]]
     async with node.videoroom() as handle:
         rooms = await handle.request({"request": "list", "admin_key": node.admin_key})
-    assert meta["janus_room"] not in [r["room"] for r in rooms["list"]]
+    assert home["janus_room"] not in [r["room"] for r in rooms["list"]]

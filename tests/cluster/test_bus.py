@@ -75,7 +75,7 @@ async def test_redis_restarts_mid_meeting(deployment: Deployment, bots):
 
     # The bus is back: Bob's relay is closed so that he resumes (he may have missed frames).
     back = await bob.wait_for(lambda f: f["type"] == "joined", since=since, timeout=15)
-    assert back["resumed"] and back["you"]["id"] == bob.id
+    assert back["resumed"] and back["you"]["id"] == bob.id, (a.data_dir, b.data_dir)
     await bob.chat_send("after the restart")
     await alice.wait_until(lambda: "after the restart" in [m["text"] for m in alice.chat])
     carol = await bots.join(b.base_url, room, "Carol", publish=False)

@@ -18,7 +18,7 @@ async def node_of(deployment, room: str):
         meta = json.loads(await redis.hget(f"visio:room:{room}:meeting", "meta"))
     finally:
         await redis.aclose()
-    (node,) = [n for n in deployment.nodes if n.url == meta["node"]]
+    (node,) = [n for n in deployment.nodes if n.url == meta["rooms"][0]["node"]]
     return node
 
 

@@ -46,16 +46,13 @@ def talk(speaker: Speaker, level: float) -> None:
 
 def room_with(speakers: list[Speaker], slots: int) -> tuple[RoomCaptions, Reader]:
     reader = Reader()
-    meeting = SimpleNamespace(
-        node=SimpleNamespace(url="ws://127.0.0.1:8988"),
-        participants={reader.id: reader},
-        room_id="team-room",
-    )
+    meeting = SimpleNamespace(participants={reader.id: reader}, room_id="team-room")
     captions = RoomCaptions(meeting, CountingEngine(), slots=slots, language="en")
     captions.subscribers.add(reader.id)
+    room = SimpleNamespace(up=False)  # no Janus: forwards are never stopped there
     for feed, speaker in enumerate(speakers):
         captions.forwards[feed] = Forward(
-            feed, feed, AudioListener("127.0.0.1", speaker.hear), speaker
+            feed, feed, AudioListener("127.0.0.1", speaker.hear), speaker, room
         )
     return captions, reader
 

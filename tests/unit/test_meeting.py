@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,18 +16,6 @@ from visio.conference.participant import Participant, Publication
 from visio.janus.client import JanusEvent
 from visio.janus.videoroom import RoomOptions, SubscribedStream, SubscriberOffer
 from visio.protocol import participant_id_ok
-
-
-@dataclass
-class FakeNode:
-    """The attributes of a JanusNode that a Meeting reads without Janus."""
-
-    up: bool = False
-    participants: int = 0
-    meetings: int = 0
-    admin_key: str = ""
-    connection: Any = None
-    control: Any = None
 
 
 @dataclass
@@ -46,12 +35,10 @@ class Outbox:
 
 class Room:
     def __init__(self, chat_history_max: int = 1000) -> None:
-        self.node = FakeNode()
         self.ended: list[Meeting] = []
         self.meeting = Meeting(
             "abc-defg-hij",
             "Weekly",
-            self.node,  # type: ignore[arg-type]
             chat_history_max=chat_history_max,
             room_options=RoomOptions(),
             on_empty=self._on_empty,
@@ -172,14 +159,12 @@ async def test_add_announces_the_newcomer_to_the_others_only(room):
         {"type": "participant_joined", "participant": bob.public()}
     ]
     assert bob.outbox.frames == []  # nobody publishes yet: no offer either
-    assert room.node.participants == 1
     assert room.meeting.participants[bob.id] is bob
 
 
 async def test_remove_tells_the_others_and_ends_an_empty_meeting(room):
     alice, alice_box = room.person("Alice")
     bob, bob_box = room.person("Bob")
-    room.node.participants = 2
     await room.meeting.remove(bob, "timeout")
     assert alice_box.of_type("participant_left") == [
         {"type": "participant_left", "id": bob.id, "reason": "timeout"}
@@ -188,7 +173,6 @@ async def test_remove_tells_the_others_and_ends_an_empty_meeting(room):
     assert room.ended == []
     await room.meeting.remove(alice, "left")
     assert room.ended == [room.meeting]
-    assert room.node.participants == 0
 
 
 async def test_removing_someone_twice_is_harmless(room):
@@ -197,7 +181,6 @@ async def test_removing_someone_twice_is_harmless(room):
     await room.meeting.remove(bob, "left")
     await room.meeting.remove(bob, "left")
     assert list(room.meeting.participants) == [alice.id]
-    assert room.node.participants == 0
 
 
 async def test_remove_closes_the_publications_and_forgets_the_feeds(room):
@@ -319,8 +302,9 @@ async def test_subscriber_offer_maps_active_mids_to_their_owner(room):
 async def test_talking_on_the_camera_is_broadcast(room):
     alice, alice_box = room.person("Alice")
     _, bob_box = room.person("Bob")
-    room.node.up = True
+    room.meeting.rooms["ws://node"] = SimpleNamespace(up=True, url="ws://node")
     camera = fake_publication("camera", 11)
+    camera.node = "ws://node"
     alice.publications["camera"] = camera
     for kind in ("talking", "stopped-talking"):
         event = JanusEvent("event", {"videoroom": kind, "id": 11})
@@ -330,6 +314,7 @@ async def test_talking_on_the_camera_is_broadcast(room):
         {"type": "speaking", "id": alice.id, "speaking": False},
     ]
     assert alice_box.frames == bob_box.frames == expected
+    del room.meeting.rooms["ws://node"]  # no Janus room to close
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,8 @@ def replies_with(fake_janus, data, jsep=None):
 async def test_publish_joins_and_configures_with_the_offer(fake_janus, session):
     replies_with(fake_janus, {"videoroom": "joined", "id": 77}, ANSWER)
     publisher = await vr.PublisherHandle.attach(session, 77, lambda event: None)
-    answer = await publisher.publish(4242, "p-3f9c2a1b", OFFER_SDP)
-    assert answer == ANSWER["sdp"]
+    published = await publisher.publish(4242, "p-3f9c2a1b", OFFER_SDP)
+    assert published.sdp == ANSWER["sdp"]
     sent = fake_janus.requests("message")[0]
     assert sent["body"] == {
         "request": "joinandconfigure",

@@ -16,10 +16,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from visio.captions.listener import AudioListener, listen
 from visio.captions.speaker import Speaker
+from visio.conference.media import MediaRoom, media_address
 from visio.conference.meeting import Meeting
 from visio.conference.participant import Participant
 from visio.janus.client import JanusError
@@ -40,6 +40,7 @@ class Forward:
     stream_id: int
     listener: AudioListener
     speaker: Speaker
+    room: MediaRoom  # where the feed is published, which forwards it
 
 
 class RoomCaptions:
@@ -59,9 +60,6 @@ class RoomCaptions:
         self.language = language
         self.bind_host = bind_host
         self.forward_host = forward_host
-        self.sender_host = urlsplit(meeting.node.url).hostname or "127.0.0.1"
-        if self.sender_host == "localhost":
-            self.sender_host = "127.0.0.1"
         self.subscribers: set[str] = set()
         self.forwards: dict[int, Forward] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
@@ -118,32 +116,32 @@ class RoomCaptions:
                     await self._start(feed_id, participant, target, mid)
 
     async def _start(self, feed_id: int, participant: Participant, target: str, mid: str) -> None:
-        node = self.meeting.node
-        if node.control is None:
+        room = self.meeting.room_of_feed(feed_id)  # the node the feed is published on
+        if room is None or not room.up:
             return
         speaker = Speaker(participant.id, participant.name, target)
-        listener = await listen(self.bind_host, self.sender_host, speaker.hear)
+        listener = await listen(self.bind_host, media_address(room.node), speaker.hear)
         try:
             stream_id = await rtp_forward(
-                node.control, self.meeting.janus_room, feed_id, mid,
-                self.forward_host, listener.port, node.admin_key,
+                room.control, room.janus_room, feed_id, mid,
+                self.forward_host, listener.port, room.node.admin_key,
             )  # fmt: skip
         except (JanusError, ValueError) as exc:
             listener.close()
             log.warning("captions: rtp_forward failed", extra={"error": str(exc)})
             return
-        self.forwards[feed_id] = Forward(feed_id, stream_id, listener, speaker)
+        self.forwards[feed_id] = Forward(feed_id, stream_id, listener, speaker, room)
         log.info("captions: forwarding", extra={"room": self.meeting.room_id, "feed": feed_id})
 
     async def _stop(self, forward: Forward) -> None:
         forward.speaker.stop()
         forward.listener.close()
-        node = self.meeting.node
-        if node.control is not None and node.up:
+        room = forward.room
+        if room.up:
             with contextlib.suppress(JanusError):  # the feed may be gone, and its forwards
                 await stop_rtp_forward(
-                    node.control, self.meeting.janus_room, forward.feed_id,
-                    forward.stream_id, node.admin_key,
+                    room.control, room.janus_room, forward.feed_id,
+                    forward.stream_id, room.node.admin_key,
                 )  # fmt: skip
 
     # -- recognition slots ---------------------------------------------------------------

@@ -106,18 +106,17 @@ class CaptionService:
     async def meeting_taken_over(self, meeting: Meeting) -> None:
         """The previous owner's forwards send caption audio to a process that is gone: stop
         them. Those who want captions say it again when they reconnect."""
-        control = meeting.node.control
-        if control is None:
-            return
-        try:
-            forwarders = await list_forwarders(control, meeting.janus_room, meeting.node.admin_key)
-            for feed, streams in forwarders.items():
-                for stream in streams:
-                    await stop_rtp_forward(
-                        control, meeting.janus_room, feed, stream, meeting.node.admin_key
-                    )
-        except JanusError as exc:
-            log.warning("old caption forwards not stopped", extra={"error": str(exc)})
+        for room in meeting.rooms.values():
+            admin_key = room.node.admin_key
+            try:
+                forwarders = await list_forwarders(room.control, room.janus_room, admin_key)
+                for feed, streams in forwarders.items():
+                    for stream in streams:
+                        await stop_rtp_forward(
+                            room.control, room.janus_room, feed, stream, admin_key
+                        )
+            except JanusError as exc:
+                log.warning("old caption forwards not stopped", extra={"error": str(exc)})
 
     async def close(self) -> None:
         for captions in list(self.rooms.values()):

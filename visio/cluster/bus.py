@@ -88,6 +88,7 @@ class Bus:
         self._handlers: dict[str, Handler] = {}
         self._reconnected: list[Callable[[], Awaitable[None]]] = []
         self._reader: asyncio.Task[None] | None = None
+        self._listening_again: asyncio.Task[None] | None = None
         self._outgoing: dict[str, list[dict[str, Any]]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._subscribed = asyncio.Event()
@@ -160,14 +161,16 @@ class Bus:
                 self._subscribed.set()
                 if not first:
                     log.info("bus reconnected")
-                    await self._tell_reconnected()
+                    self._listening_again = asyncio.create_task(self._tell_reconnected())
                 first, delay = False, RECONNECT_FIRST_S
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         self._receive(message["data"])
-            except (RedisError, OSError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never die: the process would be cut off for good
                 self._subscribed.clear()
-                log.warning("bus connection lost", extra={"error": str(exc)})
+                log.warning("bus connection lost", extra={"error": repr(exc)})
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -178,8 +181,8 @@ class Bus:
         for listener in self._reconnected:
             try:
                 await listener()
-            except (RedisError, OSError) as exc:
-                log.warning("state not restored after reconnect", extra={"error": str(exc)})
+            except Exception as exc:
+                log.warning("state not restored after reconnect", extra={"error": repr(exc)})
 
     def _receive(self, raw: bytes | str) -> None:
         try:

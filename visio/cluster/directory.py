@@ -136,9 +136,7 @@ class Directory:
             else:
                 if lost and not first:
                     log.warning("our keys were lost by Redis: writing them again")
-                    for listener in self._lost:
-                        with contextlib.suppress(RedisError, OSError):
-                            await listener()
+                    await self._tell_lost()
                 first = False
             await asyncio.sleep(interval)
 
@@ -160,6 +158,13 @@ class Directory:
     @property
     def recovering(self) -> bool:
         return time.time() < self.recovered_at
+
+    async def _tell_lost(self) -> None:
+        for listener in self._lost:
+            try:
+                await listener()
+            except Exception as exc:  # the heartbeat must go on whatever happens
+                log.warning("keys not written again", extra={"error": repr(exc)})
 
     async def alive(self, process_ids: set[str]) -> set[str]:
         """The processes among these with a heartbeat and a bus subscription."""

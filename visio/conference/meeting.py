@@ -1,9 +1,11 @@
-"""A running meeting: its people, its chat and its Janus room.
+"""A running meeting: its people, its chat and its Janus rooms.
 
-The meeting owns one Janus session on its node. Each participant publishes through
-publisher handles and receives everybody else through one subscriber handle whose
-subscriptions the meeting keeps in step with who publishes (the server makes the offers;
-one renegotiation at a time per participant).
+The meeting has a room on one media node, or on several when one node cannot carry it all
+(visio.conference.media): each participant is placed in one of them, publishes there
+through publisher handles and receives everybody else there through one subscriber
+handle, whose subscriptions the meeting keeps in step with who publishes (the server
+makes the offers; one renegotiation at a time per participant). Feeds published in one
+room are mirrored into the others (visio.conference.mirrors).
 """
 
 from __future__ import annotations
@@ -14,20 +16,27 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from visio.conference.journal import NO_JOURNAL, Journal
+from visio.conference.media import MediaRoom
+from visio.conference.mirrors import Mirrors
 from visio.conference.participant import Participant, Publication, Subscription
-from visio.conference.records import CaptureRecord, MeetingRecord, ParticipantRecord
-from visio.janus.client import JanusError, JanusEvent, JanusSession
-from visio.janus.nodes import JanusNode
+from visio.conference.records import (
+    CaptureRecord,
+    MediaRoomRecord,
+    MeetingRecord,
+    ParticipantRecord,
+)
+from visio.janus.cascade import extmap_id
+from visio.janus.client import JanusError, JanusEvent
+from visio.janus.nodes import JanusNode, NodeLoad
 from visio.janus.videoroom import (
     PublisherHandle,
     RoomOptions,
     SubscriberHandle,
     SubscriberOffer,
-    create_room,
     destroy_room,
     media_mids,
     moderate,
@@ -39,9 +48,8 @@ log = logging.getLogger(__name__)
 RESYNC_DELAY_S = 0.5
 MAX_SYNC_FAILURES = 5
 
-
-def _janus_room_id() -> int:
-    return secrets.randbits(52) or 1
+# Where the next person is placed: a node of one of the meeting's rooms, or a new one.
+Placer = Callable[["Meeting"], Awaitable[JanusNode]]
 
 
 class Meeting:
@@ -49,11 +57,11 @@ class Meeting:
         self,
         room_id: str,
         name: str,
-        node: JanusNode,
         *,
         chat_history_max: int,
         room_options: RoomOptions,
         on_empty: Callable[[Meeting], Coroutine[Any, Any, None]],
+        place: Placer | None = None,
         journal: Journal = NO_JOURNAL,
     ) -> None:
         self.room_id = room_id
@@ -61,16 +69,17 @@ class Meeting:
         self.access = "public"
         self.locked = False
         self.banned: set[str] = set()  # identity keys of people removed by a moderator
-        self.node = node
-        self.janus_room = _janus_room_id()
         self.room_options = room_options
+        self.rooms: dict[str, MediaRoom] = {}  # node URL -> room; the first is the home
         self.participants: dict[str, Participant] = {}
         self.chat: deque[dict[str, Any]] = deque(maxlen=chat_history_max)
         self._chat_seq = 0
         self._feeds: dict[int, tuple[Participant, Publication]] = {}
-        self._session: JanusSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_empty = on_empty
+        self._place = place
+        self._placing = asyncio.Lock()
+        self.mirrors = Mirrors(on_ready=self._mirror_ready, spawn=self._spawn)
         self.journal = journal
         self.closed = False
         self.capture: CaptureSession | None = None  # set once someone starts a capture
@@ -78,27 +87,32 @@ class Meeting:
     # -- life cycle ---------------------------------------------------------------
 
     @property
-    def session_id(self) -> int:
-        return self._session.id if self._session is not None else 0
+    def home(self) -> MediaRoom | None:
+        return next(iter(self.rooms.values()), None)
+
+    @property
+    def media_up(self) -> bool:
+        """Every room of the meeting is on a node that is up."""
+        return bool(self.rooms) and all(room.up for room in self.rooms.values())
 
     @property
     def chat_seq(self) -> int:
         return self._chat_seq
 
-    async def start(self) -> None:
-        assert self.node.connection is not None and self.node.control is not None
-        session = await self.node.connection.create_session()
-        try:
-            await create_room(
-                self.node.control, self.janus_room, self.node.admin_key, self.room_options
-            )
-        except JanusError:
-            await session.destroy()  # or its keepalive would keep it forever
-            raise
-        self._session = session
-        self.node.meetings += 1
+    def nodes(self) -> list[JanusNode]:
+        return [room.node for room in self.rooms.values()]
+
+    async def start(self, node: JanusNode) -> None:
+        """The meeting's first room, on this node."""
+        await self._open_room(node)
+        log.info("meeting started", extra={"room": self.room_id, "janus": node.url})
+
+    async def _open_room(self, node: JanusNode) -> MediaRoom:
+        room = await MediaRoom.open(node, self.room_options)
+        self.rooms[node.url] = room
         self.journal.meeting(self)
-        log.info("meeting started", extra={"room": self.room_id, "janus_room": self.janus_room})
+        self._mirror_everything_into(room)
+        return room
 
     def record(self) -> MeetingRecord:
         return MeetingRecord(
@@ -107,9 +121,11 @@ class Meeting:
             access=self.access,
             locked=self.locked,
             banned=sorted(self.banned),
-            node=self.node.url,
-            janus_room=self.janus_room,
-            session=self.session_id,
+            rooms=[
+                MediaRoomRecord(node=r.url, janus_room=r.janus_room, session=r.session.id)
+                for r in self.rooms.values()
+            ],
+            mirrors=self.mirrors.records(),
             chat_seq=self._chat_seq,
             capture=_capture_record(self.capture) if self.capture is not None else None,
         )
@@ -119,50 +135,42 @@ class Meeting:
         record: MeetingRecord,
         participants: list[ParticipantRecord],
         chat: list[dict[str, Any]],
+        nodes: dict[str, JanusNode],
     ) -> bool:
         """Go on with a meeting another process ran, everyone in it waiting to reconnect.
 
-        Its Janus session is claimed, not re-created, so every peer connection stays up:
-        True. When the session is gone (Janus restarted, or nobody claimed it in time), a
-        new Janus room is made and everyone publishes and subscribes anew (`media_reset`,
-        told by their next `joined`): False.
+        Its Janus sessions are claimed, not re-created, so every peer connection stays up:
+        True. People whose room's session is gone (Janus restarted, or nobody claimed it in
+        time) publish and subscribe anew (`media_reset`, told by their next `joined`): False
+        when that is everyone.
         """
-        session = await self._claim(record)
+        for data in record.rooms:
+            node = nodes.get(data.node)
+            if node is None or not node.up:
+                continue
+            try:
+                room = await MediaRoom.claim(node, data.janus_room, data.session)
+            except JanusError as exc:
+                log.warning(
+                    "janus session not claimed", extra={"room": self.room_id, "error": str(exc)}
+                )
+                await _destroy_quietly(node, data.janus_room)  # nothing left behind
+                continue
+            self.rooms[node.url] = room
         self.locked, self.banned = record.locked, set(record.banned)
         self._chat_seq = record.chat_seq
         self.chat.extend(chat)
-        if session is not None:
-            self.janus_room, self._session = record.janus_room, session
-            self.node.meetings += 1
+        self.mirrors.restore([m for m in record.mirrors if {m.source, m.target} <= set(self.rooms)])
         for data in participants:
-            self._restore(data, session)
-        if session is None:
-            await self.start()
+            self._restore(data)
         log.info(
             "meeting taken over",
-            extra={
-                "room": self.room_id,
-                "participants": len(self.participants),
-                "media_kept": session is not None,
-            },
+            extra={"room": self.room_id, "participants": len(self.participants)},
         )
-        return session is not None
+        return bool(self.rooms)
 
-    async def _claim(self, record: MeetingRecord) -> JanusSession | None:
-        if not self.node.up or self.node.url != record.node:
-            return None
-        assert self.node.connection is not None and self.node.control is not None
-        try:
-            return await self.node.connection.claim_session(record.session)
-        except JanusError as exc:
-            log.warning(
-                "janus session not claimed", extra={"room": self.room_id, "error": str(exc)}
-            )
-        with contextlib.suppress(JanusError):
-            await destroy_room(self.node.control, record.janus_room)  # nothing left behind
-        return None
-
-    def _restore(self, data: ParticipantRecord, session: JanusSession | None) -> None:
+    def _restore(self, data: ParticipantRecord) -> None:
+        room = self.rooms.get(data.node) if data.node else None
         participant = Participant(
             name=data.name,
             audio=data.audio,
@@ -174,45 +182,60 @@ class Meeting:
             identity=data.identity.identity(),
             role=data.role,
             silenced=set(data.silenced),
-            media_reset=session is None,
+            node=room.url if room else None,
+            media_reset=data.node is not None and room is None,
         )
-        if session is not None:
-            self._restore_media(participant, data, session)
+        if room is not None:
+            self._restore_media(participant, data, room)
         self.participants[participant.id] = participant
-        self.node.participants += 1
 
     def _restore_media(
-        self, participant: Participant, data: ParticipantRecord, session: JanusSession
+        self, participant: Participant, data: ParticipantRecord, room: MediaRoom
     ) -> None:
         for target, pub in data.publications.items():
-            handle = PublisherHandle(session.adopt(pub.handle), pub.feed)
-            publication = Publication(target, handle, live=pub.live, mids=pub.mids)
+            handle = PublisherHandle(room.session.adopt(pub.handle), pub.feed)
+            publication = Publication(
+                target,
+                handle,
+                live=pub.live,
+                mids=pub.mids,
+                streams=pub.streams,
+                audiolevel=pub.audiolevel,
+                node=room.url,
+            )
             handle.handle.on_event = self._publisher_events(participant, publication)
             participant.publications[target] = publication
             self._feeds[pub.feed] = (participant, publication)
         sub = data.subscription
         if sub.handle is not None:
-            handle = SubscriberHandle(session.adopt(sub.handle))
+            handle = SubscriberHandle(room.session.adopt(sub.handle))
             handle.joined = True
             handle.handle.on_event = self._subscriber_events(participant, handle)
             subscription = participant.subscription
             subscription.handle, subscription.feeds = handle, set(sub.feeds)
             subscription.pending_frame, subscription.broken = sub.pending, sub.broken
 
-    async def restart_media(self) -> None:
-        """The media server lost the meeting: a new Janus room (on `self.node`), and
-        everyone publishes and subscribes anew (`media_reset`: their next `joined`)."""
-        for participant in self.participants.values():
+    async def drop_rooms(self, urls: set[str]) -> list[Participant]:
+        """Those rooms are lost (their node died) or emptied (it drains): their mirrors go,
+        and the people placed there start their media anew in another room. Returns them."""
+        moved = [p for p in self.participants.values() if p.node in urls]
+        for participant in moved:
             self._forget(participant, keep_grace=True)
+            participant.node = None
             participant.media_reset = True
             participant.subscription = Subscription()
+        for url in urls:
+            await self.mirrors.drop_room(url, self.rooms)
         await self._settle()
-        self._session = None
-        self.janus_room = _janus_room_id()
-        await self.start()
-        self.node.participants += len(self.participants)
-        for participant in self.participants.values():
+        for url in urls:
+            room = self.rooms.pop(url, None)
+            if room is not None and room.up:
+                await room.close()
+        self.journal.meeting(self)
+        for participant in moved:
             self.journal.participant(self, participant)
+        self._resync_everyone()
+        return moved
 
     def release(self) -> None:
         """Hand the meeting to another process: forget it here, leave everything on Janus."""
@@ -222,30 +245,25 @@ class Meeting:
                 participant.grace_timer.cancel()
         for task in self._tasks:
             task.cancel()
-        if self._session is not None:
-            self._session.release()
-        self.node.meetings = max(0, self.node.meetings - 1)
-        self.node.participants = max(0, self.node.participants - len(self.participants))
+        for room in self.rooms.values():
+            room.release()
 
     async def close(self) -> None:
-        """Free everything on Janus: the room, then the session with all its handles."""
+        """Free everything on Janus: mirrors, handles, then each room and its session."""
         if self.closed:
             return
         self.closed = True
         for participant in list(self.participants.values()):
             self._forget(participant)
         self.participants.clear()
+        await self.mirrors.close(self.rooms)
         await self._settle()
-        if self.node.up and self.node.control is not None:
-            with contextlib.suppress(JanusError):
-                await destroy_room(self.node.control, self.janus_room)
-        if self._session is not None:
-            await self._session.destroy()
-        self.node.meetings = max(0, self.node.meetings - 1)
-        log.info("meeting ended", extra={"room": self.room_id, "janus_room": self.janus_room})
+        for room in self.rooms.values():
+            await room.close()
+        log.info("meeting ended", extra={"room": self.room_id})
 
     async def _settle(self, timeout: float = 5.0) -> None:
-        """Let background requests (handle detaches above all) finish before the room goes.
+        """Let background requests (handle detaches above all) finish before a room goes.
 
         Janus 1.1.2 can crash when a room is destroyed while handles in it are being
         detached (seen: janus_plugin_close_pc on a freed session).
@@ -264,6 +282,60 @@ class Meeting:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("meeting task failed", exc_info=task.exception())
+
+    # -- placement ------------------------------------------------------------------
+
+    def live_feeds(self) -> int:
+        return sum(1 for _, publication in self._feeds.values() if publication.live)
+
+    def load(self) -> dict[str, NodeLoad]:
+        """What this meeting puts on each of its nodes: people, and forwarded streams."""
+        loads = {url: NodeLoad(meetings=1) for url in self.rooms}
+        for participant in self.participants.values():
+            load = loads.get(participant.node or "")
+            if load is None:
+                continue
+            load.participants += 1
+            for feed in participant.subscription.feeds:
+                owner = self._feeds.get(feed)
+                load.streams += _tracks(owner[1]) if owner else 0
+        for key, (source, _) in self.mirrors.ready.items():
+            owner = self._feeds.get(key[0])
+            if source in loads and owner is not None:
+                loads[source].streams += _tracks(owner[1])
+        return loads
+
+    def placed_in(self, room: MediaRoom) -> list[Participant]:
+        return [p for p in self.participants.values() if p.node == room.url]
+
+    async def _room_of(self, participant: Participant) -> MediaRoom:
+        """The room the participant is placed in; placed now if they were not yet."""
+        room = self.rooms.get(participant.node or "")
+        if room is not None:
+            return room
+        async with self._placing:
+            node = await self._place(self) if self._place else None
+            if node is None:
+                home = self.home
+                if home is None:
+                    raise ProtocolError("media_error", "the media server is not available")
+                node = home.node
+            room = self.rooms.get(node.url)
+            if room is None:
+                try:
+                    room = await self._open_room(node)
+                except JanusError as exc:
+                    raise ProtocolError("media_error", f"media server: {exc.reason}") from exc
+                log.info("meeting spread", extra={"room": self.room_id, "janus": node.url})
+            participant.node = room.url
+            self.journal.participant(self, participant)
+            return room
+
+    def _require_room(self, participant: Participant) -> MediaRoom:
+        room = self.rooms.get(participant.node or "")
+        if room is None or not room.up:
+            raise ProtocolError("media_error", "the media server is not available")
+        return room
 
     # -- people -------------------------------------------------------------------
 
@@ -301,7 +373,6 @@ class Meeting:
 
     def add(self, participant: Participant) -> None:
         self.participants[participant.id] = participant
-        self.node.participants += 1
         self.journal.participant(self, participant)
         self.broadcast(
             {"type": "participant_joined", "participant": participant.public()}, exclude=participant
@@ -319,7 +390,6 @@ class Meeting:
     async def remove(self, participant: Participant, reason: str) -> None:
         if self.participants.pop(participant.id, None) is None:
             return
-        self.node.participants = max(0, self.node.participants - 1)
         self._forget(participant)
         self.journal.left(self, participant)
         self.broadcast({"type": "participant_left", "id": participant.id, "reason": reason})
@@ -332,36 +402,49 @@ class Meeting:
             await self._on_empty(self)
 
     def _forget(self, participant: Participant, keep_grace: bool = False) -> None:
-        """Drop a participant's Janus handles (in the background) and its feeds."""
+        """Drop a participant's Janus handles and feeds (in the background)."""
         if participant.grace_timer is not None and not keep_grace:
             participant.grace_timer.cancel()
             participant.grace_timer = None
         for publication in participant.publications.values():
-            self._feeds.pop(publication.feed_id, None)
-            self._spawn(publication.handle.close())
+            self._retire(publication)
         participant.publications.clear()
         subscription = participant.subscription
         if subscription.handle is not None:
             self._spawn(subscription.handle.close())
             subscription.handle = None
 
+    def _retire(self, publication: Publication) -> None:
+        """A feed goes: nobody subscribes to it any more, its mirrors go, then its handle."""
+        self._feeds.pop(publication.feed_id, None)
+        self._spawn(self._wind_down(publication))
+
+    async def _wind_down(self, publication: Publication) -> None:
+        if self.mirrors.count():
+            await self._resync_all_now()
+            await self.mirrors.drop(publication.feed_id, self.rooms)
+        await publication.handle.close()
+
     # -- publishing -----------------------------------------------------------------
 
     async def publish(self, participant: Participant, target: str, sdp: str) -> str:
         """Publish a target; an existing publication of it is replaced once Janus accepts."""
-        session = self._require_session()
+        room = await self._room_of(participant)
         feed_id = secrets.randbits(52) or 1
-        handle = await PublisherHandle.attach(session, feed_id, None)
-        publication = Publication(target, handle, mids=media_mids(sdp))
+        handle = await PublisherHandle.attach(room.session, feed_id, None)
+        publication = Publication(
+            target, handle, mids=media_mids(sdp), audiolevel=extmap_id(sdp), node=room.url
+        )
         handle.handle.on_event = self._publisher_events(participant, publication)
         try:
-            answer = await handle.publish(self.janus_room, participant.id, sdp)
+            published = await handle.publish(room.janus_room, participant.id, sdp)
         except (JanusError, ValueError) as exc:
             await handle.close()
             raise ProtocolError("bad_sdp", f"media server refused the offer: {exc}") from exc
         if self.participants.get(participant.id) is not participant:
             await handle.close()  # they left or were removed while Janus answered
             raise ProtocolError("not_joined", "you are no longer in this meeting")
+        publication.streams = published.streams
         previous = participant.publications.get(target)
         participant.publications[target] = publication
         if target == "camera":
@@ -370,21 +453,19 @@ class Meeting:
         if self.capture is not None and self.capture.active:
             self._spawn(self._record(participant, publication, on=True))
         if previous is not None:
-            self._feeds.pop(previous.feed_id, None)
-            self._spawn(previous.handle.close())
+            self._retire(previous)
             self._resync_everyone(exclude=participant)
         elif target == "screen":
             self.updated(participant)
         self.journal.participant(self, participant)
-        return answer
+        return published.sdp
 
     async def unpublish(self, participant: Participant, target: str) -> None:
         publication = participant.publications.pop(target, None)
         if publication is None:
             raise ProtocolError("not_published", f"{target} is not published")
-        self._feeds.pop(publication.feed_id, None)
+        self._retire(publication)
         self.journal.participant(self, participant)
-        await publication.handle.close()
         if target == "screen":
             self.updated(participant)
         self._resync_everyone()
@@ -431,13 +512,19 @@ class Meeting:
 
     async def _moderate_camera(self, participant: Participant, media: str, mute: bool) -> None:
         publication = participant.publications.get("camera")
-        if publication is None or self.node.control is None:
+        room = self.rooms.get(publication.node) if publication is not None else None
+        if publication is None or room is None or not room.up:
             return
         for mid in publication.mids.get(media, []):
             try:
-                await moderate(self.node.control, self.janus_room, publication.feed_id, mid, mute)
+                await moderate(room.control, room.janus_room, publication.feed_id, mid, mute)
             except JanusError as exc:
                 log.warning("janus moderate failed", extra={"error": str(exc)})
+
+    def room_of_feed(self, feed_id: int) -> MediaRoom | None:
+        """The room a feed is published in (captions forward its audio from there)."""
+        owner = self._feeds.get(feed_id)
+        return self.rooms.get(owner[1].node) if owner is not None else None
 
     async def trickle(
         self, participant: Participant, target: str, candidate: dict[str, Any] | None
@@ -465,12 +552,14 @@ class Meeting:
     ) -> None:
         if publication is not participant.publications.get(publication.target):
             return  # a replaced publication winding down
-        if not self.node.up:
-            return  # Janus is gone: the whole meeting is being dropped
+        room = self.rooms.get(publication.node)
+        if room is None or not room.up:
+            return  # its Janus is gone: the people there are being moved
         if event.kind == "webrtcup":
             publication.live = True
             self.journal.participant(self, participant)
             participant.send({"type": "media", "target": publication.target, "state": "up"})
+            self.mirrors.ensure(publication, room, list(self.rooms.values()))
             self._resync_everyone(exclude=participant)
         elif event.kind == "hangup":
             publication.live = False
@@ -486,6 +575,19 @@ class Meeting:
                     {"type": "speaking", "id": participant.id, "speaking": talking == "talking"}
                 )
 
+    # -- mirroring between rooms ------------------------------------------------------
+
+    def _mirror_everything_into(self, room: MediaRoom) -> None:
+        for _, publication in self._feeds.values():
+            source = self.rooms.get(publication.node)
+            if publication.live and source is not None and source is not room:
+                self.mirrors.ensure(publication, source, [room])
+
+    def _mirror_ready(self, room: MediaRoom) -> None:
+        self.journal.meeting(self)
+        for participant in self.placed_in(room):
+            self._spawn(self.sync_subscription(participant))
+
     # -- subscribing ----------------------------------------------------------------
 
     def _resync_everyone(self, exclude: Participant | None = None) -> None:
@@ -493,11 +595,23 @@ class Meeting:
             if participant is not exclude:
                 self._spawn(self.sync_subscription(participant))
 
+    async def _resync_all_now(self) -> None:
+        await asyncio.gather(
+            *(self.sync_subscription(p) for p in list(self.participants.values())),
+            return_exceptions=True,
+        )
+
     def _wanted_feeds(self, participant: Participant) -> set[int]:
+        """The live feeds of others that can be had in the participant's room."""
+        room = self.rooms.get(participant.node or "")
+        if room is None:
+            return set()
         return {
             feed_id
             for feed_id, (owner, publication) in self._feeds.items()
-            if owner is not participant and publication.live
+            if owner is not participant
+            and publication.live
+            and (publication.node == room.url or self.mirrors.visible(feed_id, room))
         }
 
     async def sync_subscription(self, participant: Participant) -> None:
@@ -509,12 +623,13 @@ class Meeting:
             if subscription.pending_offer is not None:
                 subscription.needs_sync = True
                 return
-            wanted = self._wanted_feeds(participant)
             try:
-                offer = await self._negotiate(participant, wanted)
+                if participant.node is None and self._feeds:
+                    await self._room_of(participant)
+                offer = await self._negotiate(participant, self._wanted_feeds(participant))
             except _Gone:
                 return
-            except (JanusError, ValueError) as exc:
+            except (JanusError, ValueError, ProtocolError) as exc:
                 # Usually a feed vanished between our look and Janus' answer: try again.
                 subscription.failures += 1
                 log.info("subscription update failed", extra={"error": str(exc)})
@@ -548,10 +663,11 @@ class Meeting:
         return offer
 
     async def _first_offer(self, participant: Participant, wanted: set[int]) -> SubscriberOffer:
-        handle = await SubscriberHandle.attach(self._require_session(), None)
+        room = self._require_room(participant)
+        handle = await SubscriberHandle.attach(room.session, None)
         handle.handle.on_event = self._subscriber_events(participant, handle)
         try:
-            offer = await handle.join(self.janus_room, sorted(wanted))
+            offer = await handle.join(room.janus_room, sorted(wanted))
         except (JanusError, ValueError):
             await handle.close()
             raise
@@ -635,7 +751,8 @@ class Meeting:
         self, participant: Participant, handle: SubscriberHandle, event: JanusEvent
     ) -> None:
         subscription = participant.subscription
-        if subscription.handle is not handle or not self.node.up:
+        room = self.rooms.get(participant.node or "")
+        if subscription.handle is not handle or room is None or not room.up:
             return
         if event.kind == "webrtcup":
             participant.send({"type": "media", "target": "subscriber", "state": "up"})
@@ -661,10 +778,15 @@ class Meeting:
         self.journal.chat(self, message)
         self.broadcast({"type": "chat", "message": message})
 
-    def _require_session(self) -> JanusSession:
-        if self._session is None or not self.node.up:
-            raise ProtocolError("media_error", "the media server is not available")
-        return self._session
+
+async def _destroy_quietly(node: JanusNode, janus_room: int) -> None:
+    if node.control is not None:
+        with contextlib.suppress(JanusError):
+            await destroy_room(node.control, janus_room)
+
+
+def _tracks(publication: Publication) -> int:
+    return sum(len(mids) for mids in publication.mids.values()) or 1
 
 
 def _capture_record(capture: CaptureSession) -> CaptureRecord:

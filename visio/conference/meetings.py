@@ -26,7 +26,7 @@ from visio.conference.records import MeetingRecord, ParticipantRecord, WaiterRec
 from visio.config import Settings
 from visio.db import RoomPolicy, Store
 from visio.janus.client import JanusError
-from visio.janus.nodes import JanusNode, JanusPool, NoJanusNode
+from visio.janus.nodes import JanusNode, JanusPool, NodeLoad, NoJanusNode
 from visio.janus.videoroom import RoomOptions
 from visio.protocol import Join, ProtocolError
 from visio.ratelimit import SlidingWindowLimiter
@@ -87,6 +87,8 @@ class Meetings:
         self.lobbies: defaultdict[str, Lobby] = defaultdict(Lobby)
         self.lobby_limiter = SlidingWindowLimiter(settings.lobby_requests_per_minute)
         self.on_idle: Callable[[str], None] = lambda room_id: None  # nothing left of a room
+        # The load other server processes put on the media nodes (with several of them).
+        self.other_loads: Callable[[], dict[str, NodeLoad]] = dict
         self._locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
         pool.on_node_lost(self._node_lost)
@@ -126,8 +128,8 @@ class Meetings:
             if policy is None:
                 raise ProtocolError("room_not_found", f"no room {message.room!r}", message.ref)
             meeting = self.running.get(message.room)
-            if meeting is not None and not meeting.node.up:
-                await self._move_locked(meeting)  # its media server went away: a new one
+            if meeting is not None and not meeting.media_up:
+                await self._move_locked(meeting)  # a media node of it went away
             meeting = self._usable(message.room)
             if message.resume:
                 back = self._come_back(message, meeting, outbox, identity, on_admitted)
@@ -172,7 +174,7 @@ class Meetings:
 
     def _usable(self, room_id: str) -> Meeting | None:
         meeting = self.running.get(room_id)
-        if meeting is not None and not meeting.closed and meeting.node.up:
+        if meeting is not None and not meeting.closed and meeting.media_up:
             return meeting
         return None
 
@@ -211,40 +213,63 @@ class Meetings:
         if participant.moderator and lobby:
             participant.send(lobby.update_frame())
 
-    def _new_meeting(
-        self, policy_or_record: RoomPolicy | MeetingRecord, node: JanusNode
-    ) -> Meeting:
-        if isinstance(policy_or_record, MeetingRecord):
-            room_id, name = policy_or_record.room, policy_or_record.name
-        else:
-            room_id, name = policy_or_record.room_id, policy_or_record.name
+    def _new_meeting(self, room_id: str, name: str, access: str) -> Meeting:
         meeting = Meeting(
             room_id,
             name,
-            node,
             chat_history_max=self.settings.chat_history_max,
             room_options=RoomOptions(bitrate=self.settings.room_video_bitrate),
             on_empty=self._ended,
+            place=self._place,
             journal=self.journal,
         )
-        meeting.access = policy_or_record.access
+        meeting.access = access
         return meeting
 
     async def _start_meeting(self, policy: RoomPolicy) -> Meeting:
         node = await self._pick_node()
-        meeting = self._new_meeting(policy, node)
+        meeting = self._new_meeting(policy.room_id, policy.name, policy.access)
         try:
-            await meeting.start()
+            await meeting.start(node)
         except JanusError as exc:
             raise ProtocolError("media_error", f"could not start the meeting: {exc}") from exc
         self.running[policy.room_id] = meeting
         return meeting
 
+    # -- media nodes: load and placement -------------------------------------------------
+
+    def node_loads(self) -> dict[str, NodeLoad]:
+        """What each media node carries: this process's meetings, and the others' (with
+        several server processes, from Redis)."""
+        loads: defaultdict[str, NodeLoad] = defaultdict(NodeLoad)
+        for meeting in self.running.values():
+            for url, load in meeting.load().items():
+                loads[url] += load
+        for url, load in self.other_loads().items():
+            loads[url] += load
+        return dict(loads)
+
     async def _pick_node(self) -> JanusNode:
+        """The least loaded usable node, for a new meeting (waiting a little for one)."""
         try:
-            return await self.pool.pick_when_up(NODE_WAIT_S)
+            return await self.pool.pick_when_up(NODE_WAIT_S, self.node_loads)
         except NoJanusNode as exc:
             raise ProtocolError("media_error", str(exc)) from exc
+
+    async def _place(self, meeting: Meeting) -> JanusNode:
+        """Where a person of this meeting goes: the meeting's first room whose node has
+        room for them (it fills one node, then spreads), else the least loaded node."""
+        loads = self.node_loads()
+        adds = 2 * (meeting.live_feeds() + 1)  # the streams one more person costs a node
+        capacity = self.settings.janus_node_streams
+        for room in meeting.rooms.values():
+            if room.up and not room.node.draining:
+                if loads.get(room.url, NodeLoad()).streams + adds <= capacity:
+                    return room.node
+        spread = [n for n in self.pool.usable() if n.url not in meeting.rooms]
+        if spread:
+            return self.pool.least_loaded(spread, loads)
+        return await self._pick_node()
 
     def _joined(self, meeting: Meeting, participant: Participant, resumed: bool) -> dict[str, Any]:
         return {
@@ -541,32 +566,35 @@ class Meetings:
 
     def _node_lost(self, node: JanusNode) -> None:
         """Janus went away with the meetings' media: each goes on, on a live node."""
-        for meeting in [m for m in self.running.values() if m.node is node]:
+        self.move_off(node)
+
+    def move_off(self, node: JanusNode) -> None:
+        """Move every meeting's people off this node (lost, or drained by an operator)."""
+        for meeting in [m for m in self.running.values() if node in m.nodes()]:
             self._spawn(self._move(meeting))
 
     async def _move(self, meeting: Meeting) -> None:
         async with self._locks.hold(meeting.room_id):
-            if self.running.get(meeting.room_id) is meeting and not meeting.node.up:
+            if self.running.get(meeting.room_id) is meeting:
                 await self._move_locked(meeting)
 
     async def _move_locked(self, meeting: Meeting) -> None:
+        """Its rooms on nodes that are down (or draining) go; the people there start their
+        media anew in another room, on another node."""
+        gone = {url for url, room in meeting.rooms.items() if not room.up or room.node.draining}
+        moved = await meeting.drop_rooms(gone)
         try:
-            meeting.node = await self._pick_node()
-            await meeting.restart_media()
+            if not meeting.rooms:
+                await meeting.start(await self._pick_node())
         except (ProtocolError, JanusError) as exc:
             log.error("meeting lost its media", extra={"room": meeting.room_id, "error": str(exc)})
             self._drop_everyone(meeting)
             return
-        self._restart_connected(meeting)
-        log.info("meeting moved", extra={"room": meeting.room_id, "janus": meeting.node.url})
-
-    def _restart_connected(self, meeting: Meeting) -> None:
-        """Those connected start their media afresh now (a `joined` that is not `resumed`);
-        the others will when they come back."""
-        for participant in meeting.participants.values():
+        for participant in moved:
             if participant.connected:
                 participant.media_reset = False
                 participant.send(self._joined(meeting, participant, resumed=False))
+        log.info("meeting moved", extra={"room": meeting.room_id, "people": len(moved)})
 
     def _drop_everyone(self, meeting: Meeting) -> None:
         del self.running[meeting.room_id]
@@ -626,11 +654,13 @@ class Meetings:
         participants: list[ParticipantRecord],
         chat: list[dict[str, Any]],
     ) -> None:
-        node = self.pool.node(record.node)
-        meeting = self._new_meeting(record, node if node and node.up else await self._pick_node())
+        meeting = self._new_meeting(record.room, record.name, record.access)
         self.captures.restore(meeting, record.capture)
+        nodes = {node.url: node for node in self.pool.nodes}
+        media_kept = await meeting.take_over(record, participants, chat, nodes)
         try:
-            media_kept = await meeting.take_over(record, participants, chat)
+            if not meeting.rooms:
+                await meeting.start(await self._pick_node())
         except JanusError as exc:
             raise ProtocolError("media_error", f"could not restore the meeting: {exc}") from exc
         self.running[record.room] = meeting

@@ -32,6 +32,9 @@ class Publication:
     handle: PublisherHandle
     live: bool = False  # Janus said the peer connection is up: others may subscribe
     mids: dict[str, list[str]] = field(default_factory=dict)  # media -> mids of the offer
+    streams: list[dict[str, Any]] = field(default_factory=list)  # as Janus describes them
+    audiolevel: int | None = None  # the offer's audio level extension id
+    node: str = ""  # the node of the room it is published in
 
     @property
     def feed_id(self) -> int:
@@ -86,6 +89,7 @@ class Participant:
     identity: Identity = GUEST
     role: Role = "participant"
     silenced: set[str] = field(default_factory=set)  # media a moderator stopped at Janus
+    node: str | None = None  # the node of the meeting's room they are placed in
     media_reset: bool = False  # the media server lost their connections: start them anew
 
     def __post_init__(self) -> None:
@@ -106,11 +110,17 @@ class Participant:
             resume=self.resume_digest,
             identity=IdentityRecord.of(self.identity),
             role=self.role,
+            node=self.node,
             silenced=sorted(self.silenced),
             connected=self.connected,
             publications={
                 target: PublicationRecord(
-                    handle=p.handle.handle.id, feed=p.feed_id, live=p.live, mids=p.mids
+                    handle=p.handle.handle.id,
+                    feed=p.feed_id,
+                    live=p.live,
+                    mids=p.mids,
+                    streams=p.streams,
+                    audiolevel=p.audiolevel,
                 )
                 for target, p in self.publications.items()
             },

@@ -51,15 +51,35 @@ class CaptureRecord(Record):
     recording: bool
 
 
+class MediaRoomRecord(Record):
+    node: str  # the Janus node's URL
+    janus_room: int
+    session: int  # the Janus session that holds the handles of the people placed there
+
+
+class MirrorRecord(Record):
+    """A feed of one node's room published again in another node's room."""
+
+    source: str  # node URLs
+    target: str
+    source_room: int
+    source_feed: int
+    remote_id: str
+    target_room: int
+    target_feed: int
+    port: int
+    rtcp_port: int
+    mids: dict[str, str] = {}
+
+
 class MeetingRecord(Record):
     room: str
     name: str
     access: str
     locked: bool = False
     banned: list[str] = []
-    node: str  # the Janus node's URL
-    janus_room: int
-    session: int  # the Janus session that holds every handle of the meeting
+    rooms: list[MediaRoomRecord]  # the first is where the meeting started
+    mirrors: list[MirrorRecord] = []
     chat_seq: int = 0
     capture: CaptureRecord | None = None
 
@@ -69,6 +89,8 @@ class PublicationRecord(Record):
     feed: int
     live: bool
     mids: dict[str, list[str]] = {}
+    streams: list[dict[str, Any]] = []  # Janus' description, for mirroring the feed
+    audiolevel: int | None = None  # the audio level extension's id in the offer
 
 
 class SubscriptionRecord(Record):
@@ -87,6 +109,7 @@ class ParticipantRecord(Record):
     resume: str  # digest of the resume token
     identity: IdentityRecord
     role: Role
+    node: str | None = None  # the node of the room they are placed in
     silenced: list[str] = []
     connected: bool = False  # their connection is up (or they are within the grace)
     publications: dict[str, PublicationRecord] = {}

@@ -1,7 +1,8 @@
 """The Janus media nodes this server places meetings on.
 
-Each node has one connection and one control handle (room create/destroy). A new
-meeting goes to the connected node with the fewest participants.
+Each node has one connection and one control handle (room create/destroy). A new meeting
+goes to the usable node (connected, not draining) that carries the least: forwarded
+streams against the node's capacity, or its CPU when the node reports it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ class JanusNode:
     connection: JanusConnection | None = None
     control_session: JanusSession | None = None
     control: JanusHandle | None = None
-    participants: int = 0
-    meetings: int = 0
+    draining: bool = False  # an operator takes it out: no new meeting, its people move
     on_lost: list[Callable[[JanusNode], None]] = field(default_factory=list, repr=False)
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -54,7 +54,6 @@ class JanusNode:
         while True:
             if self.connection is not None and self.up:
                 await self.connection.closed.wait()
-                self.meetings = self.participants = 0
                 log.error("janus node lost", extra={"janus": self.url})
                 for listener in self.on_lost:
                     listener(self)
@@ -81,9 +80,46 @@ class NoJanusNode(Exception):
     pass
 
 
+@dataclass
+class NodeLoad:
+    """What a node carries (summed over the server processes that use it)."""
+
+    meetings: int = 0
+    participants: int = 0
+    streams: int = 0  # tracks forwarded: each subscriber's, and each mirror's
+    cpu: float | None = None  # share of the node's cores its Janus uses, when reported
+
+    def __add__(self, other: NodeLoad) -> NodeLoad:
+        cpus = [c for c in (self.cpu, other.cpu) if c is not None]
+        return NodeLoad(
+            self.meetings + other.meetings,
+            self.participants + other.participants,
+            self.streams + other.streams,
+            max(cpus) if cpus else None,
+        )
+
+    def score(self, capacity: int) -> float:
+        """How full the node is, 0 (idle) to 1 (full) and beyond."""
+        return max(self.streams / max(1, capacity), self.cpu or 0.0)
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "meetings": self.meetings,
+            "participants": self.participants,
+            "streams": self.streams,
+            "cpu": self.cpu,
+        }
+
+
+Loads = Callable[[], dict[str, NodeLoad]]
+
+
 class JanusPool:
-    def __init__(self, urls: list[str], api_secret: str, admin_key: str) -> None:
+    def __init__(
+        self, urls: list[str], api_secret: str, admin_key: str, capacity: int = 2000
+    ) -> None:
         self.nodes = [JanusNode(url, api_secret, admin_key) for url in urls]
+        self.capacity = capacity  # streams a node forwards at full load
 
     async def start(self) -> None:
         results = await asyncio.gather(
@@ -105,23 +141,27 @@ class JanusPool:
         for node in self.nodes:
             node.on_lost.append(listener)
 
-    async def pick_when_up(self, timeout: float) -> JanusNode:
-        """A node, waiting up to `timeout` seconds for one to come (back) up."""
+    async def pick_when_up(self, timeout: float, loads: Loads) -> JanusNode:
+        """The least loaded usable node, waiting up to `timeout` seconds for one."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            try:
-                return self.pick()
-            except NoJanusNode:
-                if loop.time() >= deadline:
-                    raise
-                await asyncio.sleep(0.2)
+            usable = self.usable()
+            if usable:
+                return self.least_loaded(usable, loads())
+            if loop.time() >= deadline:
+                raise NoJanusNode("no media server is available")
+            await asyncio.sleep(0.2)
 
-    def pick(self) -> JanusNode:
-        candidates = [node for node in self.nodes if node.up]
-        if not candidates:
-            raise NoJanusNode("no media server is available")
-        return min(candidates, key=lambda node: (node.participants, node.meetings))
+    def usable(self) -> list[JanusNode]:
+        return [node for node in self.nodes if node.up and not node.draining]
+
+    def least_loaded(self, nodes: list[JanusNode], loads: dict[str, NodeLoad]) -> JanusNode:
+        def weight(node: JanusNode) -> tuple[float, int, int]:
+            load = loads.get(node.url, NodeLoad())
+            return (load.score(self.capacity), load.participants, load.meetings)
+
+        return min(nodes, key=weight)
 
     async def close(self) -> None:
         await asyncio.gather(*(node.close() for node in self.nodes), return_exceptions=True)

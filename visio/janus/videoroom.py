@@ -122,6 +122,12 @@ async def room_exists(handle: JanusHandle, room: int) -> bool:
     return bool(data.get("exists"))
 
 
+@dataclass(frozen=True)
+class Published:
+    sdp: str  # Janus' answer
+    streams: list[dict[str, Any]]  # Janus' description of each stream of the feed
+
+
 class PublisherHandle:
     """Publishes one target (camera or screen) of one participant."""
 
@@ -135,8 +141,9 @@ class PublisherHandle:
     ) -> PublisherHandle:
         return cls(await session.attach(PLUGIN, on_event), feed_id)
 
-    async def publish(self, room: int, display: str, offer_sdp: str) -> str:
-        """Join the room as this feed and publish the offer; return Janus' answer SDP."""
+    async def publish(self, room: int, display: str, offer_sdp: str) -> Published:
+        """Join the room as this feed and publish the offer: Janus' answer, and how Janus
+        describes the feed's streams (what mirroring it to another node needs)."""
         reply = await self.handle.message(
             {
                 "request": "joinandconfigure",
@@ -149,7 +156,7 @@ class PublisherHandle:
         )
         if reply.jsep is None or reply.jsep.get("type") != "answer":
             raise ValueError("Janus gave no answer to the offer")
-        return str(reply.jsep["sdp"])
+        return Published(str(reply.jsep["sdp"]), list(reply.data.get("streams", [])))
 
     async def record(self, base: str | None) -> None:
         """Record every track of this feed to `<base>-<media>-<index>.mjr`, or stop (None)."""
