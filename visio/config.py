@@ -125,7 +125,9 @@ class Settings(BaseSettings):
 
     # Logs
     log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="'auto': text on a terminal, JSON lines otherwise"
+    )
 
     @field_validator("log_level")
     @classmethod
