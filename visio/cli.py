@@ -188,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--speaker", action="append", help="name of each file's speaker, in order"
     )
     transcribe.add_argument("--config", help="TOML config file (or VISIO_CONFIG)")
+    transcribe.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        help="use the speech model of this state folder (default: the user's cache, "
+        "~/.cache/visio/models)",
+    )
     transcribe.set_defaults(func=cmd_transcribe)
 
     worker = commands.add_parser(

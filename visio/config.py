@@ -171,6 +171,11 @@ class Settings(BaseSettings):
         return self.data_dir / "models"
 
     @property
+    def data_dir_configured(self) -> bool:
+        """Whether data_dir was set (config file, environment, option), not defaulted."""
+        return "data_dir" in self.model_fields_set
+
+    @property
     def embedded_janus(self) -> bool:
         return not self.janus_urls
 
@@ -256,6 +261,17 @@ def _check_cluster(settings: Settings) -> None:
         )
     if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("redis_url must start with redis://, rediss:// or unix://")
+
+
+def user_cache_dir() -> Path:
+    """Visio's folder in the user's cache (XDG): $XDG_CACHE_HOME/visio, else ~/.cache/visio."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        return Path(base) / "visio"
+    try:
+        return Path.home() / ".cache" / "visio"
+    except RuntimeError as exc:
+        raise ConfigError("no home folder to cache the speech model in: set HOME") from exc
 
 
 def ensure_secrets(settings: Settings) -> None:
