@@ -28,15 +28,30 @@ disable_system_janus() {
     fi
 }
 
+# The package is installed once per version of pyproject.toml and of what this function
+# installs (a stamp in .venv), so that a restart takes a second, not a pip run. The install
+# is editable: code changes need no reinstall.
+RESEMBLYZER="resemblyzer==0.1.4"
+
 python_venv() {
     local extras="$1"
+    local stamp=.venv/.visio-installed
+    local key
+    key="$(sha256sum <pyproject.toml | cut -c1-16) extras=${extras} ${RESEMBLYZER}"
+    if [ -x .venv/bin/python ] && .venv/bin/python -c "" 2>/dev/null \
+        && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+        return
+    fi
     if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi
     if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+    echo "visio: installing the Python package${extras:+ with $extras} in .venv" >&2
+    rm -f "$stamp"
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
     .venv/bin/python -m pip install -q -e ".${extras}"
     # The speaker encoder's weights ship inside resemblyzer's wheel; Visio runs them with
     # numpy, so none of its dependencies (torch above all, several GB) are installed.
-    .venv/bin/python -m pip install -q --no-deps "resemblyzer==0.1.4"
+    .venv/bin/python -m pip install -q --no-deps "$RESEMBLYZER"
+    echo "$key" >"$stamp"
 }
 
 # The tests' OpenID Connect provider runs on Node.js (Debian's is recent enough); its
