@@ -54,6 +54,49 @@ python_venv() {
     echo "$key" >"$stamp"
 }
 
+# The unprivileged system account the server, Janus and the transcription tools run as:
+# no password, no login shell, its home is the data folder it owns.
+service_user() {
+    local user="$1" home="$2"
+    if ! id -u "$user" >/dev/null 2>&1; then
+        echo "visio: creating the system user $user" >&2
+        as_root useradd --system --user-group --home-dir "$home" --no-create-home \
+            --shell /usr/sbin/nologin "$user"
+    fi
+}
+
+# The service user must read (not write) the checkout and run its Python. When a folder on
+# the way is closed to others (a checkout in /root), it gets a traverse-only ACL for that
+# user alone (`setfacl -m u:USER:x`), nothing else.
+let_reach() {
+    local user="$1" python=.venv/bin/python
+    local path folder part parts
+    if _runs_visio "$user" "$python"; then return; fi
+    for path in "$PWD/.venv" "$(readlink -f "$python")"; do
+        # From / down, each folder above `path`: one is reachable once those above it are.
+        IFS=/ read -ra parts <<<"$(dirname "$path")"
+        folder=""
+        for part in "${parts[@]}"; do
+            [ -n "$part" ] || continue
+            folder="$folder/$part"
+            if ! as_root runuser -u "$user" -- test -x "$folder"; then
+                command -v setfacl >/dev/null 2>&1 || apt_install acl
+                echo "visio: letting $user traverse $folder (setfacl -m u:$user:x)" >&2
+                as_root setfacl -m "u:$user:x" "$folder"
+            fi
+        done
+    done
+    if ! _runs_visio "$user" "$python"; then
+        echo "visio: the user $user cannot read $PWD or run $python:" \
+            "make them readable by $user (or install Visio in /opt/visio)" >&2
+        return 1
+    fi
+}
+
+_runs_visio() {
+    as_root runuser -u "$1" -- "$2" -c "import visio" 2>/dev/null
+}
+
 # The tests' OpenID Connect provider runs on Node.js (Debian's is recent enough); its
 # packages come from package-lock.json, reinstalled only when that file changes.
 node_packages() {

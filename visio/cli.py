@@ -27,9 +27,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from visio.logs import setup_logging
+    from visio.privileges import private_files, refuse_root
     from visio.server import DrainingServer, create_app
 
     settings = _settings(args)
+    refuse_root(settings, "serve")
+    private_files(settings)
     setup_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     config = uvicorn.Config(
@@ -121,6 +124,7 @@ def _jobs_at_once(value: str) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from visio.logs import setup_logging
+    from visio.privileges import private_files, refuse_root
 
     settings = _settings(args)
     if settings.job_queue != "procrastinate":
@@ -131,6 +135,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    refuse_root(settings, "worker")
+    private_files(settings)
     setup_logging(settings.log_level, settings.log_format)
     from visio.transcripts.queue import run_worker
 

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
         "auto", description="'auto': text on a terminal, JSON lines otherwise"
     )
 
+    # Process
+    allow_root: bool = Field(
+        False, description="Let `visio serve` and `visio worker` run as root (not advised)"
+    )
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
