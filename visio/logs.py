@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn's copy of the message with terminal colour codes: noise in either format
+_LEFT_OUT = _STANDARD | {"color_message"}
 
 
 def _context(record: logging.LogRecord) -> dict[str, object]:
@@ -20,7 +22,7 @@ def _context(record: logging.LogRecord) -> dict[str, object]:
     return {
         key: value
         for key, value in vars(record).items()
-        if key not in _STANDARD and not key.startswith("_")
+        if key not in _LEFT_OUT and not key.startswith("_")
     }
 
 

@@ -72,6 +72,12 @@ def test_standard_record_attributes_are_left_out(logged):
     assert set(lines(stream)[0]) == {"ts", "level", "logger", "msg"}
 
 
+def test_uvicorns_coloured_copy_of_the_message_is_left_out(logged):
+    logger, stream = logged
+    logger.info("Started server process [%d]", 7, extra={"color_message": "\x1b[36m%d\x1b[0m"})
+    assert set(lines(stream)[0]) == {"ts", "level", "logger", "msg"}
+
+
 def test_multi_line_messages_stay_on_one_line(logged):
     logger, stream = logged
     logger.error("line one\nline two", extra={"detail": "a\nb"})
