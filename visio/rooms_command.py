@@ -13,11 +13,16 @@ rights before anyone signed in.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import pwd
 import re
 import sys
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from visio.config import Settings
 from visio.db import (
@@ -106,7 +111,11 @@ def add_rooms_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--access", choices=ACCESS_LEVELS, help="who may enter (default public)")
+    parser.add_argument(
+        "--access",
+        choices=ACCESS_LEVELS,
+        help="who enters without waiting: anyone, signed-in people, or members",
+    )
     parser.add_argument(
         "--owner", metavar="EMAIL", help="the account that owns the room (signed in once)"
     )
@@ -115,7 +124,7 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
 async def run_rooms(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _check(args)
-        _check_user(settings)
+        _check_database(settings)
         store = Store(settings.sqlalchemy_url)
         try:
             await store.migrate()
@@ -127,6 +136,15 @@ async def run_rooms(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     except Refused as exc:
         print(f"visio: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, DBAPIError) as exc:
+        database = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+        why = exc.orig if isinstance(exc, DBAPIError) else exc.strerror or exc
+        print(
+            f"visio: cannot use the database {database}: {why} "
+            "(run this as the user the server runs as, with its --config or --data-dir)",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -158,25 +176,36 @@ def _check(args: argparse.Namespace) -> None:
                              "--language")  # fmt: skip
 
 
-def _check_user(settings: Settings) -> None:
-    """Root must not write the server's SQLite database: a file SQLite makes as root (the
-    database itself, a journal left by a crash) would be unreadable to the server."""
-    if os.geteuid() != 0 or not settings.sqlalchemy_url.startswith("sqlite"):
+def _check_database(settings: Settings) -> None:
+    """With SQLite, that this user may write the database and its folder, checked before
+    SQLite fails to open it (and leaves a thread that prints a traceback). Root must not
+    write the server's database: a file SQLite makes as root (the database, a journal left
+    by a crash) would be unreadable to the server."""
+    url = make_url(settings.sqlalchemy_url)
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
         return
+    database = Path(url.database)
     try:
-        owner = settings.data_dir.stat().st_uid
+        owner = database.parent.stat().st_uid
     except FileNotFoundError:
-        return
-    if owner != 0:
-        try:
-            name = pwd.getpwuid(owner).pw_name
-        except KeyError:
-            name = str(owner)
+        return  # the store makes it, or says why it cannot
+    if os.geteuid() == 0 and owner != 0:
+        name = _user_name(owner)
         raise UsageError(
-            f"{settings.data_dir} belongs to {name}: run this command as that user "
+            f"{database.parent} belongs to {name}: run this command as that user "
             f"(sudo -u {name} .venv/bin/visio rooms …), so that the server can still open "
             "what it writes"
         )
+    for path in (database.parent, database):
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _room_id(room_id: str) -> None:

@@ -431,3 +431,19 @@ def test_root_is_sent_to_the_user_who_owns_the_database(capsys, data_dir):
     assert f"{data_dir} belongs to nobody: run this command as that user" in err
     assert "sudo -u nobody" in err
     assert not (data_dir / "visio.db").exists()
+
+
+def test_a_database_that_cannot_be_opened_exits_1_without_traceback(capsys, tmp_path):
+    (tmp_path / "not-a-folder").write_text("")
+    code, out, err = run(capsys, "rooms", "--data-dir", str(tmp_path / "not-a-folder"), "list")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"visio: cannot use the database sqlite+aiosqlite:///{tmp_path}")
+    assert "Traceback" not in err
+
+
+def test_a_database_url_is_shown_without_its_password(capsys, data_dir, monkeypatch):
+    monkeypatch.setenv("VISIO_DATABASE_URL", "postgresql+asyncpg://visio:s3cret@127.0.0.1:1/v")
+    code, _, err = run(capsys, "rooms", "list")
+    assert code == 1
+    assert "postgresql+asyncpg://visio:***@127.0.0.1:1/v" in err
+    assert "s3cret" not in err and "Traceback" not in err
