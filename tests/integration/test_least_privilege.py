@@ -112,3 +112,37 @@ def test_serve_says_when_its_user_cannot_write_the_data_dir():
     assert f"cannot use data_dir {data} as user {SERVICE_USER}: not writable" in result.stderr
     assert f"chown -R {SERVICE_USER} {data}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_speech_model_its_user_cannot_read_is_named_as_such():
+    """An operator's model folder readable by root only: the job says so, not 'missing'."""
+    account = pwd.getpwnam(SERVICE_USER)
+    closed = Path(tempfile.mkdtemp(prefix="visio-test-model-"))  # 0700, root's
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", CHECK_MODEL, str(closed / "whisper")],
+            capture_output=True,
+            text=True,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            timeout=30,
+        )
+    finally:
+        closed.rmdir()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        f"speech_model_dir {closed / 'whisper'} cannot be read by the user Visio runs as "
+        f"(uid {account.pw_uid})"
+    ), result.stdout
+
+
+CHECK_MODEL = """
+import sys
+from pathlib import Path
+from visio.speech.model import ModelError, check_model_dir
+try:
+    check_model_dir(Path(sys.argv[1]))
+except ModelError as exc:
+    print(exc)
+"""
