@@ -9,6 +9,9 @@ cd "$(dirname "$0")"
 apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv postgresql
 disable_system_janus
 python_venv "[test]"
+# Every integration test runs the server as this unprivileged user, as run.sh does.
+service_user visio "$PWD/var"
+let_reach visio
 node_packages tests/idp
 .venv/bin/ruff check visio tests bench
 .venv/bin/ruff format --check visio tests bench

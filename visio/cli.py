@@ -27,9 +27,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from visio.logs import setup_logging
+    from visio.privileges import private_files, refuse_root
     from visio.server import DrainingServer, create_app
 
     settings = _settings(args)
+    refuse_root(settings, "serve")
+    private_files(settings)
     setup_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     config = uvicorn.Config(
@@ -46,55 +49,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _rooms_create(settings: Settings, args: argparse.Namespace) -> int:
-    import re
-
-    from visio.db import RoomExists, Store
-    from visio.protocol import ROOM_ID_PATTERN
-
-    if args.id is not None and not re.fullmatch(ROOM_ID_PATTERN, args.id):
-        print(
-            f"visio: invalid room id {args.id!r}: use 3-64 lowercase letters, digits and "
-            "dashes, not starting or ending with a dash",
-            file=sys.stderr,
-        )
-        return 2
-    store = Store(settings.sqlalchemy_url)
-    try:
-        await store.migrate()
-        room = await store.create_room(
-            name=args.name, room_id=args.id, permanent=args.id is not None or args.permanent
-        )
-    except RoomExists:
-        print(f"visio: room {args.id!r} exists already", file=sys.stderr)
-        return 1
-    finally:
-        await store.close()
-    base = settings.public_url.rstrip("/") or f"http://localhost:{settings.port}"
-    print(f"{base}/{room.id}")
-    return 0
-
-
-async def _rooms_list(settings: Settings) -> int:
-    from visio.db import Store
-
-    store = Store(settings.sqlalchemy_url)
-    try:
-        await store.migrate()
-        rooms = await store.list_rooms()
-    finally:
-        await store.close()
-    for room in rooms:
-        kind = "permanent" if room.permanent else "meeting"
-        print(f"{room.id}\t{kind}\t{room.created_at:%Y-%m-%d %H:%M}\t{room.name}")
-    return 0
-
-
 def cmd_rooms(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    if args.action == "create":
-        return asyncio.run(_rooms_create(settings, args))
-    return asyncio.run(_rooms_list(settings))
+    from visio.rooms_command import run_rooms
+
+    return asyncio.run(run_rooms(_settings(args), args))
 
 
 def cmd_bot(args: argparse.Namespace) -> int:
@@ -121,6 +79,7 @@ def _jobs_at_once(value: str) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from visio.logs import setup_logging
+    from visio.privileges import private_files, refuse_root
 
     settings = _settings(args)
     if settings.job_queue != "procrastinate":
@@ -131,6 +90,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    refuse_root(settings, "worker")
+    private_files(settings)
     setup_logging(settings.log_level, settings.log_format)
     from visio.transcripts.queue import run_worker
 
@@ -139,6 +100,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from visio.rooms_command import add_rooms_parser
+
     parser = argparse.ArgumentParser(
         prog="visio", description="Sovereign video conferencing on Janus."
     )
@@ -152,16 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", dest="data_dir", help="state folder (default ./var)")
     serve.set_defaults(func=cmd_serve)
 
-    rooms = commands.add_parser("rooms", help="create or list rooms")
-    rooms.add_argument("--config", help="TOML config file (or VISIO_CONFIG)")
-    rooms.add_argument("--data-dir", dest="data_dir")
-    room_actions = rooms.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = room_actions.add_parser("create", help="create a room and print its link")
-    create.add_argument("--name", help="a human name for the room")
-    create.add_argument("--id", help="a fixed id for a permanent named room, e.g. team-weekly")
-    create.add_argument("--permanent", action="store_true", help="keep the room for good")
-    room_actions.add_parser("list", help="list the rooms")
-    rooms.set_defaults(func=cmd_rooms)
+    add_rooms_parser(commands).set_defaults(func=cmd_rooms)
 
     bot = commands.add_parser("bot", help="join a room and publish a test pattern and tone")
     bot.add_argument("link", help="meeting link (https://host/abc-defg-hij) or room id")
@@ -188,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--speaker", action="append", help="name of each file's speaker, in order"
     )
     transcribe.add_argument("--config", help="TOML config file (or VISIO_CONFIG)")
+    transcribe.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        help="use the speech model of this state folder (default: the user's cache, "
+        "~/.cache/visio/models)",
+    )
     transcribe.set_defaults(func=cmd_transcribe)
 
     worker = commands.add_parser(

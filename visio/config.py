@@ -131,7 +131,14 @@ class Settings(BaseSettings):
 
     # Logs
     log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="'auto': text on a terminal, JSON lines otherwise"
+    )
+
+    # Process
+    allow_root: bool = Field(
+        False, description="Let `visio serve` and `visio worker` run as root (not advised)"
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -173,6 +180,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Where the default speech model is assembled from its PyPI wheels."""
         return self.data_dir / "models"
+
+    @property
+    def data_dir_configured(self) -> bool:
+        """Whether data_dir was set (config file, environment, option), not defaulted."""
+        return "data_dir" in self.model_fields_set
 
     @property
     def embedded_janus(self) -> bool:
@@ -260,6 +272,17 @@ def _check_cluster(settings: Settings) -> None:
         )
     if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("redis_url must start with redis://, rediss:// or unix://")
+
+
+def user_cache_dir() -> Path:
+    """Visio's folder in the user's cache (XDG): $XDG_CACHE_HOME/visio, else ~/.cache/visio."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        return Path(base) / "visio"
+    try:
+        return Path.home() / ".cache" / "visio"
+    except RuntimeError as exc:
+        raise ConfigError("no home folder to cache the speech model in: set HOME") from exc
 
 
 def ensure_secrets(settings: Settings) -> None:

@@ -38,6 +38,8 @@ Access = Literal["public", "trusted", "restricted"]
 MemberRole = Literal["member", "admin"]
 Language = Literal["auto", "en", "fr"]
 ACCESS_LEVELS: tuple[Access, ...] = ("public", "trusted", "restricted")
+MEMBER_ROLES: tuple[MemberRole, ...] = ("member", "admin")
+LANGUAGES: tuple[Language, ...] = ("auto", "en", "fr")
 CaptureStatus = Literal["capturing", "queued", "running", "done", "failed"]
 CLAIM_CANDIDATES = 20
 
@@ -203,6 +205,14 @@ class Store:
         async with self.sessions() as session:
             return await session.get(User, user_id)
 
+    async def users_with_email(self, email: str) -> list[User]:
+        """The people who signed in with this email (normally one), oldest first."""
+        async with self.sessions() as session:
+            result = await session.scalars(
+                select(User).where(User.email == normalise_email(email)).order_by(User.created_at)
+            )
+            return list(result)
+
     async def open_session(self, user_id: str, ttl_s: int) -> str:
         token = secrets.token_urlsafe(32)
         now = _now()
@@ -302,6 +312,15 @@ class Store:
                 room.access = access
             if language is not None:
                 room.language = language
+        return room
+
+    async def set_room_owner(self, room_id: str, owner_id: str | None) -> Room | None:
+        """Give the room to this user (None: to nobody); None if there is no such room."""
+        async with self.sessions.begin() as session:
+            room = await session.get(Room, room_id)
+            if room is None:
+                return None
+            room.owner_id = owner_id
         return room
 
     async def delete_room(self, room_id: str) -> bool:

@@ -149,6 +149,27 @@ async def test_sign_in_again_is_the_same_user_refreshed(store):
     assert elsewhere.email is None
 
 
+async def test_users_are_found_by_email(store):
+    ann = await store.sign_in(ISSUER, "ann", "Ann@Example.org", "Ann")
+    await asyncio.sleep(0.002)
+    again = await store.sign_in("https://other.example", "a-1", "ann@example.org", "Ann")
+    await store.sign_in(ISSUER, "bob", "bob@example.org", "Bob")
+    await store.sign_in(ISSUER, "anon", None, "Nobody")
+    assert [u.id for u in await store.users_with_email(" ANN@example.org")] == [ann.id, again.id]
+    assert await store.users_with_email("cy@example.org") == []
+
+
+async def test_a_room_is_given_to_an_owner_and_taken_back(store):
+    ann = await store.sign_in(ISSUER, "ann", "ann@example.org", "Ann")
+    room = await store.create_room(room_id="team-weekly")
+    assert (await store.set_room_owner(room.id, ann.id)).owner_id == ann.id
+    assert (await store.get_room(room.id)).owner_id == ann.id
+    assert [(r.id, role) for r, role in await store.rooms_of(ann)] == [(room.id, "owner")]
+    assert (await store.set_room_owner(room.id, None)).owner_id is None
+    assert (await store.policy(room.id)).owner_id is None
+    assert await store.set_room_owner("no-such-room", ann.id) is None
+
+
 async def test_sessions_open_expire_and_close(store):
     user = await store.sign_in(ISSUER, "ann", None, "Ann")
     token = await store.open_session(user.id, ttl_s=3600)

@@ -77,6 +77,24 @@ def test_one_track_with_two_voices_is_split(model_dir: Path, tmp_path: Path):
     assert first and second and first != second
 
 
+def test_the_default_model_goes_to_the_user_cache_not_the_working_folder(tmp_path: Path):
+    """Run anywhere, `visio transcribe` assembles Whisper in ~/.cache (XDG), not in ./var."""
+    work, cache = tmp_path / "work", tmp_path / "cache"
+    work.mkdir()
+    speak(ALICE, work / "alice.wav")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISIO_")}
+    env["XDG_CACHE_HOME"] = str(cache)
+    result = subprocess.run(
+        [sys.executable, "-m", "visio", "transcribe", "alice.wav"],
+        capture_output=True, text=True, env=env, cwd=work, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (cache / "visio" / "models" / "whisper-base" / "model.bin").is_file()
+    assert sorted(p.name for p in work.iterdir()) == [
+        f"alice.{e}" for e in ("docx", "json", "md", "srt", "vtt", "wav")
+    ]
+
+
 def test_bad_input_gives_clear_errors(model_dir: Path, tmp_path: Path):
     missing = visio(model_dir, "nope.wav", cwd=tmp_path)
     assert missing.returncode == 2 and "no such file: nope.wav" in missing.stderr

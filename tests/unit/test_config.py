@@ -179,3 +179,39 @@ def test_remote_janus_secrets_are_not_invented():
     settings = Settings(janus_urls=["ws://10.0.0.5:8188"])
     ensure_secrets(settings)
     assert (settings.janus_api_secret, settings.janus_admin_key) == ("", "")
+
+
+# -- where `visio transcribe` keeps the speech model ----------------------------------------
+
+
+def test_transcribe_keeps_its_model_in_the_xdg_cache(tmp_path, monkeypatch):
+    from visio.transcripts.command import models_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert models_dir(load_settings()) == tmp_path / "cache" / "visio" / "models"
+
+
+@pytest.mark.parametrize("xdg", [None, "", "relative/cache"])
+def test_transcribe_falls_back_to_the_home_cache(tmp_path, monkeypatch, xdg):
+    from visio.transcripts.command import models_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if xdg is None:
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", xdg)  # the XDG spec: relative is ignored
+    assert models_dir(load_settings()) == tmp_path / ".cache" / "visio" / "models"
+
+
+def test_transcribe_uses_a_configured_data_dir_as_the_server_does(tmp_path, monkeypatch):
+    from visio.transcripts.command import models_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert models_dir(load_settings(data_dir=tmp_path / "opt")) == tmp_path / "opt" / "models"
+    monkeypatch.setenv("VISIO_DATA_DIR", "/srv/visio")
+    assert models_dir(load_settings()) == Path("/srv/visio/models")
+    monkeypatch.delenv("VISIO_DATA_DIR")
+    monkeypatch.setenv("VISIO_CONFIG", str(write_toml(tmp_path, 'data_dir = "/srv/v"\n')))
+    assert models_dir(load_settings()) == Path("/srv/v/models")
+    monkeypatch.setenv("VISIO_CONFIG", str(write_toml(tmp_path, "port = 9000\n")))
+    assert models_dir(load_settings()) == tmp_path / "cache" / "visio" / "models"

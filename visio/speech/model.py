@@ -54,7 +54,16 @@ def resolve_model_dir(configured: str | Path | None, cache_dir: Path) -> Path:
 
 def check_model_dir(folder: Path) -> Path:
     """`folder` if it holds a CTranslate2 Whisper model, else ModelError naming what lacks."""
-    if not folder.is_dir():
+    try:
+        is_dir = folder.is_dir()
+    except PermissionError:
+        is_dir = None
+    if is_dir is None or (is_dir and not os.access(folder, os.R_OK | os.X_OK)):
+        raise ModelError(
+            f"speech_model_dir {folder} cannot be read by the user Visio runs as "
+            f"(uid {os.geteuid()}): make it and the folders above it readable to that user"
+        )
+    if not is_dir:
         raise ModelError(f"speech_model_dir {folder} does not exist or is not a folder")
     for name in ("model.bin", "config.json"):
         if not (folder / name).is_file():

@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from visio.testing.process import log_tail, stop_process
+from visio.testing.process import log_tail, open_log, stop_process
 from visio.testing.server import free_port
 
 IDP_DIR = Path(__file__).resolve().parents[2] / "tests" / "idp"
@@ -53,7 +53,7 @@ class IdentityProvider:
             "IDP_CLIENT_SECRET": self.client_secret,
             "IDP_REDIRECT_URIS": ",".join(self.redirect_uris),
         }
-        with open(self.log_path, "ab") as log:
+        with open_log(self.log_path) as log:
             self.process = subprocess.Popen(
                 [node, str(IDP_DIR / "provider.mjs")],
                 env=env,

@@ -88,6 +88,9 @@ class PostgresServer:
         if os.geteuid() == 0:
             self._as_owner.update(user=OWNER, group=OWNER, extra_groups=[])
             shutil.chown(self.dir, OWNER, OWNER)
+            # Servers under test run as another unprivileged user: they may reach the
+            # socket here, not list the folder (the cluster's data folder is 0700).
+            self.dir.chmod(0o711)
 
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://postgres@/{database}?host={self.dir}&port={self.port}"

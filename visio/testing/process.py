@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 
 def stop_process(
@@ -28,3 +29,8 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def open_log(path: Path) -> BinaryIO:
+    """A child's log file, for appending, readable by its owner only (logs name people)."""
+    return open(path, "ab", opener=lambda name, flags: os.open(name, flags, 0o600))

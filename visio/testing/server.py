@@ -1,9 +1,16 @@
-"""Start a real `visio serve` (with its embedded Janus) and stop it by its process id."""
+"""Start a real `visio serve` (with its embedded Janus) and stop it by its process id.
+
+As root (the tests, the benchmarks), the server runs as the unprivileged system user that
+run.sh runs it as (`visio`, made by scripts/lib.sh), so every test shows that it works
+without root. It stays in the harness' network namespace.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import pwd
 import secrets
 import socket
 import subprocess
@@ -16,13 +23,51 @@ from pathlib import Path
 from typing import Any
 
 from visio.testing.netns import VETH
-from visio.testing.process import log_tail, stop_process
+from visio.testing.process import log_tail, open_log, stop_process
+
+SERVICE_USER = "visio"
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@functools.cache
+def service_account() -> pwd.struct_passwd:
+    """The `visio` user, once it is known to run this Python and import this checkout."""
+    try:
+        account = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        raise RuntimeError(
+            f"no user {SERVICE_USER!r} to run the server as: ./test.sh creates it "
+            f"(scripts/lib.sh service_user and let_reach)"
+        ) from None
+    probe = subprocess.run(
+        [sys.executable, "-c", "import visio"],
+        user=account.pw_uid,
+        group=account.pw_gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        raise RuntimeError(
+            f"the user {SERVICE_USER!r} cannot run {sys.executable} on {os.getcwd()}: "
+            f"./test.sh lets it (scripts/lib.sh let_reach)\n{probe.stderr}"
+        )
+    return account
+
+
+def as_service_user(folder: Path) -> dict[str, Any]:
+    """Popen arguments that run a child as the service user (when root), owning `folder`."""
+    if os.geteuid() != 0:
+        return {}
+    account = service_account()
+    os.chown(folder, account.pw_uid, account.pw_gid)
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
 
 
 class ServerProcess:
@@ -47,7 +92,7 @@ class ServerProcess:
             "VISIO_LOG_FORMAT": "json",
         }
         env.update({f"VISIO_{k.upper()}": str(v) for k, v in settings.items()})
-        self.env = {**os.environ, **env}
+        self.env = {**os.environ, **env, "HOME": str(self.data_dir)}
         self.process: subprocess.Popen[bytes] | None = None
         self.csrf = secrets.token_urlsafe(24)  # double-submit: the same value in both
         self.log_path = self.data_dir / "server.log"
@@ -61,13 +106,14 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.janus_port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        log = open(self.log_path, "ab")
+        log = open_log(self.log_path)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "visio", "serve"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            **as_service_user(self.data_dir),
         )
         log.close()
         deadline = time.monotonic() + timeout

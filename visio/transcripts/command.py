@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from visio.config import Settings
+from visio.config import Settings, user_cache_dir
 
 
 def _error(message: str) -> None:
@@ -19,6 +19,15 @@ def _error(message: str) -> None:
 def _progress(fraction: float) -> None:
     if sys.stderr.isatty():
         print(f"\rtranscribing… {fraction:4.0%}", end="", file=sys.stderr, flush=True)
+
+
+def models_dir(settings: Settings) -> Path:
+    """Where the default speech model is assembled for this command: the configured
+    data_dir's models, as the server's, else the user's cache, so that running it in any
+    folder leaves no ./var behind."""
+    if settings.data_dir_configured:
+        return settings.models_dir
+    return user_cache_dir() / "models"
 
 
 def transcribe_files(
@@ -50,7 +59,7 @@ def transcribe_files(
         ]
     options = pipeline.Options(language=language, title=paths[0].stem if len(paths) == 1 else "")
     try:
-        model = resolve_model_dir(settings.speech_model_dir or None, settings.models_dir)
+        model = resolve_model_dir(settings.speech_model_dir or None, models_dir(settings))
         recognizer = Recognizer(model, threads=settings.speech_threads)
         diarizer = load_diarizer(settings.diarizer)
         transcript = pipeline.transcribe(sources, recognizer, diarizer, options, _progress)
