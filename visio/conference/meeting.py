@@ -423,6 +423,8 @@ class Meeting:
         if self.mirrors.count():
             await self._resync_all_now()
             await self.mirrors.drop(publication.feed_id, self.rooms)
+            if not self.closed:
+                self.journal.meeting(self)
         await publication.handle.close()
 
     # -- publishing -----------------------------------------------------------------
