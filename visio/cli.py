@@ -55,6 +55,24 @@ def cmd_rooms(args: argparse.Namespace) -> int:
     return asyncio.run(run_rooms(_settings(args), args))
 
 
+def cmd_node(args: argparse.Namespace) -> int:
+    from visio.janus.node import run_node
+    from visio.logs import setup_logging
+    from visio.privileges import private_files, refuse_root
+
+    settings = _settings(args)
+    setup_logging(settings.log_level, settings.log_format)
+    refuse_root(settings, "node")
+    private_files(settings)
+    return asyncio.run(run_node(settings, args.listen))
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    from visio.cluster.nodes_command import run_nodes
+
+    return asyncio.run(run_nodes(_settings(args), args))
+
+
 def cmd_bot(args: argparse.Namespace) -> int:
     from visio.client.bot import run_bot
 
@@ -116,6 +134,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     add_rooms_parser(commands).set_defaults(func=cmd_rooms)
+
+    node = commands.add_parser(
+        "node", help="run a media node (Janus) for a deployment of several server processes"
+    )
+    node.add_argument("--config", help="TOML config file (or VISIO_CONFIG)")
+    node.add_argument("--data-dir", dest="data_dir")
+    node.add_argument(
+        "--listen",
+        required=True,
+        help="the private address the server processes reach this node's API on",
+    )
+    node.set_defaults(func=cmd_node)
+
+    nodes = commands.add_parser("nodes", help="media nodes: load, drain for maintenance")
+    nodes.add_argument("--config", help="TOML config file (or VISIO_CONFIG)")
+    node_actions = nodes.add_subparsers(dest="action", required=True, metavar="ACTION")
+    node_actions.add_parser("list", help="every node with its load")
+    for action, text in (
+        ("drain", "no new meeting there; the people there move to other nodes"),
+        ("undrain", "use the node again"),
+    ):
+        node_actions.add_parser(action, help=text).add_argument("url", help="ws://host:port")
+    nodes.set_defaults(func=cmd_nodes)
 
     bot = commands.add_parser("bot", help="join a room and publish a test pattern and tone")
     bot.add_argument("link", help="meeting link (https://host/abc-defg-hij) or room id")

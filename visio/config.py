@@ -243,8 +243,6 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("tls_cert and tls_key go together")
     if settings.oidc_issuer and not settings.oidc_client_id:
         raise ConfigError("oidc_issuer needs oidc_client_id (and usually oidc_client_secret)")
-    if settings.redis_url:
-        _check_cluster(settings)
     if settings.job_queue == "procrastinate" and not settings.database_url.startswith("postgresql"):
         raise ConfigError(
             "job_queue = procrastinate needs a PostgreSQL database_url "
@@ -253,8 +251,8 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
-def _check_cluster(settings: Settings) -> None:
-    """Several server processes share Redis, a database and media nodes."""
+def check_cluster(settings: Settings) -> None:
+    """A server process among several (redis_url) shares Redis, a database and nodes."""
     if len(settings.cluster_secret) < 32:
         raise ConfigError(
             "redis_url needs cluster_secret (32 characters or more, the same on every "

@@ -29,7 +29,7 @@ from visio.conference.meetings import Meetings
 from visio.conference.rooms import LocalRooms, Rooms
 from visio.conference.signalling import LocalRouter
 from visio.conference.websocket import Router, serve_websocket
-from visio.config import Settings, ensure_secrets
+from visio.config import Settings, check_cluster, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
 from visio.janus.nodes import JanusPool, NodeLoad
@@ -85,6 +85,7 @@ class Services:
         if settings.redis_url:  # several server processes share the rooms
             from visio.cluster.cluster import Cluster
 
+            check_cluster(settings)
             self.cluster = Cluster(settings, self.meetings, self.join_limiter)
             self.router = self.rooms = self.cluster
         else:

@@ -38,6 +38,7 @@ from visio import protocol as p
 from visio.access import Identity
 from visio.cluster.bus import BadMessage, Bus
 from visio.cluster.directory import Directory, Recovering
+from visio.cluster.nodes import NodeBoard
 from visio.cluster.relay import MOVED, Edge, Hello, RemoteClients, RemoteOutbox
 from visio.cluster.state import RoomSnapshot, RoomState
 from visio.conference.journal import RoomJournal
@@ -83,12 +84,14 @@ class Cluster:
         self.state = RoomState(self.redis, settings.chat_history_max)
         self.journal = RoomJournal(self.state)
         self.edge = Edge(self.bus)
+        self.board = NodeBoard(self.redis, self.process_id, meetings.pool)
         self.remote = RemoteClients(self.bus, self._remote_session)
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         meetings.journal = self.journal
         meetings.on_idle = self._idle
+        meetings.other_loads = self.board.other_loads
         self.bus.on("policy", self._on_policy)
         self.bus.on("end", self._on_end)
         self.bus.on_reconnect(self._redis_back)
@@ -228,8 +231,12 @@ class Cluster:
     # -- watching the others ----------------------------------------------------------------
 
     async def _watch_forever(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(WATCH_S)
+            ticks += 1
+            if ticks % 2 == 0:
+                await self._refresh_nodes()
             peers = self.edge.owners() | self.remote.edges()
             try:
                 dead = peers - await self.directory.alive(peers)
@@ -243,6 +250,12 @@ class Cluster:
                 log.warning("process lost", extra={"peer": dead_peer})
                 self.edge.close_relays(dead_peer)
                 self.remote.edge_lost(dead_peer)
+
+    async def _refresh_nodes(self) -> None:
+        try:
+            await self.board.refresh(self.meetings)
+        except (RedisError, OSError) as exc:
+            log.warning("node loads not shared", extra={"error": str(exc)})
 
     async def _redis_back(self) -> None:
         """Redis came back, perhaps empty: write again what we hold; resync relays."""

@@ -241,12 +241,16 @@ class Meetings:
     def node_loads(self) -> dict[str, NodeLoad]:
         """What each media node carries: this process's meetings, and the others' (with
         several server processes, from Redis)."""
+        loads = defaultdict(NodeLoad, self.local_loads())
+        for url, load in self.other_loads().items():
+            loads[url] += load
+        return dict(loads)
+
+    def local_loads(self) -> dict[str, NodeLoad]:
         loads: defaultdict[str, NodeLoad] = defaultdict(NodeLoad)
         for meeting in self.running.values():
             for url, load in meeting.load().items():
                 loads[url] += load
-        for url, load in self.other_loads().items():
-            loads[url] += load
         return dict(loads)
 
     async def _pick_node(self) -> JanusNode:

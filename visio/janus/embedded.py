@@ -140,8 +140,12 @@ RESTART_WINDOW_S = 60.0
 class EmbeddedJanus:
     """Runs Janus as a child process, restarts it if it dies, stops it by its pid."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, ws_ip: str = "127.0.0.1", reclaim_session_timeout: int = 0
+    ) -> None:
         self.settings = settings
+        self.ws_ip = ws_ip  # a media node of several server processes: a private address
+        self.reclaim_session_timeout = reclaim_session_timeout
         self.folder = (settings.data_dir / "janus").resolve()
         self.process: asyncio.subprocess.Process | None = None
         self.restarts: list[float] = []
@@ -150,7 +154,7 @@ class EmbeddedJanus:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.settings.janus_ws_port}"
+        return f"ws://{self.ws_ip}:{self.settings.janus_ws_port}"
 
     async def start(self, ready_timeout: float = 15.0) -> None:
         await self._launch(ready_timeout)
@@ -179,7 +183,12 @@ class EmbeddedJanus:
             raise JanusNotInstalled(
                 f"{self.settings.janus_binary} not found; install the Debian package janus"
             )
-        config = write_config(self.settings, self.folder)
+        config = write_config(
+            self.settings,
+            self.folder,
+            ws_ip=self.ws_ip,
+            reclaim_session_timeout=self.reclaim_session_timeout,
+        )
         log_file = open(self.folder / "janus.log", "ab")  # noqa: ASYNC230 - once, at start
         self.process = await asyncio.create_subprocess_exec(
             self.settings.janus_binary,
