@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
 
-apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv postgresql
+apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv postgresql \
+    redis-server haproxy
 disable_system_janus
 python_venv "[test]"
 # Every integration test runs the server as this unprivileged user, as run.sh does.

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
         "127.0.0.1", description="The address Janus sends caption audio to (this host)"
     )
 
+    # Metrics
+    metrics_token: str = Field(
+        "",
+        description="Bearer token Prometheus sends to /metrics; empty: loopback only",
+    )
+
     # Logs
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "text"] = Field(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    func,
     or_,
     select,
     update,
@@ -452,6 +453,14 @@ class Store:
         async with self.sessions() as session:
             result = await session.scalars(select(Capture).where(Capture.status.in_(statuses)))
             return list(result)
+
+    async def capture_counts(self) -> dict[str, int]:
+        """How many captures are in each status (the job queue, for metrics)."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Capture.status, func.count()).group_by(Capture.status)
+            )
+            return {status: count for status, count in rows}
 
     async def expired_captures(self, now: datetime | None = None) -> list[Capture]:
         async with self.sessions() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
 import time
@@ -15,10 +16,12 @@ from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.sessions import SessionMiddleware
 
+from visio import metrics
 from visio.api import api_router
 from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
@@ -106,6 +109,31 @@ class Services:
         if self.cluster is not None:
             await self.cluster.start()
 
+    async def observe(self) -> None:
+        """Read the state the metrics show (events are counted as they happen)."""
+        meetings = self.meetings
+        metrics.MEETINGS.set(len(meetings.running))
+        metrics.PARTICIPANTS.set(sum(len(m.participants) for m in meetings.running.values()))
+        metrics.WAITING.set(sum(len(lobby) for lobby in meetings.lobbies.values()))
+        loads = meetings.node_loads()
+        for node in self.pool.nodes:
+            load = loads.get(node.url, NodeLoad())
+            metrics.NODE_UP.labels(node.url).set(1 if node.up else 0)
+            metrics.NODE_DRAINING.labels(node.url).set(1 if node.draining else 0)
+            metrics.NODE_STREAMS.labels(node.url).set(load.streams)
+            metrics.NODE_PARTICIPANTS.labels(node.url).set(load.participants)
+            if load.cpu is not None:
+                metrics.NODE_CPU.labels(node.url).set(load.cpu)
+        captions = self.captions.stats()
+        metrics.CAPTION_MEETINGS.set(captions["meetings"])
+        metrics.CAPTION_FORWARDS.set(captions["forwards"])
+        metrics.CAPTION_THREADS.set(captions["threads"])
+        counts = await self.store.capture_counts()
+        for status in ("queued", "running", "failed", "done", "capturing"):
+            metrics.JOBS.labels(status).set(counts.get(status, 0))
+        if self.cluster is not None:
+            metrics.BUS_DROPPED.set(self.cluster.bus.dropped)
+
     async def drain(self) -> None:
         """SIGTERM with several server processes: hand the rooms over before stopping."""
         if self.cluster is not None:
@@ -121,6 +149,14 @@ class Services:
         if self.embedded is not None:
             await self.embedded.stop()
         await self.store.close()
+
+
+def metrics_allowed(request: Request, settings: Settings) -> bool:
+    """With metrics_token, whoever sends it; without, the host itself only."""
+    if settings.metrics_token:
+        sent = request.headers.get("authorization", "")
+        return hmac.compare_digest(sent.encode(), f"Bearer {settings.metrics_token}".encode())
+    return (request.client.host if request.client else "") in ("127.0.0.1", "::1")
 
 
 def same_origin(ws: WebSocket, settings: Settings) -> bool:
@@ -204,6 +240,13 @@ def create_app(settings: Settings) -> FastAPI:
             },
             status_code=200 if ok else 503,
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        if not metrics_allowed(request, settings):
+            raise HTTPException(403, "metrics: send metrics_token, or ask from this host")
+        await services.observe()
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(auth_router(settings, services.store))
     app.include_router(api_router(settings, services.store, services.rooms))

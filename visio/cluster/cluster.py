@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from visio import metrics
 from visio import protocol as p
 from visio.access import Identity
 from visio.cluster.bus import BadMessage, Bus
@@ -199,6 +200,7 @@ class Cluster:
         if not snapshot.empty:
             meeting, participants, waiters = _records(snapshot)
             await self.meetings.take_over(room_id, meeting, participants, snapshot.chat, waiters)
+            metrics.ROOMS_TAKEN_OVER.inc()
 
     def _idle(self, room_id: str) -> None:
         self._spawn(self._release_when_idle(room_id))

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from visio import metrics
 from visio.access import Identity, LobbyReason, Role, lobby_reason, role_in
 from visio.captions.service import CaptionService
 from visio.conference.journal import NO_JOURNAL, Journal
@@ -123,6 +124,26 @@ class Meetings:
         on_admitted: Admitted,
     ) -> tuple[Meeting, Participant] | Waiter:
         """Enter the meeting, take one's place back, or wait in its lobby."""
+        try:
+            with metrics.JOIN_SECONDS.time():
+                entered = await self._join(message, outbox, identity, client, on_admitted)
+        except ProtocolError:
+            metrics.JOINS.labels("refused").inc()
+            raise
+        if isinstance(entered, Waiter):
+            metrics.JOINS.labels("lobby").inc()
+        else:
+            metrics.JOINS.labels("joined").inc()
+        return entered
+
+    async def _join(
+        self,
+        message: Join,
+        outbox: Outbox,
+        identity: Identity,
+        client: str,
+        on_admitted: Admitted,
+    ) -> tuple[Meeting, Participant] | Waiter:
         async with self._locks.hold(message.room):
             policy = await self.store.policy(message.room)
             if policy is None:
@@ -531,6 +552,7 @@ class Meetings:
         was_reconnecting = old is None
         participant.outbox = outbox
         participant.resume_token = token
+        metrics.RECONNECTS.inc()
         fresh_media, participant.media_reset = participant.media_reset, False
         participant.send(self._joined(meeting, participant, resumed=not fresh_media))
         pending = participant.subscription.pending_frame
@@ -598,6 +620,7 @@ class Meetings:
             if participant.connected:
                 participant.media_reset = False
                 participant.send(self._joined(meeting, participant, resumed=False))
+        metrics.MEETINGS_MOVED.inc()
         log.info("meeting moved", extra={"room": meeting.room_id, "people": len(moved)})
 
     def _drop_everyone(self, meeting: Meeting) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from visio import metrics
 from visio import protocol as p
 from visio.access import Identity
 from visio.conference import moderation
@@ -54,8 +55,10 @@ class ClientSession:
         try:
             await self._dispatch(p.parse(raw, self.settings.max_frame_bytes))
         except p.ProtocolError as error:
+            metrics.ERRORS.labels(error.code).inc()
             self.outbox.send(error.frame())
         except JanusUnavailable as exc:
+            metrics.ERRORS.labels("media_error").inc()
             log.warning("janus unavailable", extra={"error": str(exc)})
             self.outbox.send(
                 {
