@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from visio.auth.identity import current_user, require_user
 from visio.conference.rooms import Rooms
@@ -50,6 +50,19 @@ class RoomChange(Strict):
     name: RoomName | None = None
     access: Access | None = None
     language: Language | None = Field(None, description="Of transcripts and captions")
+    max_participants: int | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        description="At most this many people in its meetings (2 or more); 0: no cap",
+    )
+
+    @field_validator("max_participants")
+    @classmethod
+    def _two_at_least(cls, value: int | None) -> int | None:
+        if value == 1:
+            raise ValueError("a meeting needs room for 2 people at least (0: no cap)")
+        return value
 
 
 class MemberRole(Strict):
@@ -75,6 +88,7 @@ class RoomOut(BaseModel):
     permanent: bool
     access: Access
     language: Language = "auto"
+    max_participants: int | None = Field(None, description="The cap its moderators set")
     owner: Person | None = None
     participants: int = 0
     your_role: YourRole | None = None
@@ -138,6 +152,7 @@ def api_router(settings: Settings, store: Store, rooms: Rooms) -> APIRouter:
             permanent=room.permanent,
             access=room.access,  # type: ignore[arg-type]
             language=room.language,  # type: ignore[arg-type]
+            max_participants=room.max_participants,
             owner=Person(id=owner.id, name=owner.name) if owner else None,
             participants=len(meeting.participants),
             your_role=your_role(room.owner_id, user, roles),
@@ -203,7 +218,11 @@ def api_router(settings: Settings, store: Store, rooms: Rooms) -> APIRouter:
         user = await require_user(request, store)
         await room_for(room_id, user, ("owner", "admin"))
         room = await store.update_room(
-            room_id, name=body.name, access=body.access, language=body.language
+            room_id,
+            name=body.name,
+            access=body.access,
+            language=body.language,
+            max_participants=body.max_participants,
         )
         if room is None:
             raise HTTPException(404, "no such room")

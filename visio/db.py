@@ -85,6 +85,7 @@ class Room(Base):
     )
     access: Mapped[str] = mapped_column(String(16), default="public")
     language: Mapped[str] = mapped_column(String(8), default="auto")
+    max_participants: Mapped[int | None] = mapped_column(nullable=True)  # a moderator's cap
 
 
 class RoomMember(Base):
@@ -134,6 +135,7 @@ class RoomPolicy:
     owner_id: str | None
     roles: dict[str, str]  # email -> member | admin
     language: Language = "auto"
+    max_participants: int | None = None  # a moderator's cap, under the server's
 
 
 class RoomExists(Exception):
@@ -302,11 +304,15 @@ class Store:
         name: str | None = None,
         access: Access | None = None,
         language: Language | None = None,
+        max_participants: int | None = None,
     ) -> Room | None:
+        """Change what is given; `max_participants` 0 removes the cap."""
         async with self.sessions.begin() as session:
             room = await session.get(Room, room_id)
             if room is None:
                 return None
+            if max_participants is not None:
+                room.max_participants = max_participants or None
             if name is not None:
                 room.name = name
             if access is not None:
@@ -345,6 +351,7 @@ class Store:
                 owner_id=room.owner_id,
                 roles={m.email: m.role for m in members},
                 language=room.language,  # type: ignore[arg-type]
+                max_participants=room.max_participants,
             )
 
     # -- members ---------------------------------------------------------------------

@@ -185,3 +185,28 @@ async def test_deleting_a_room_ends_its_meeting(people, bots):
     ended = await guest.wait_for(lambda f: f["type"] == "ended")
     assert ended["by"] is None
     await owner.wait_for(lambda f: f["type"] == "ended")
+
+
+async def test_moderators_cap_the_number_of_participants(people, bots):
+    alice = await people.signed_in("alice")
+    room = await alice.new_room()
+    owner = await bots.join(room, "Alice", publish=False, cookies=alice.cookies)
+    capped = await alice.api("PATCH", f"/api/rooms/{room}", {"max_participants": 2})
+    assert capped.status_code == 200 and capped.json()["max_participants"] == 2
+    told = await owner.wait_for(lambda f: f["type"] == "room")
+    assert told["room"]["max_participants"] == 2
+    await bots.join(room, "Bob", publish=False)
+    with pytest.raises(VisioError) as full:
+        await bots.join(room, "Carol", publish=False)
+    assert full.value.code == "room_full" and "2 people" in str(full.value)
+    assert (
+        await alice.api("PATCH", f"/api/rooms/{room}", {"max_participants": 1})
+    ).status_code == 422
+    assert (
+        await alice.api("PATCH", f"/api/rooms/{room}", {"max_participants": 0})
+    ).status_code == 200
+    carol = await bots.join(room, "Carol", publish=False)
+    assert carol.joined["room"]["max_participants"] is None
+    guest = await people.guest()
+    refused = await guest.api("PATCH", f"/api/rooms/{room}", {"max_participants": 5})
+    assert refused.status_code == 401

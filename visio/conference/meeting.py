@@ -67,6 +67,7 @@ class Meeting:
         self.room_id = room_id
         self.name = name
         self.access = "public"
+        self.max_participants: int | None = None  # the room's cap, set by its moderators
         self.locked = False
         self.banned: set[str] = set()  # identity keys of people removed by a moderator
         self.room_options = room_options
@@ -119,6 +120,7 @@ class Meeting:
             room=self.room_id,
             name=self.name,
             access=self.access,
+            max_participants=self.max_participants,
             locked=self.locked,
             banned=sorted(self.banned),
             rooms=[
@@ -350,6 +352,7 @@ class Meeting:
             "name": self.name,
             "access": self.access,
             "locked": self.locked,
+            "max_participants": self.max_participants,
             "capture": self.capture_state(),
         }
 

@@ -165,8 +165,11 @@ class Meetings:
             if reason is not None:
                 return self._wait(policy, message, outbox, identity, reason, client, on_admitted)
             meeting = meeting or await self._start_meeting(policy)
-            if meeting.access != policy.access:
-                meeting.access = policy.access
+            if (meeting.access, meeting.max_participants) != (
+                policy.access,
+                policy.max_participants,
+            ):
+                meeting.access, meeting.max_participants = policy.access, policy.max_participants
                 self.journal.meeting(meeting)
             participant = self._enter(meeting, message, outbox, identity, role_in(policy, identity))
             return meeting, participant
@@ -208,8 +211,9 @@ class Meetings:
         role: Role,
         waited: Waiter | None = None,
     ) -> Participant:
-        if len(meeting.participants) >= self.settings.max_participants:
-            raise ProtocolError("room_full", "this meeting is full", message.ref)
+        cap = min(self.settings.max_participants, meeting.max_participants or 10**9)
+        if len(meeting.participants) >= cap:
+            raise ProtocolError("room_full", f"this meeting is full ({cap} people)", message.ref)
         participant = Participant(
             name=display_name(identity, message),
             audio=message.audio,
@@ -481,6 +485,7 @@ class Meetings:
             if policy is None or meeting is None:
                 return
             meeting.name, meeting.access = policy.name, policy.access
+            meeting.max_participants = policy.max_participants
             self.journal.meeting(meeting)
             meeting.broadcast({"type": "room", "room": meeting.room_info()})
             for participant in list(meeting.participants.values()):
@@ -682,6 +687,7 @@ class Meetings:
         chat: list[dict[str, Any]],
     ) -> None:
         meeting = self._new_meeting(record.room, record.name, record.access)
+        meeting.max_participants = record.max_participants
         self.captures.restore(meeting, record.capture)
         nodes = {node.url: node for node in self.pool.nodes}
         media_kept = await meeting.take_over(record, participants, chat, nodes)

@@ -76,6 +76,7 @@ class MeetingRecord(Record):
     room: str
     name: str
     access: str
+    max_participants: int | None = None
     locked: bool = False
     banned: list[str] = []
     rooms: list[MediaRoomRecord]  # the first is where the meeting started
