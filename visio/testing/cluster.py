@@ -8,10 +8,12 @@ network namespace.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from visio.testing.haproxy import HAProxyServer
@@ -72,9 +74,8 @@ class Deployment:
     def start(self) -> None:
         try:
             self.postgres.start()
-            import asyncio
-
-            asyncio.run(self.postgres.create_database("visio"))
+            with ThreadPoolExecutor(1) as thread:  # callable from inside an event loop too
+                thread.submit(asyncio.run, self.postgres.create_database("visio")).result()
             self.redis.start()
             if self.idp is not None:
                 self.idp.start()
