@@ -52,3 +52,8 @@ async def test_lobby_moderation_and_capture_across_processes(deployment, people,
     assert room_frame["room"]["capture"] == {"transcription": True, "recording": False}
     status, seen = b.get(f"/api/rooms/{room}")
     assert status == 200 and seen["capture"]["transcription"] and seen["participants"] == 2
+
+    # Live captions run where the room is held; the relayed guest gets them through B.
+    await guest.send({"type": "captions", "on": True})
+    answer = await guest.wait_for(lambda f: f["type"] == "captions", timeout=60)
+    assert answer["on"] is True and answer["history"] == []

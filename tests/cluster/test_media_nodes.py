@@ -148,7 +148,8 @@ async def test_visio_node_runs_janus_and_reports_its_cpu(deployment):
                 break
             await asyncio.sleep(0.1)
         assert report is not None, "no CPU report from the node"
-        assert 0 <= json.loads(report)["cpu"] < 1
+        figures = json.loads(report)
+        assert 0 <= figures["cpu"] < 1 and figures["tx_bps"] >= 0 and figures["rx_bps"] >= 0
         janus = JanusConnection(url, "node-secret")
         await janus.connect()
         assert (await janus.info())["name"] == "Janus WebRTC Server"

@@ -68,8 +68,9 @@ def test_usable_nodes_are_up_and_not_draining():
 
 
 def test_loads_add_up_across_server_processes():
-    total = NodeLoad(1, 4, 20, 0.2) + NodeLoad(2, 3, 10, 0.5)
-    assert total == NodeLoad(3, 7, 30, 0.5)  # the CPU is the node's: the latest report
+    ours = NodeLoad(1, 4, 20)  # what this process's meetings put there
+    theirs = NodeLoad(2, 3, 10, cpu=0.5, rx_bps=1e6, tx_bps=2e6)  # with the node's report
+    assert ours + theirs == NodeLoad(3, 7, 30, 0.5, 1e6, 2e6)  # the node's figures, once
     assert NodeLoad(streams=50).score(100) == 0.5
 
 

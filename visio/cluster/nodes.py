@@ -85,8 +85,11 @@ def _others(reports: dict[str, str], host: str | None, me: str, now: float) -> N
                 int(data.get("streams", 0)),
             )
     host_data = _fresh(host, now) if host else None
-    if host_data is not None and isinstance(host_data.get("cpu"), int | float):
-        total.cpu = float(host_data["cpu"])
+    if host_data is not None:
+        total.cpu, total.rx_bps, total.tx_bps = (
+            float(value) if isinstance(value := host_data.get(key), int | float) else None
+            for key in ("cpu", "rx_bps", "tx_bps")
+        )
     return total
 
 

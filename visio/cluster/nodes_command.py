@@ -31,10 +31,12 @@ async def run_nodes(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "list":
             for row in await node_report(redis, list(settings.janus_urls)):
                 cpu = "-" if row["cpu"] is None else f"{100 * row['cpu']:.0f}%"
+                mbps = "-" if row["tx_bps"] is None else f"{row['tx_bps'] / 1e6:.1f}"
                 state = "draining" if row["draining"] else "in use"
                 print(
                     f"{row['url']}\t{state}\tmeetings={row['meetings']}\t"
-                    f"participants={row['participants']}\tstreams={row['streams']}\tcpu={cpu}"
+                    f"participants={row['participants']}\tstreams={row['streams']}\t"
+                    f"cpu={cpu}\tout_mbps={mbps}"
                 )
         else:
             await set_draining(redis, url, args.action == "drain")

@@ -3,8 +3,9 @@
 It runs Janus from the same locked-down config as the embedded default, with its API on
 a private address the server processes reach (`--listen`) and sessions kept for
 `RECLAIM_S` after their server process goes, so that another one takes them over with
-every peer connection up. With `redis_url` set, it reports its Janus' CPU every two
-seconds (visio.cluster.nodes): new meetings avoid a node whose CPU is busy.
+every peer connection up. With `redis_url` set, it reports its Janus' CPU and the host's
+traffic every two seconds (visio.cluster.nodes): new meetings avoid a node whose CPU is
+busy, and `visio nodes list` shows both.
 """
 
 from __future__ import annotations
@@ -30,6 +31,31 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def network_bytes() -> tuple[int, int]:
+    """Bytes received and sent by the host's interfaces but loopback, from /proc."""
+    received = sent = 0
+    with open("/proc/net/dev") as table:
+        for row in list(table)[2:]:
+            name, _, counters = row.partition(":")
+            if name.strip() != "lo":
+                fields = counters.split()
+                received, sent = received + int(fields[0]), sent + int(fields[8])
+    return received, sent
+
+
+class BandwidthMeter:
+    """The host's traffic (bits per second, in and out) since the last reading."""
+
+    def __init__(self) -> None:
+        self.last = (time.monotonic(), *network_bytes())
+
+    def read(self) -> tuple[float, float]:
+        now, received, sent = time.monotonic(), *network_bytes()
+        (then, received_before, sent_before), self.last = self.last, (now, received, sent)
+        seconds = max(1e-6, now - then)
+        return 8 * (received - received_before) / seconds, 8 * (sent - sent_before) / seconds
 
 
 class CpuMeter:
@@ -72,6 +98,7 @@ async def _report(settings: Settings, janus: EmbeddedJanus) -> None:
 
     redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
     meter: CpuMeter | None = None
+    bandwidth = BandwidthMeter()
     try:
         while True:
             await asyncio.sleep(REPORT_S)
@@ -82,7 +109,8 @@ async def _report(settings: Settings, janus: EmbeddedJanus) -> None:
             if meter is None or meter.pid != process.pid:
                 meter = CpuMeter(process.pid)
                 continue
-            report = {"cpu": round(meter.read(), 4), "at": time.time()}
+            rx, tx = bandwidth.read()
+            report = {"cpu": round(meter.read(), 4), "rx_bps": rx, "tx_bps": tx, "at": time.time()}
             try:
                 await redis.set(host_key(janus.url), json.dumps(report), ex=int(FRESH_S * 2))
             except (RedisError, OSError) as exc:

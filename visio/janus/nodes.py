@@ -88,14 +88,17 @@ class NodeLoad:
     participants: int = 0
     streams: int = 0  # tracks forwarded: each subscriber's, and each mirror's
     cpu: float | None = None  # share of the node's cores its Janus uses, when reported
+    rx_bps: float | None = None  # the node host's traffic, when reported
+    tx_bps: float | None = None
 
     def __add__(self, other: NodeLoad) -> NodeLoad:
-        cpus = [c for c in (self.cpu, other.cpu) if c is not None]
         return NodeLoad(
             self.meetings + other.meetings,
             self.participants + other.participants,
             self.streams + other.streams,
-            max(cpus) if cpus else None,
+            _either(self.cpu, other.cpu),
+            _either(self.rx_bps, other.rx_bps),
+            _either(self.tx_bps, other.tx_bps),
         )
 
     def score(self, capacity: int) -> float:
@@ -108,7 +111,14 @@ class NodeLoad:
             "participants": self.participants,
             "streams": self.streams,
             "cpu": self.cpu,
+            "rx_bps": self.rx_bps,
+            "tx_bps": self.tx_bps,
         }
+
+
+def _either(mine: float | None, theirs: float | None) -> float | None:
+    """A figure the node reports itself (the same whoever read it)."""
+    return mine if mine is not None else theirs
 
 
 Loads = Callable[[], dict[str, NodeLoad]]
