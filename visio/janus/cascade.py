@@ -188,14 +188,18 @@ async def participants(handle: JanusHandle, room: int) -> list[dict[str, Any]]:
     return list(data.get("participants", []))
 
 
-async def wait_for_feed(handle: JanusHandle, room: int, feed: int, timeout: float = 5.0) -> None:
+async def wait_for_feed(
+    handle: JanusHandle, room: int, feed: int, present: bool = True, timeout: float = 5.0
+) -> None:
     """A remote publisher enters the room from a thread of its own, a moment after Janus
-    answers `add_remote_publisher`: until then subscribing to it fails."""
+    answers `add_remote_publisher` (until then subscribing to it fails), and leaves it
+    from that thread a moment after `remove_remote_publisher`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not any(p.get("id") == feed for p in await participants(handle, room)):
+    while any(p.get("id") == feed for p in await participants(handle, room)) != present:
         if loop.time() > deadline:
-            raise TimeoutError(f"feed {feed} did not appear in room {room}")
+            state = "appear in" if present else "leave"
+            raise TimeoutError(f"feed {feed} did not {state} room {room}")
         await asyncio.sleep(0.02)
 
 
@@ -345,7 +349,7 @@ async def mirror_publisher(
             admin_key,
         )
     except BaseException:
-        await remove_remote_publisher(target, target_room, remote.feed)
+        await _remove(target, target_room, remote.feed)
         raise
     return Mirror(
         source_room=source_room,
@@ -363,9 +367,9 @@ async def unmirror(source: JanusHandle | None, target: JanusHandle, mirror: Mirr
     """Undo `mirror_publisher`; `source` may be None or dead (its node went away).
 
     The source's publisher may have left already (its forwards went with it) and the
-    target's remote publisher may be gone already: both count as undone. The target's
-    remote publisher must be removed before its room is destroyed, or Janus keeps its
-    thread and ports.
+    target's remote publisher may be gone already: both count as undone. Returns once the
+    remote publisher has left the target room. It must be removed before that room is
+    destroyed: Janus 1.1.2 does not stop a remote publisher with its room.
     """
     if source is not None:
         try:
@@ -378,7 +382,13 @@ async def unmirror(source: JanusHandle | None, target: JanusHandle, mirror: Mirr
             if exc.code not in (NO_SUCH_ROOM, NO_SUCH_FEED):
                 raise
     try:
-        await remove_remote_publisher(target, mirror.target_room, mirror.target_feed)
+        await _remove(target, mirror.target_room, mirror.target_feed)
     except JanusError as exc:
-        if exc.code not in (NO_SUCH_ROOM, NO_SUCH_FEED) or isinstance(exc, JanusUnavailable):
+        if exc.code != NO_SUCH_FEED:
             raise
+
+
+async def _remove(handle: JanusHandle, room: int, feed: int) -> None:
+    """Remove a remote publisher and wait until it has left the room."""
+    await remove_remote_publisher(handle, room, feed)
+    await wait_for_feed(handle, room, feed, present=False)

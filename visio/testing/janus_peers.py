@@ -4,6 +4,7 @@ for tests and benchmarks of what Janus itself does (cascades between nodes, forw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from visio.janus.cascade import FeedStream, feed_streams_of
-from visio.janus.client import JanusEvent, JanusHandle, JanusSession
+from visio.janus.client import JanusEvent, JanusHandle, JanusSession, JanusUnavailable
 from visio.janus.videoroom import PLUGIN
 
 
@@ -122,7 +123,8 @@ class JanusSubscriber:
     async def _on_event(self, event: JanusEvent) -> None:
         if event.kind == "event" and event.data.get("videoroom") == "updated" and event.jsep:
             self.updates.append(event.data)
-            await self._answer(event.data, event.jsep)
+            with contextlib.suppress(JanusUnavailable):  # closing meanwhile
+                await self._answer(event.data, event.jsep)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         task = asyncio.ensure_future(self._consume(track))
