@@ -36,7 +36,7 @@ async def width_settles(subscriber: JanusSubscriber, widths: list[int], check) -
     return widths[-1]
 
 
-async def test_a_browser_camera_keeps_its_three_layers_on_another_node(server, new_page):
+async def test_a_browser_camera_keeps_its_three_layers_on_another_node(server, new_page, tmp_path):
     alice = await new_page()
     await join_through_the_ui(alice, f"{server.base_url}/{server.create_room()}", "Alice")
     for _ in range(40):  # Chromium may start the top layer a little later
@@ -45,7 +45,7 @@ async def test_a_browser_camera_keeps_its_three_layers_on_another_node(server, n
         await alice.wait_for_timeout(250)
     alice_id = await alice.evaluate("window.visioMeeting.conn.you.id")
 
-    node_b = JanusNodeProcess("node-b")
+    node_b = JanusNodeProcess("node-b", folder=tmp_path / "node-b")
     node_b.start()
     source = JanusConnection(server.janus_url, server.api_secret)
     await source.connect()

@@ -9,6 +9,7 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,9 +39,10 @@ ROOM_B = 2002
 
 
 @pytest.fixture
-def nodes() -> Iterator[tuple[JanusNodeProcess, JanusNodeProcess]]:
+def nodes(tmp_path: Path) -> Iterator[tuple[JanusNodeProcess, JanusNodeProcess]]:
     """Two fresh Janus nodes (each starts in ~0.1 s); both must stop cleanly unless killed."""
-    a, b = JanusNodeProcess("node-a"), JanusNodeProcess("node-b")
+    a = JanusNodeProcess("node-a", folder=tmp_path / "node-a")
+    b = JanusNodeProcess("node-b", folder=tmp_path / "node-b")
     a.start()
     try:
         b.start()

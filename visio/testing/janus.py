@@ -47,7 +47,10 @@ class JanusNodeProcess:
         debug_level: int = 3,
         api_secret: str | None = None,
         admin_key: str | None = None,
+        folder: Path | None = None,
     ) -> None:
+        """`folder` holds its config and log (kept after it stops); a new temporary one
+        by default."""
         self.name = name
         self.ws_ip = ws_ip
         self.ws_port = free_port()
@@ -56,7 +59,8 @@ class JanusNodeProcess:
         self.api_secret = api_secret or secrets.token_urlsafe(16)
         self.admin_key = admin_key or secrets.token_urlsafe(16)
         self.reclaim_session_timeout = reclaim_session_timeout
-        self.folder = Path(tempfile.mkdtemp(prefix=f"visio-{name}-"))
+        self.folder = folder or Path(tempfile.mkdtemp(prefix=f"visio-{name}-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.log_path = self.folder / "janus.log"
         block = next(_ICE_BLOCKS)
         self.settings = Settings(
