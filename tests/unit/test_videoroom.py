@@ -179,7 +179,7 @@ async def test_destroy_room_body(fake_janus, session):
 
 
 def test_offer_marks_inactive_and_feedless_streams_inactive():
-    offer = vr._offer({"streams": STREAMS}, OFFER)
+    offer = vr.subscriber_offer({"streams": STREAMS}, OFFER)
     assert [(s.mid, s.active) for s in offer.streams] == [
         ("0", True),
         ("1", True),
@@ -189,15 +189,15 @@ def test_offer_marks_inactive_and_feedless_streams_inactive():
 
 
 def test_offer_converts_mids_and_feeds():
-    offer = vr._offer({"streams": [{"mid": 4, "type": "video", "feed_id": "12"}]}, OFFER)
+    offer = vr.subscriber_offer({"streams": [{"mid": 4, "type": "video", "feed_id": "12"}]}, OFFER)
     assert offer.streams == [vr.SubscribedStream(mid="4", media="video", feed_id=12, active=True)]
 
 
 def test_offer_without_streams_is_empty():
-    assert vr._offer({}, OFFER).streams == []
+    assert vr.subscriber_offer({}, OFFER).streams == []
 
 
 @pytest.mark.parametrize("jsep", [None, ANSWER])
 def test_offer_needs_an_offer_jsep(jsep):
     with pytest.raises(ValueError):
-        vr._offer({"streams": STREAMS}, jsep)
+        vr.subscriber_offer({"streams": STREAMS}, jsep)

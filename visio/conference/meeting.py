@@ -40,6 +40,7 @@ from visio.janus.videoroom import (
     destroy_room,
     media_mids,
     moderate,
+    subscriber_offer,
 )
 from visio.protocol import ProtocolError
 from visio.transcripts.capture import CaptureSession, nothing_captured
@@ -767,6 +768,25 @@ class Meeting:
             participant.send({"type": "media", "target": "subscriber", "state": "down"})
         elif event.kind == "trickle":
             participant.send(_candidate_frame("subscriber", event.data))
+        elif event.kind == "event" and (event.jsep or {}).get("type") == "offer":
+            self._spawn(self._janus_offer(participant, handle, event))
+
+    async def _janus_offer(
+        self, participant: Participant, handle: SubscriberHandle, event: JanusEvent
+    ) -> None:
+        """Janus renegotiated a subscription by itself (a mirrored feed was removed while
+        someone still received it): relay its offer as if it were ours; it supersedes any
+        offer still waiting for an answer."""
+        subscription = participant.subscription
+        async with subscription.lock:
+            if subscription.handle is not handle:
+                return
+            try:
+                offer = subscriber_offer(event.data, event.jsep)
+            except (ValueError, KeyError, TypeError):
+                return
+            subscription.needs_sync = True  # make sure the feeds end up as wanted
+            self._offer(participant, offer)
 
     # -- chat and the rest ------------------------------------------------------------
 

@@ -206,7 +206,7 @@ class SubscriberHandle:
             }
         )
         self.joined = True
-        return _offer(reply.data, reply.jsep)
+        return subscriber_offer(reply.data, reply.jsep)
 
     async def update(self, add: list[int], remove: list[int]) -> SubscriberOffer | None:
         """Change the subscribed feeds; None when Janus had nothing to renegotiate."""
@@ -218,7 +218,7 @@ class SubscriberHandle:
         reply = await self.handle.message(body)
         if reply.jsep is None:
             return None
-        return _offer(reply.data, reply.jsep)
+        return subscriber_offer(reply.data, reply.jsep)
 
     async def start(self, answer_sdp: str) -> None:
         await self.handle.message({"request": "start"}, {"type": "answer", "sdp": answer_sdp})
@@ -232,7 +232,8 @@ class SubscriberHandle:
         await self.handle.detach()
 
 
-def _offer(data: dict[str, Any], jsep: dict[str, Any] | None) -> SubscriberOffer:
+def subscriber_offer(data: dict[str, Any], jsep: dict[str, Any] | None) -> SubscriberOffer:
+    """A subscriber offer from Janus' answer (or event) and its JSEP."""
     if jsep is None or jsep.get("type") != "offer":
         raise ValueError("Janus gave no subscriber offer")
     streams = [
