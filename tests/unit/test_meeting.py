@@ -361,3 +361,30 @@ async def test_chat_history_of_zero_keeps_nothing():
         assert list(made.meeting.chat) == []
     finally:
         await made.meeting.close()
+
+
+async def test_an_offer_janus_makes_by_itself_is_relayed(room):
+    """Janus renegotiates a subscription when a mirrored feed is removed: its offer goes
+    to the client like the server's own, and replaces one still waiting for an answer."""
+    alice, _ = room.person("Alice")
+    bob, bob_box = room.person("Bob")
+    room.meeting.rooms["ws://node"] = SimpleNamespace(up=True, url="ws://node")
+    bob.node = "ws://node"
+    room.meeting._feeds[11] = (alice, fake_publication("camera", 11))
+    handle = SimpleNamespace()
+    bob.subscription.handle = handle
+    bob.subscription.pending_offer = SubscriberOffer("v=0 old", [])
+    data = {"videoroom": "updated", "streams": [{"mid": "0", "type": "audio", "feed_id": 11}]}
+    event = JanusEvent("event", data, {"type": "offer", "sdp": "v=0 janus"})
+
+    room.meeting._on_subscriber_event(bob, handle, event)
+    await room.meeting._settle()
+
+    (frame,) = bob_box.of_type("offer")
+    assert frame["sdp"] == "v=0 janus"
+    assert frame["streams"] == [
+        {"mid": "0", "participant": alice.id, "target": "camera", "media": "audio"}
+    ]
+    assert bob.subscription.pending_offer.sdp == "v=0 janus"
+    bob.subscription.handle = None
+    del room.meeting.rooms["ws://node"]
