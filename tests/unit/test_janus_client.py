@@ -331,3 +331,27 @@ async def test_hangup_request_ignores_janus_errors(fake_janus, session):
 async def janus_roundtrip(connection: JanusConnection) -> None:
     """After this, every frame Janus sent before has been dispatched."""
     await connection.info()
+
+
+async def test_a_claimed_session_takes_the_events_from_now_on(fake_janus, janus):
+    session = await janus.claim_session(4242)
+    (claim,) = fake_janus.requests("claim")
+    assert claim["session_id"] == 4242
+    seen = []
+    handle = session.adopt(77, seen.append)
+    await fake_janus.push({"janus": "webrtcup", "session_id": 4242, "sender": 77})
+    await asyncio.sleep(0.05)
+    assert [event.kind for event in seen] == ["webrtcup"]
+    assert handle.id == 77
+    await session.destroy()
+
+
+async def test_a_released_session_sends_nothing_more(fake_janus, session):
+    handle = await session.attach()
+    session.release()
+    sent = len(fake_janus.received)
+    with pytest.raises(JanusUnavailable):
+        await handle.request({"request": "list"})
+    await handle.detach()  # a no-op: the handle is another process's now
+    await session.destroy()  # so is the session
+    assert len(fake_janus.received) == sent

@@ -392,8 +392,8 @@ class Meeting:
         )
 
     async def remove(self, participant: Participant, reason: str) -> None:
-        if self.participants.pop(participant.id, None) is None:
-            return
+        if self.closed or self.participants.pop(participant.id, None) is None:
+            return  # (a meeting handed over to another process is not ours to change)
         self._forget(participant)
         self.journal.left(self, participant)
         self.broadcast({"type": "participant_left", "id": participant.id, "reason": reason})

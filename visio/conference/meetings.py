@@ -572,8 +572,12 @@ class Meetings:
 
     def connection_lost(self, meeting: Meeting, participant: Participant, outbox: Outbox) -> None:
         """Keep the participant's place for the grace period; then they leave."""
-        if participant.outbox is not outbox or participant.id not in meeting.participants:
-            return  # already replaced by a newer connection, or gone
+        if (
+            meeting.closed
+            or participant.outbox is not outbox
+            or participant.id not in meeting.participants
+        ):
+            return  # handed over, replaced by a newer connection, or gone
         participant.outbox = None
         if self.settings.reconnect_grace_s <= 0:
             self._spawn(meeting.remove(participant, "timeout"))

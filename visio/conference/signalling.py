@@ -75,6 +75,9 @@ class ClientSession:
         if self.waiter is not None:
             self._while_waiting(self.waiter, message)
             return
+        if self.meeting is not None and self.meeting.closed:
+            self.outbox.close(1012, "meeting moved")  # handed over: resume where it is now
+            return
         if self.participant is None or self.meeting is None:
             if not isinstance(message, p.Join):
                 raise p.ProtocolError("not_joined", "send join first", message.ref)

@@ -209,6 +209,7 @@ class JanusSession:
         self.connection = connection
         self.id = session_id
         self._keepalive: asyncio.Task[None] | None = None
+        self.released = False  # handed to another connection: nothing more goes out from here
 
     def start_keepalive(self) -> None:
         self._keepalive = asyncio.create_task(self._keepalive_loop(), name="janus-keepalive")
@@ -242,16 +243,22 @@ class JanusSession:
 
     def release(self) -> None:
         """Stop keeping the session alive and forget its handles, without destroying it:
-        another process takes it over."""
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-        self.connection._forget_session(self)
+        another process takes it over. Nothing more goes out for it from here."""
+        self._forget()
+        self.released = True
 
     async def destroy(self) -> None:
-        self.release()
+        if self.released:
+            return  # another process's now
+        self._forget()
         if self.connection.connected:
             with contextlib.suppress(JanusError):
                 await self.connection.request({"janus": "destroy", "session_id": self.id})
+
+    def _forget(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self.connection._forget_session(self)
 
 
 class JanusHandle:
@@ -274,8 +281,13 @@ class JanusHandle:
     def _envelope(self, kind: str) -> dict[str, Any]:
         return {"janus": kind, "session_id": self.session.id, "handle_id": self.id}
 
+    def _check(self) -> None:
+        if self.session.released:
+            raise JanusUnavailable("this session was handed over to another server process")
+
     async def request(self, body: dict[str, Any]) -> dict[str, Any]:
         """A synchronous plugin request (create, destroy, exists, list, rtp_forward...)."""
+        self._check()
         reply = await self.session.connection.request({**self._envelope("message"), "body": body})
         return _plugin_data(reply).data
 
@@ -283,6 +295,7 @@ class JanusHandle:
         self, body: dict[str, Any], jsep: dict[str, Any] | None = None
     ) -> PluginReply:
         """An asynchronous plugin request (join, configure, start, update...)."""
+        self._check()
         payload = {**self._envelope("message"), "body": body}
         if jsep is not None:
             payload["jsep"] = jsep
@@ -290,6 +303,7 @@ class JanusHandle:
         return _plugin_data(reply)
 
     async def trickle(self, candidate: dict[str, Any] | None) -> None:
+        self._check()
         payload = self._envelope("trickle")
         payload["candidate"] = candidate if candidate is not None else {"completed": True}
         await self.session.connection.request(payload)
@@ -299,7 +313,7 @@ class JanusHandle:
             await self.session.connection.request(self._envelope("hangup"))
 
     async def detach(self) -> None:
-        if self.detached:
+        if self.detached or self.session.released:
             return
         self.detached = True
         self.session.connection._unregister(self)
