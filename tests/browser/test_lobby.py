@@ -320,3 +320,18 @@ async def test_a_lost_media_server_keeps_everyone_in_the_meeting(own_server, new
     await expect(guest.locator("#lobby")).to_be_hidden()
     await expect(owner.locator("#connection-banner")).to_be_hidden()
     assert await guest.locator("#grid [data-tile]").count() == 2
+
+
+async def test_the_owner_caps_the_number_of_people_from_the_people_panel(server, new_page):
+    owner = await new_page()
+    url = await owner_opens_a_trusted_meeting(owner, server.base_url)
+    room = url.rsplit("/", 1)[-1]
+    cap = owner.get_by_label("At most this many people")
+    await cap.fill("7")
+    await cap.press("Enter")  # a keyboard user submits the form
+    await expect(owner.locator("#toasts")).to_contain_text("At most 7 people")
+    assert server.get(f"/api/rooms/{room}")[1]["max_participants"] == 7
+    await cap.fill("")
+    await owner.get_by_role("button", name="Apply").click()
+    await expect(owner.locator("#toasts")).to_contain_text("No more limit")
+    assert server.get(f"/api/rooms/{room}")[1]["max_participants"] is None

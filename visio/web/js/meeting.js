@@ -356,6 +356,10 @@ export class Meeting {
     on(this.els.muteAll, 'click', () => this.muteAll());
     on(this.els.lock, 'click', () => this.conn.lock(!this.roomInfo.locked));
     on(this.els.access, 'change', () => this.changeAccess(this.els.access.value));
+    on($('room-cap-form'), 'submit', (event) => {
+      event.preventDefault();
+      this.changeCap($('room-cap').value);
+    });
     on(this.els.endMeeting, 'click', () => this.endForAll());
     on(this.els.leave, 'click', () => this.leave());
     on(this.els.unblock, 'click', () => {
@@ -565,6 +569,26 @@ export class Meeting {
     }
   }
 
+  // A cap on the number of people in the room's meetings; empty: none.
+  async changeCap(value) {
+    const input = $('room-cap');
+    const cap = value === '' ? 0 : Number(value);
+    if (!Number.isInteger(cap) || cap === 1 || cap < 0) {
+      toast(t('cap.invalid'));
+      return;
+    }
+    input.disabled = true;
+    try {
+      const room = await updateRoom(this.room.id, { max_participants: cap });
+      this.onRoom({ max_participants: room.max_participants ?? null });
+      toast(room.max_participants ? t('cap.set', { n: room.max_participants }) : t('cap.removed'));
+    } catch {
+      toast(t('cap.error'));
+    } finally {
+      input.disabled = false;
+    }
+  }
+
   async endForAll() {
     const ok = await confirmAction(t('moderate.end.confirm'), t('moderate.end.ok'));
     if (ok && !this.ended) this.conn.end();
@@ -587,6 +611,8 @@ export class Meeting {
       setText($('room-access-hint'), `access.${this.roomInfo.access}`);
     }
     locked.hidden = !isLocked;
+    const cap = $('room-cap');
+    if (document.activeElement !== cap) cap.value = this.roomInfo.max_participants || '';
     if (!moderator) {
       if (!this.els.lobbyPanel.hidden) this.closePanel();
       this.lobby.showNotice(false);
