@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     janus_public_ip: str = Field("", description="nat_1_1_mapping: public IP behind NAT")
     janus_rtp_ports: str = "20000-40000"
     janus_debug_level: int = Field(3, ge=0, le=7)
+    janus_event_loops: int = Field(
+        0, ge=0, le=64, description="Embedded Janus: media threads; 0 = one per handle"
+    )
 
     # TURN (coturn, use-auth-secret): time-limited credentials handed to clients
     turn_urls: list[str] = []

@@ -60,6 +60,8 @@ def write_config(settings: Settings, folder: Path) -> Path:
     if settings.janus_public_ip:
         nat.append(f'nat_1_1_mapping = "{settings.janus_public_ip}"')
     secret = f'api_secret = "{settings.janus_api_secret}"' if settings.janus_api_secret else ""
+    # A fixed number of media loops instead of Janus' default thread per handle.
+    loops = f"event_loops = {settings.janus_event_loops}" if settings.janus_event_loops else ""
     (folder / "janus.jcfg").write_text(
         f"""general: {{
     configs_folder = "{folder}"
@@ -69,6 +71,7 @@ def write_config(settings: Settings, folder: Path) -> Path:
     loggers_folder = "{lib / "loggers"}"
     debug_level = {settings.janus_debug_level}
     {secret}
+    {loops}
     session_timeout = 60
     reclaim_session_timeout = 0
     hide_dependencies = true

@@ -1,0 +1,99 @@
+"""The load tool against the real server and Janus: packets counted, nothing decoded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import psutil
+import pytest
+
+from visio.load.client import LoadClient, Role
+from visio.load.media import ALWAYS_TALKING, TalkSchedule, encode_media
+from visio.load.report import render
+from visio.load.run import Plan, run
+from visio.load.scenarios import MeetingShape
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def media():
+    return encode_media(video_seconds=2.0, speech_seconds=1.0)
+
+
+def janus_pid(server) -> int:
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    return next(child.pid for child in children if child.name() == "janus")
+
+
+async def test_clients_count_packets_and_decode_nothing(server, room, media):
+    publisher = LoadClient(
+        server.base_url, room, "Speaker", Role(True, True, ALWAYS_TALKING), media
+    )
+    listeners = [
+        LoadClient(
+            server.base_url,
+            room,
+            f"Listener {i}",
+            Role(False, True, TalkSchedule(1, 2, 1e9)),
+            media,
+        )
+        for i in range(2)
+    ]
+    try:
+        await publisher.join(15, expect_media=False)
+        for listener in listeners:
+            await listener.join(15, expect_media=True)
+            assert 0 < listener.join_time < 5
+        await asyncio.sleep(3)
+        now = time.monotonic()
+        for listener in listeners:
+            video, audio = listener.totals("video"), listener.totals("audio")
+            assert video.frames > 30 and video.packets >= video.frames  # ~15 fps
+            assert audio.packets > 100  # the speaker's 50/s (and the other's DTX)
+            assert video.lost == audio.lost == 0
+            assert listener.receiving(now) and not listener.errors
+            assert all(0 <= j < 50 for j in listener.jitters_ms(now))
+        # aiortc decodes in one thread per track, named after the kind: none may run.
+        decoders = [t.name for t in threading.enumerate() if t.name.endswith("-decoder")]
+        assert decoders == []
+        assert publisher.video_track is not None and publisher.video_track.keyframes_sent >= 1
+    finally:
+        for client in (publisher, *listeners):
+            await client.leave()
+
+
+async def test_a_short_run_reports_every_figure(server):
+    plan = Plan(
+        urls=[server.base_url],
+        scenario="small",
+        participants=3,
+        shape=MeetingShape(size=3, cameras=1, turn_s=2.0),
+        hold_s=4.0,
+        settle_s=1.0,
+        workers=2,
+        max_seconds=60,
+        server_pids=[server.process.pid],
+        janus_pids=[janus_pid(server)],
+    )
+    report = await run(plan, progress=lambda line: None)
+
+    assert report.stopped_because == "fixed run done", render(report)
+    (step,) = report.steps
+    assert (step.participants, step.held, step.joins, step.join_failures) == (3, 3, 3, {})
+    assert 0 < step.join_p50_s <= step.join_p95_s < 5
+    assert step.loss_percent < 5 and step.errors == {}
+    # 2 receivers of the one camera, 15 fps each; audio: a talker at 50/s, DTX otherwise
+    assert 20 < step.video_frames_per_s < 40
+    assert step.audio_packets_per_s > 40
+    assert 0 <= step.jitter_median_ms <= step.jitter_p95_ms < 100
+    roles = sorted(usage.role for usage in step.processes)
+    assert roles == ["client", "client", "janus", "server"]
+    assert all(usage.rss_mib > 1 and usage.cpu_percent >= 0 for usage in step.processes)
+    assert step.cpu("janus") > 0 and step.janus_packets_per_core_s > 0
+    assert report.last_good is step
+    text = render(report)
+    assert "last good step: 3 participants held" in text
+    assert '"last_good_participants": 3' in report.to_json()
