@@ -13,6 +13,10 @@ and Janus packets forwarded per second per core.
 
 With several `--event-loops` values, the same fixed load runs against a fresh server for
 each (0 = Janus' default thread per handle) and a comparison table ends the output.
+
+`--client-cost N` checks what the load clients are for: one speaker (a load client in a
+worker process), then N decoding aiortc bots (`VisioClient`), then N counting load
+clients, each set in this process alone; this process's CPU per subscriber for each.
 """
 
 from __future__ import annotations
@@ -25,10 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
+import psutil
 
+from visio.client import VisioClient
+from visio.load.client import LoadClient, Role
+from visio.load.media import ALWAYS_TALKING, encode_media
+from visio.load.pool import WorkerPool
 from visio.load.report import Limits, Report, render
 from visio.load.run import Plan, run
-from visio.load.scenarios import MeetingShape
+from visio.load.scenarios import MeetingShape, Webinar
 
 # Every client comes from one address: the per-address limits must not get in the way.
 GENEROUS_LIMITS = {
@@ -115,9 +124,82 @@ def compare(reports: dict[int | None, Report]) -> str:
     )
 
 
+async def own_cpu(seconds: float) -> float:
+    """% of a core this process used over the next `seconds`."""
+    me = psutil.Process()
+    before, t0 = h.cpu_seconds(me), time.monotonic()
+    await asyncio.sleep(seconds)
+    return 100 * (h.cpu_seconds(me) - before) / (time.monotonic() - t0)
+
+
+async def client_cost(args: argparse.Namespace) -> int:
+    n = args.client_cost
+    server = h.start_server(max_participants=n + 10, **GENEROUS_LIMITS)
+    media = encode_media()
+    pool = WorkerPool(1, media)
+    try:
+        await pool.start()
+        webinar = Webinar([server.base_url])
+        (speaker,), _ = await webinar.add(1)
+        await pool.join([speaker])
+        room = webinar.room
+        assert room is not None
+        await asyncio.sleep(2)
+        idle = await own_cpu(5)
+
+        bots = [
+            VisioClient(server.base_url, room, f"Bot {i}", audio=False, video=False)
+            for i in range(n)
+        ]
+        for bot in bots:
+            await bot.connect()
+        speaker_id = next(iter(bots[0].participants))
+        for bot in bots:
+            await bot.wait_frames(speaker_id, "video", timeout=30)
+        await asyncio.sleep(args.settle)
+        decoded = sum(bot.frames_from(speaker_id, "video") for bot in bots)
+        decoding = await own_cpu(args.hold)
+        decoded = sum(bot.frames_from(speaker_id, "video") for bot in bots) - decoded
+        decoded_fps = decoded / args.hold / n
+        for bot in bots:
+            await bot.leave()
+        await asyncio.sleep(2)
+
+        silent = Role(camera=False, microphone=False, schedule=ALWAYS_TALKING)
+        viewers = [
+            LoadClient(server.base_url, room, f"Viewer {i}", silent, media) for i in range(n)
+        ]
+        for viewer in viewers:
+            await viewer.join(15, expect_media=True)
+        await asyncio.sleep(args.settle)
+        counted = sum(v.totals("video").frames for v in viewers)
+        counting = await own_cpu(args.hold)
+        counted = sum(v.totals("video").frames for v in viewers) - counted
+        counted_fps = counted / args.hold / n
+        for viewer in viewers:
+            await viewer.leave()
+    finally:
+        await pool.stop()
+        server.stop()
+    print(
+        h.table(
+            ["subscribers in this process", "CPU % of a core", "per subscriber", "video fps each"],
+            [
+                ["none (baseline)", idle, "", ""],
+                [f"{n} decoding aiortc bots", decoding, (decoding - idle) / n, decoded_fps],
+                [f"{n} counting load clients", counting, (counting - idle) / n, counted_fps],
+            ],
+            title=f"Client cost, one speaker (VP8 {media.video_kbps:.0f} kbit/s + Opus)",
+        )
+    )
+    return 0
+
+
 async def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     print(h.machine())
+    if args.client_cost:
+        return await client_cost(args)
     reports: dict[int | None, Report] = {}
     for loops in args.event_loops:
         reports[loops] = await measure(args, loops)
@@ -144,6 +226,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=900.0, help="per server, s (900)")
     parser.add_argument("--loss-limit", type=float, default=1.0)
     parser.add_argument("--join-p95-limit", type=float, default=1.0)
+    parser.add_argument(
+        "--client-cost",
+        type=int,
+        default=0,
+        metavar="N",
+        help="compare N decoding bots and N load clients",
+    )
     parser.add_argument(
         "--event-loops",
         type=lambda text: [int(v) for v in text.split(",")],

@@ -142,6 +142,13 @@ def test_rtp_ports_and_debug_level_are_passed(tmp_path):
     assert re.search(r"^\s*debug_level = 5$", section(text, "general"), re.MULTILINE)
 
 
+def test_event_loops_only_when_set(tmp_path):
+    text = write_config(settings(tmp_path, janus_event_loops=2), tmp_path).read_text()
+    assert re.search(r"^\s*event_loops = 2$", section(text, "general"), re.MULTILINE)
+    text = write_config(settings(tmp_path, janus_event_loops=0), tmp_path).read_text()
+    assert not re.search(r"^\s*event_loops", text, re.MULTILINE)  # a thread per handle
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -179,14 +179,16 @@ class LoadClient:
     # -- frames from the server ---------------------------------------------------
 
     async def _read(self, ws: websockets.ClientConnection) -> None:
+        code, detail = "closed", "the server closed the WebSocket"
         try:
             async for raw in ws:
                 await self._on_frame(json.loads(raw))
         except websockets.ConnectionClosed:
             pass
-        finally:
-            if not self.closed:
-                self._fail("closed by the server")
+        except Exception as exc:  # e.g. an SDP aiortc cannot take: this client is out
+            code, detail = "client_error", repr(exc)
+        if not self.closed:
+            self._fail(code, detail)
 
     async def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")

