@@ -115,7 +115,7 @@ def compare(reports: dict[int | None, Report]) -> str:
             "held",
             "Janus CPU %",
             "Janus pkt/s per core",
-            "Janus % per 1000 pkt/s",
+            "Janus % of a core per 1000 pkt/s",
             "loss %",
             "machine busy %",
         ],

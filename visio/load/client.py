@@ -21,6 +21,7 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 
@@ -56,6 +57,20 @@ def websocket_url(base_url: str) -> str:
     if base.startswith("http://"):
         return "ws://" + base.removeprefix("http://") + "/ws"
     raise ValueError(f"not an http(s) URL: {base_url}")
+
+
+def _send_audio_level(sender: RTCRtpSender, track: MeetingAudioTrack) -> None:
+    """Give each packet the audio level extension that a browser sends and Janus reads
+    (talking events): aiortc computes it only from frames it encodes itself."""
+    next_frame = sender._next_encoded_frame
+
+    async def with_level(codec: Any) -> Any:
+        frame = await next_frame(codec)
+        if frame is not None:
+            frame.audio_level = track.level_dbov
+        return frame
+
+    sender._next_encoded_frame = with_level  # type: ignore[method-assign]
 
 
 class LoadClient:
@@ -159,7 +174,8 @@ class LoadClient:
     async def _publish(self) -> None:
         pc = self.publisher = self._new_pc()
         if self.role.microphone:
-            pc.addTransceiver(MeetingAudioTrack(self.media, self.role.schedule), "sendonly")
+            audio = MeetingAudioTrack(self.media, self.role.schedule)
+            _send_audio_level(pc.addTransceiver(audio, "sendonly").sender, audio)
         if self.role.camera:
             self.video_track = ReplayVideoTrack(self.media)
             sender = pc.addTransceiver(self.video_track, "sendonly").sender

@@ -31,6 +31,8 @@ AUDIO_FRAME = 960  # 20 ms at 48 kHz
 AUDIO_PERIOD = AUDIO_FRAME / AUDIO_RATE
 DTX_EVERY = 20  # one silence packet every 20 frames: 400 ms
 KEYFRAME_MIN_INTERVAL = 0.5  # s; browsers also throttle key frames asked by PLI
+SPEECH_DBOV = -20  # audio level (RFC 6464) of speech: Janus' talking threshold is -25
+SILENCE_DBOV = -127
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ class MeetingAudioTrack(MediaStreamTrack):
         self._slot = -1
         self._last_sent = -DTX_EVERY
         self._spoken = 0
+        self.level_dbov = SILENCE_DBOV  # of the last packet, for its audio level extension
 
     async def recv(self) -> av.Packet:
         now = time.time()
@@ -228,8 +231,10 @@ class MeetingAudioTrack(MediaStreamTrack):
         if self.schedule.talking(self._start + slot * AUDIO_PERIOD + 1e-6):
             data = self.speech[self._spoken % len(self.speech)]
             self._spoken += 1
+            self.level_dbov = SPEECH_DBOV
         else:
             data = self.silence
+            self.level_dbov = SILENCE_DBOV
         packet = av.Packet(data)
         packet.pts = slot * AUDIO_FRAME
         packet.time_base = fractions.Fraction(1, AUDIO_RATE)
