@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     janus_rtp_ports: str = "20000-40000"
     janus_debug_level: int = Field(3, ge=0, le=7)
     janus_event_loops: int = Field(
-        0, ge=0, le=64, description="Embedded Janus: media threads; 0 = one per handle"
+        1,
+        ge=0,
+        le=64,
+        description="Embedded Janus: media threads (event_loops); 0 = Janus' thread per handle. "
+        "1 forwarded ~2x more packets per CPU second than 0, and beat 2, on 2 cores",
     )
 
     # TURN (coturn, use-auth-secret): time-limited credentials handed to clients

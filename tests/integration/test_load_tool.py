@@ -84,6 +84,8 @@ async def test_a_short_run_reports_every_figure(server):
     (step,) = report.steps
     assert (step.participants, step.held, step.joins, step.join_failures) == (3, 3, 3, {})
     assert 0 < step.join_p50_s <= step.join_p95_s < 5
+    assert list(step.join_phases) == ["open", "joined", "offer", "published", "media"]
+    assert step.join_phases["joined"][1] <= step.join_phases["media"][1] == step.join_p95_s
     assert step.loss_percent < 5 and step.errors == {}
     # 2 receivers of the one camera, 15 fps each; audio: a talker at 50/s, DTX otherwise
     assert 20 < step.video_frames_per_s < 40

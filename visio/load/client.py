@@ -84,6 +84,7 @@ class LoadClient:
         self.video_track: ReplayVideoTrack | None = None
         self.opened_at: float | None = None
         self.first_packet_at: float | None = None
+        self.moments: dict[str, float] = {}  # join phase -> time.monotonic()
         self.errors: list[str] = []
         self.closed = False
         self._ice_servers: list[RTCIceServer] = []
@@ -97,6 +98,16 @@ class LoadClient:
     @property
     def publishes(self) -> bool:
         return self.role.camera or self.role.microphone
+
+    def _mark(self, moment: str) -> None:
+        self.moments.setdefault(moment, time.monotonic())
+
+    @property
+    def join_phases(self) -> dict[str, float]:
+        """Seconds from the WebSocket's opening to each step of the join."""
+        if self.opened_at is None:
+            return {}
+        return {name: at - self.opened_at for name, at in self.moments.items()}
 
     @property
     def join_time(self) -> float | None:
@@ -120,6 +131,7 @@ class LoadClient:
     async def _join(self, expect_media: bool) -> None:
         self.opened_at = time.monotonic()
         self.ws = await websockets.connect(self.ws_url, max_size=2**20, ping_interval=None)
+        self._mark("open")
         self._tasks += [asyncio.create_task(self._read(self.ws)), asyncio.create_task(self._ping())]
         await self._send(
             {
@@ -213,6 +225,7 @@ class LoadClient:
                 RTCIceServer(s["urls"], s.get("username"), s.get("credential"))
                 for s in frame.get("iceServers", [])
             ]
+            self._mark("joined")
             self._joined.set()
         elif kind == "answer" and self.publisher is not None:
             await self.publisher.setRemoteDescription(RTCSessionDescription(frame["sdp"], "answer"))
@@ -220,6 +233,7 @@ class LoadClient:
             await self._on_offer(frame)
         elif kind == "media" and frame.get("target") == "camera":
             if frame.get("state") == "up":
+                self._mark("published")
                 self._published.set()
             else:
                 self._fail("publication down")
@@ -236,6 +250,7 @@ class LoadClient:
             self._failed.set_exception(JoinFailed(code, detail))
 
     async def _on_offer(self, frame: dict[str, Any]) -> None:
+        self._mark("offer")
         if self.subscriber is None:
             self.subscriber = self._new_pc()
         pc = self.subscriber
@@ -257,6 +272,7 @@ class LoadClient:
     def _on_media(self, arrival: float) -> None:
         if self.first_packet_at is None:
             self.first_packet_at = arrival
+            self.moments["media"] = arrival
             self._first_packet.set()
 
     # -- figures ------------------------------------------------------------------

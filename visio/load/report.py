@@ -52,6 +52,8 @@ class Step:
     machine_busy_percent: float
     client_lag_p95_ms: float
     janus_packets_per_core_s: float  # packets received by the clients / Janus CPU seconds
+    # join phase (open, joined, offer, published, media) -> (p50, p95) s from the opening
+    join_phases: dict[str, tuple[float, float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -123,6 +125,8 @@ COLUMNS = (
     "server %",
     "clients %",
     "janus pkt/s/core",
+    "busy %",
+    "lag ms",
 )
 
 
@@ -140,6 +144,8 @@ def _row(step: Step) -> list[str]:
         _f(step.cpu("server")),
         _f(step.cpu("client")),
         _f(step.janus_packets_per_core_s, 0),
+        _f(step.machine_busy_percent, 0),
+        _f(step.client_lag_p95_ms, 0),
     ]
 
 
@@ -167,16 +173,22 @@ def render(report: Report) -> str:
     if last is None:
         lines.append("no step met the quality limits")
     else:
-        lines += _detail(last)
+        lines += [f"last good step: {last.participants} participants held", *_detail(last)]
+    if report.steps and not report.steps[-1].good:
+        lines += ["the step where quality fell:", *_detail(report.steps[-1])]
     lines.append(f"stopped: {report.stopped_because}")
     return "\n".join(lines)
 
 
 def _detail(step: Step) -> list[str]:
+    phases = ", ".join(
+        f"{name} {_f(p50, 2)}/{_f(p95, 2)}" for name, (p50, p95) in step.join_phases.items()
+    )
     lines = [
-        f"last good step: {step.participants} participants held "
-        f"(join p95 {_f(step.join_p95_s, 2)} s, loss {_f(step.loss_percent, 2)} %, "
-        f"jitter p95 {_f(step.jitter_p95_ms)} ms)",
+        f"  {step.participants} participants, {step.held} receiving: join p95 "
+        f"{_f(step.join_p95_s, 2)} s, loss {_f(step.loss_percent, 2)} %, "
+        f"jitter p95 {_f(step.jitter_p95_ms)} ms",
+        f"  join phases, s from the WebSocket's opening (p50/p95): {phases or '-'}",
         f"  received {_f(step.audio_packets_per_s, 0)} audio + "
         f"{_f(step.video_packets_per_s, 0)} video packets/s, {_f(step.video_frames_per_s, 0)} "
         f"video frames/s, {_f(step.keyframes_per_s, 2)} key frames sent/s",

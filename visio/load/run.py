@@ -220,9 +220,22 @@ def _step(
         machine_busy_percent=busy,
         client_lag_p95_ms=percentile(end.loop_lag_ms, 0.95),
         janus_packets_per_core_s=received / janus_seconds if janus_seconds > 0 else float("nan"),
+        join_phases=_phases([r for r in joins if r.seconds is not None]),
     )
     judge(step, limits)
     return step
+
+
+PHASES = ("open", "joined", "offer", "published", "media")
+
+
+def _phases(joins: list[JoinResult]) -> dict[str, tuple[float, float]]:
+    phases = {}
+    for name in PHASES:
+        times = [r.phases[name] for r in joins if name in r.phases]
+        if times:
+            phases[name] = (median(times), percentile(times, 0.95))
+    return phases
 
 
 def _loss(expected: int, received: int) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from visio.load.client import Role
 
@@ -24,3 +24,5 @@ class JoinResult:
     key: str
     seconds: float | None  # WebSocket opening -> first media packet, when waited for
     error: str | None = None
+    # WebSocket opening -> open, joined, offer (subscriber), published (camera up), media
+    phases: dict[str, float] = field(default_factory=dict)

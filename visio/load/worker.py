@@ -154,12 +154,13 @@ class Worker:
                 await client.join(self.join_timeout, seat.wait_for_media)
             except JoinFailed as failure:
                 await client.close()
-                return JoinResult(seat.key, None, failure.code)
+                return JoinResult(seat.key, None, failure.code, client.join_phases)
             except Exception as exc:  # aiortc's, say: one client fails, not the worker
                 await client.close()
                 return JoinResult(seat.key, None, f"client_error {type(exc).__name__}")
             self.clients[seat.key] = (seat, client)
-            return JoinResult(seat.key, client.join_time if seat.wait_for_media else None)
+            seconds = client.join_time if seat.wait_for_media else None
+            return JoinResult(seat.key, seconds, phases=client.join_phases)
 
     async def _leave(self, keys: tuple[str, ...]) -> int:
         leaving = [self.clients.pop(key) for key in keys if key in self.clients]
