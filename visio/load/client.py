@@ -318,4 +318,6 @@ class LoadClient:
         for pc in (self.publisher, self.subscriber):
             if pc is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pc.close(), 5)
+                    # Shielded: aiortc may be closing it too, and a cancelled close
+                    # breaks the other one.
+                    await asyncio.wait_for(asyncio.shield(pc.close()), 5)

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import itertools
 import multiprocessing
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -96,7 +95,7 @@ class PoolStats:
 
     @property
     def total(self) -> WorkerStats:
-        total = WorkerStats(errors=Counter())
+        total = WorkerStats()
         for stats in self.workers:
             total.clients += stats.clients
             total.held += stats.held
@@ -106,6 +105,7 @@ class PoolStats:
             total.errors.update(stats.errors)
             total.keyframes_sent += stats.keyframes_sent
             total.loop_lag_ms += stats.loop_lag_ms
+            total.unhandled.update(stats.unhandled)
         return total
 
 

@@ -54,6 +54,7 @@ class Step:
     janus_packets_per_core_s: float  # packets received by the clients / Janus CPU seconds
     # join phase (open, joined, offer, published, media) -> (p50, p95) s from the opening
     join_phases: dict[str, tuple[float, float]] = field(default_factory=dict)
+    unhandled: dict[str, int] = field(default_factory=dict)  # in the clients' libraries
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -203,6 +204,8 @@ def _detail(step: Step) -> list[str]:
         f"  machine busy {_f(step.machine_busy_percent)} % of all cores; load clients' loop "
         f"lateness p95 {_f(step.client_lag_p95_ms)} ms"
     )
+    if step.unhandled:
+        lines.append(f"  exceptions nothing handled in the load clients: {_codes(step.unhandled)}")
     if step.clients_saturated:
         lines.append("  WARNING: the load clients were saturated: the limit may be theirs")
     return lines

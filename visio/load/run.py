@@ -221,6 +221,7 @@ def _step(
         client_lag_p95_ms=percentile(end.loop_lag_ms, 0.95),
         janus_packets_per_core_s=received / janus_seconds if janus_seconds > 0 else float("nan"),
         join_phases=_phases([r for r in joins if r.seconds is not None]),
+        unhandled=dict(end.unhandled - start.unhandled),
     )
     judge(step, limits)
     return step

@@ -60,6 +60,9 @@ class WorkerStats:
     errors: Counter[str] = field(default_factory=Counter)  # after joining: dropped, down
     keyframes_sent: int = 0
     loop_lag_ms: list[float] = field(default_factory=list)  # since the previous snapshot
+    # Exceptions no task handled, by type: aioice choking on a datagram, say. Counted, not
+    # printed: a traceback per packet would drown the report.
+    unhandled: Counter[str] = field(default_factory=Counter)
 
 
 def run_worker(conn: Connection, media: EncodedMedia, concurrency: int, join_timeout: float):
@@ -94,11 +97,13 @@ class Worker:
         self.clients: dict[str, tuple[Seat, LoadClient]] = {}
         self.retired = WorkerStats()  # what the clients that left had received
         self.lags: list[float] = []
+        self.unhandled: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         self.joining = asyncio.Semaphore(self.concurrency)
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._on_unhandled)
         lag_probe = asyncio.create_task(self._probe_lag())
         try:
             while True:
@@ -127,6 +132,10 @@ class Worker:
             result = self._snapshot()
         with contextlib.suppress(OSError):
             self.conn.send((number, result))
+
+    def _on_unhandled(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exception = context.get("exception")
+        self.unhandled[type(exception).__name__ if exception else "no exception"] += 1
 
     async def _probe_lag(self) -> None:
         """How late the loop wakes up: the clients' own saturation shows here first."""
@@ -202,4 +211,5 @@ class Worker:
             if client.video_track is not None:
                 stats.keyframes_sent += client.video_track.keyframes_sent
         stats.loop_lag_ms, self.lags = self.lags, []
+        stats.unhandled = Counter(self.unhandled)
         return stats
