@@ -49,7 +49,7 @@ GENEROUS_LIMITS = {
 
 def loops_label(event_loops: int | None) -> str:
     if event_loops is None:
-        return "the server's default"
+        return "default (half the cores)"
     return str(event_loops) if event_loops else "0 (thread per handle)"
 
 

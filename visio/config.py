@@ -55,12 +55,12 @@ class Settings(BaseSettings):
     janus_public_ip: str = Field("", description="nat_1_1_mapping: public IP behind NAT")
     janus_rtp_ports: str = "20000-40000"
     janus_debug_level: int = Field(3, ge=0, le=7)
-    janus_event_loops: int = Field(
-        1,
+    janus_event_loops: int | None = Field(
+        None,
         ge=0,
         le=64,
-        description="Embedded Janus: media threads (event_loops); 0 = Janus' thread per handle. "
-        "1 forwarded ~2x more packets per CPU second than 0, and beat 2, on 2 cores",
+        description="Embedded Janus: media threads (event_loops); unset: half the cores, at "
+        "least 1; 0 = Janus' own default, a thread per handle",
     )
 
     # TURN (coturn, use-auth-secret): time-limited credentials handed to clients

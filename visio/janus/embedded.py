@@ -50,6 +50,16 @@ def _others(folder: Path, keep: str) -> str:
     return ",".join(names)
 
 
+def event_loops(settings: Settings) -> int:
+    """Janus' media threads. Static loops forward a packet for less CPU than Janus' thread
+    per handle (measured with `visio load`: 2x in a webinar, 1.3x in meetings of 6, on 2
+    cores, where 1 loop also beat 2), but one loop is one core at most: by default, half
+    the cores, the other half left to the server and the rest of the machine."""
+    if settings.janus_event_loops is not None:
+        return settings.janus_event_loops
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 def write_config(settings: Settings, folder: Path) -> Path:
     """Write a complete Janus config folder and return the main config file."""
     lib = janus_lib_dir()
@@ -60,8 +70,8 @@ def write_config(settings: Settings, folder: Path) -> Path:
     if settings.janus_public_ip:
         nat.append(f'nat_1_1_mapping = "{settings.janus_public_ip}"')
     secret = f'api_secret = "{settings.janus_api_secret}"' if settings.janus_api_secret else ""
-    # A fixed number of media loops instead of Janus' default thread per handle.
-    loops = f"event_loops = {settings.janus_event_loops}" if settings.janus_event_loops else ""
+    loops = event_loops(settings)
+    loops_line = f"event_loops = {loops}" if loops else ""
     (folder / "janus.jcfg").write_text(
         f"""general: {{
     configs_folder = "{folder}"
@@ -71,7 +81,7 @@ def write_config(settings: Settings, folder: Path) -> Path:
     loggers_folder = "{lib / "loggers"}"
     debug_level = {settings.janus_debug_level}
     {secret}
-    {loops}
+    {loops_line}
     session_timeout = 60
     reclaim_session_timeout = 0
     hide_dependencies = true
