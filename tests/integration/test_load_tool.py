@@ -56,6 +56,9 @@ async def test_clients_count_packets_and_decode_nothing(server, room, media):
             assert video.lost == audio.lost == 0
             assert listener.receiving(now) and not listener.errors
             assert all(0 <= j < 50 for j in listener.jitters_ms(now))
+            # nearly all of them on the fast path, at the socket
+            at_socket = sum(counter.at_socket for counter in listener.counters.values())
+            assert at_socket > 0.9 * (video.packets + audio.packets)
         # aiortc decodes in one thread per track, named after the kind: none may run.
         decoders = [t.name for t in threading.enumerate() if t.name.endswith("-decoder")]
         assert decoders == []

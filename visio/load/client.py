@@ -21,6 +21,7 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
 )
@@ -28,6 +29,7 @@ from aiortc import (
 from visio.load.media import EncodedMedia, MeetingAudioTrack, ReplayVideoTrack, TalkSchedule
 from visio.load.receiver import PacketCounter, count_packets
 from visio.load.rtpstats import StreamTotals
+from visio.load.socket_counting import count_at_the_socket
 
 PING_EVERY_S = 15.0  # the server closes a connection silent for 60 s
 ACTIVE_WITHIN_S = 2.0  # a stream that got nothing for this long has no current jitter
@@ -80,7 +82,7 @@ class LoadClient:
         self.ws: websockets.ClientConnection | None = None
         self.publisher: RTCPeerConnection | None = None
         self.subscriber: RTCPeerConnection | None = None
-        self.counters: list[PacketCounter] = []
+        self.counters: dict[RTCRtpReceiver, PacketCounter] = {}
         self.video_track: ReplayVideoTrack | None = None
         self.opened_at: float | None = None
         self.first_packet_at: float | None = None
@@ -251,15 +253,17 @@ class LoadClient:
 
     async def _on_offer(self, frame: dict[str, Any]) -> None:
         self._mark("offer")
+        first = self.subscriber is None
         if self.subscriber is None:
             self.subscriber = self._new_pc()
         pc = self.subscriber
-        known = set(pc.getTransceivers())
         await pc.setRemoteDescription(RTCSessionDescription(frame["sdp"], "offer"))
         for transceiver in pc.getTransceivers():
-            if transceiver not in known:  # new m-lines: count, do not decode
-                counter = count_packets(transceiver.receiver, transceiver.kind, self._on_media)
-                self.counters.append(counter)
+            receiver = transceiver.receiver
+            if receiver not in self.counters:  # new m-lines: count, do not decode
+                self.counters[receiver] = count_packets(receiver, transceiver.kind, self._on_media)
+        if first:
+            count_at_the_socket(pc, self.counters)
         answer = await pc.createAnswer()
         # Be the DTLS server, so that Janus speaks first, once its ICE is up. As DTLS
         # client, aiortc often sends its first flight before Janus' ICE is ready; that
@@ -279,7 +283,7 @@ class LoadClient:
 
     def totals(self, kind: str) -> StreamTotals:
         total = StreamTotals()
-        for counter in self.counters:
+        for counter in self.counters.values():
             if counter.kind == kind:
                 for stream in counter.streams.values():
                     total += stream.totals()
@@ -289,7 +293,7 @@ class LoadClient:
         """The current jitter of each stream that is flowing."""
         return [
             stream.jitter_ms
-            for counter in self.counters
+            for counter in self.counters.values()
             for stream in counter.streams.values()
             if stream.last_at is not None and now - stream.last_at < ACTIVE_WITHIN_S
         ]
@@ -297,7 +301,7 @@ class LoadClient:
     def receiving(self, now: float) -> bool:
         return any(
             stream.last_at is not None and now - stream.last_at < ACTIVE_WITHIN_S
-            for counter in self.counters
+            for counter in self.counters.values()
             for stream in counter.streams.values()
         )
 

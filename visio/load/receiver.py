@@ -30,20 +30,17 @@ class PacketCounter:
         self.kind = kind
         self.streams: dict[int, StreamCounter] = {}
         self.retransmissions = 0
+        self.at_socket = 0  # packets counted by the fast path (visio.load.socket_counting)
+        self.rtx_payload_types: set[int] = set()
         self._on_first_packet = on_first_packet
 
-    def add(self, packet: RtpPacket, arrival: float) -> None:
-        stream = self.streams.get(packet.ssrc)
+    def add(self, ssrc: int, sequence: int, timestamp: int, size: int, arrival: float) -> None:
+        stream = self.streams.get(ssrc)
         if stream is None:
             if not self.streams:
                 self._on_first_packet(arrival)
-            stream = self.streams[packet.ssrc] = StreamCounter(CLOCK_RATES[self.kind])
-        stream.add(
-            packet.sequence_number,
-            packet.timestamp,
-            len(packet.payload) + packet.padding_size,
-            arrival,
-        )
+            stream = self.streams[ssrc] = StreamCounter(CLOCK_RATES[self.kind])
+        stream.add(sequence, timestamp, size, arrival)
 
 
 def count_packets(
@@ -51,19 +48,18 @@ def count_packets(
 ) -> PacketCounter:
     """Make `receiver` count its packets instead of decoding them; call before it starts."""
     counter = PacketCounter(kind, on_first_packet)
-    codecs: dict[int, Any] = {}
 
     async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
-        codec = codecs.get(packet.payload_type)
-        if codec is not None and is_rtx(codec):
+        if packet.payload_type in counter.rtx_payload_types:
             counter.retransmissions += 1  # only after a NACK, and we send none
             return
-        counter.add(packet, time.monotonic())
+        size = len(packet.payload) + packet.padding_size
+        counter.add(packet.ssrc, packet.sequence_number, packet.timestamp, size, time.monotonic())
 
     start = receiver.receive
 
     async def receive(parameters: Any) -> None:
-        codecs.update({codec.payloadType: codec for codec in parameters.codecs})
+        counter.rtx_payload_types.update(c.payloadType for c in parameters.codecs if is_rtx(c))
         await start(parameters)
         # aiortc offers no switch for its decoder thread: stop it the way it stops it.
         receiver._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
