@@ -76,6 +76,7 @@ async def measure(args: argparse.Namespace, event_loops: int | None) -> Report:
             shape=MeetingShape(args.meeting_size, args.cameras, args.turn),
             churn_per_s=args.churn_rate,
             workers=args.workers,
+            join_rate=args.join_rate,
             max_seconds=args.max_seconds,
             limits=Limits(args.loss_limit, args.join_p95_limit),
             server_pids=[server.process.pid],
@@ -223,6 +224,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--turn", type=float, default=10.0)
     parser.add_argument("--churn-rate", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=2, help="load processes (2)")
+    parser.add_argument("--join-rate", type=float, default=10.0, help="joins per second (10)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="per server, s (900)")
     parser.add_argument("--loss-limit", type=float, default=1.0)
     parser.add_argument("--join-p95-limit", type=float, default=1.0)

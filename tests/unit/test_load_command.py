@@ -26,6 +26,7 @@ def run(capsys, *argv: str) -> tuple[int, str]:
         (["--url", "http://127.0.0.1:1", "--max-seconds", "99999"], "--max-seconds"),
         (["--url", "http://127.0.0.1:1", "--workers", "0"], "--workers"),
         (["--url", "http://127.0.0.1:1", "--cameras", "9"], "--cameras"),
+        (["--url", "http://127.0.0.1:1", "--join-rate", "0"], "--join-rate"),
         (["--url", "http://127.0.0.1:1", "--scenario", "webinar", "--participants", "1"], "2"),
         (["--url", "http://127.0.0.1:1", "--server-pid", "12x"], "not a process id"),
     ],

@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 2, help="load processes (one per core)"
     )
+    parser.add_argument(
+        "--join-rate", type=float, default=10.0, help="joins started per second, at most (10)"
+    )
     parser.add_argument("--join-timeout", type=float, default=15.0, help="per join, s (15)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="whole run, s (900)")
     parser.add_argument("--loss-limit", type=float, default=1.0, help="ramp stops above, %% (1)")
@@ -108,6 +111,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         shape=MeetingShape(args.meeting_size, args.cameras, args.turn),
         churn_per_s=args.churn_rate,
         workers=args.workers,
+        join_rate=args.join_rate,
         join_timeout_s=args.join_timeout,
         max_seconds=args.max_seconds,
         limits=Limits(args.loss_limit, args.join_p95_limit),
@@ -135,6 +139,7 @@ def _check_counts(args: argparse.Namespace) -> None:
         "--churn-rate": 0 < args.churn_rate <= 100,
         "--workers": 1 <= args.workers <= 64,
         "--join-timeout": args.join_timeout > 0,
+        "--join-rate": 0.1 <= args.join_rate <= 1000,
     }
     wrong = [name for name, ok in checks.items() if not ok]
     if wrong:

@@ -28,12 +28,19 @@ class WorkerLost(RuntimeError):
 
 
 class _Worker:
-    def __init__(self, index: int, media: EncodedMedia, concurrency: int, join_timeout: float):
+    def __init__(
+        self,
+        index: int,
+        media: EncodedMedia,
+        concurrency: int,
+        join_timeout: float,
+        interval: float,
+    ) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a running event loop
         self.conn, child = context.Pipe()
         self.process = context.Process(
             target=run_worker,
-            args=(child, media, concurrency, join_timeout),
+            args=(child, media, concurrency, join_timeout, interval),
             name=f"visio-load-worker-{index}",
             daemon=True,
         )
@@ -111,17 +118,24 @@ class PoolStats:
 
 class WorkerPool:
     def __init__(
-        self, count: int, media: EncodedMedia, concurrency: int = 8, join_timeout: float = 15.0
+        self,
+        count: int,
+        media: EncodedMedia,
+        concurrency: int = 8,
+        join_timeout: float = 15.0,
+        join_rate: float = 10.0,
     ) -> None:
         self.count, self.media = count, media
         self.concurrency, self.join_timeout = concurrency, join_timeout
+        self.interval = count / join_rate  # each worker starts its share of the joins
         self.workers: list[_Worker] = []
         self.placed: dict[str, _Worker] = {}  # seat key -> its worker
         self.readers = ThreadPoolExecutor(count, thread_name_prefix="load-pipe")  # one each
 
     async def start(self) -> None:
         self.workers = [
-            _Worker(i, self.media, self.concurrency, self.join_timeout) for i in range(self.count)
+            _Worker(i, self.media, self.concurrency, self.join_timeout, self.interval)
+            for i in range(self.count)
         ]
         for worker in self.workers:
             worker.start_reading(self.readers)
@@ -140,11 +154,14 @@ class WorkerPool:
             batches.setdefault(worker, []).extend(group)
             for seat in group:
                 self.placed[seat.key] = worker
-        # Joins of one group follow each other: allow each its own timeout, and some.
+        # Joins are paced, and those of one group follow each other: allow for both.
         longest = max((len(group) for group in _groups(seats)), default=1)
         timeout = ANSWER_TIMEOUT_S + longest * (self.join_timeout + 5)
         answers = await asyncio.gather(
-            *(worker.ask(Join(tuple(batch)), timeout) for worker, batch in batches.items())
+            *(
+                worker.ask(Join(tuple(batch)), timeout + len(batch) * self.interval)
+                for worker, batch in batches.items()
+            )
         )
         results: list[JoinResult] = [result for answer in answers for result in answer]
         for result in results:

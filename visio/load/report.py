@@ -49,7 +49,9 @@ class Step:
     errors: dict[str, int]  # clients dropped or publications down during the window
     keyframes_per_s: float
     processes: list[Usage]
-    machine_busy_percent: float
+    machine_busy_percent: float  # of all cores
+    softirq_percent: float  # of a core: the kernel's packet work
+    others_percent: float  # of a core: every process not measured (other users, the tool)
     client_lag_p95_ms: float
     janus_packets_per_core_s: float  # packets received by the clients / Janus CPU seconds
     # join phase (open, joined, offer, published, media) -> (p50, p95) s from the opening
@@ -126,7 +128,8 @@ COLUMNS = (
     "server %",
     "clients %",
     "janus pkt/s/core",
-    "busy %",
+    "softirq %",
+    "others %",
     "lag ms",
 )
 
@@ -145,7 +148,8 @@ def _row(step: Step) -> list[str]:
         _f(step.cpu("server")),
         _f(step.cpu("client")),
         _f(step.janus_packets_per_core_s, 0),
-        _f(step.machine_busy_percent, 0),
+        _f(step.softirq_percent, 0),
+        _f(step.others_percent, 0),
         _f(step.client_lag_p95_ms, 0),
     ]
 
@@ -201,8 +205,10 @@ def _detail(step: Step) -> list[str]:
             f"RSS {_f(usage.rss_mib)} MiB"
         )
     lines.append(
-        f"  machine busy {_f(step.machine_busy_percent)} % of all cores; load clients' loop "
-        f"lateness p95 {_f(step.client_lag_p95_ms)} ms"
+        f"  machine busy {_f(step.machine_busy_percent)} % of all cores: kernel packet work "
+        f"(softirq) {_f(step.softirq_percent)} % of a core, unmeasured processes "
+        f"{_f(step.others_percent)} %; load clients' loop lateness p95 "
+        f"{_f(step.client_lag_p95_ms)} ms"
     )
     if step.unhandled:
         lines.append(f"  exceptions nothing handled in the load clients: {_codes(step.unhandled)}")

@@ -29,6 +29,13 @@ class Watched:
 
 
 @dataclass(frozen=True)
+class MachineUsage:
+    busy_percent: float  # of all cores together
+    softirq_percent: float  # of one core: the kernel moving packets (veth, UDP), no process's
+    cores: int
+
+
+@dataclass(frozen=True)
 class Usage:
     role: str
     pid: int
@@ -80,8 +87,8 @@ class Window:
         except psutil.NoSuchProcess:
             return float("nan")
 
-    def close(self) -> tuple[list[Usage], float, float]:
-        """Usage per process, the window's length (s), and the machine's busy % of all cores."""
+    def close(self) -> tuple[list[Usage], float, MachineUsage]:
+        """Usage per process, the window's length (s), and the whole machine's."""
         wall = time.monotonic() - self.started
         usages = []
         for w in self.watched:
@@ -91,8 +98,14 @@ class Window:
             except psutil.NoSuchProcess:
                 rss = float("nan")
             usages.append(Usage(w.role, w.pid, 100 * seconds / wall, seconds, rss))
-        machine = psutil.cpu_times()
-        total = sum(machine) - sum(self.machine0)
-        idle = (machine.idle + machine.iowait) - (self.machine0.idle + self.machine0.iowait)
-        busy = 100 * (1 - idle / total) if total > 0 else float("nan")
-        return usages, wall, busy
+        return usages, wall, self._machine()
+
+    def _machine(self) -> MachineUsage:
+        now, before = psutil.cpu_times(), self.machine0
+        total = sum(now) - sum(before)
+        if total <= 0:
+            return MachineUsage(float("nan"), float("nan"), psutil.cpu_count() or 1)
+        idle = (now.idle + now.iowait) - (before.idle + before.iowait)
+        cores = psutil.cpu_count() or 1
+        softirq = 100 * cores * (now.softirq - before.softirq) / total
+        return MachineUsage(100 * (1 - idle / total), softirq, cores)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from visio.load.media import encode_media
 from visio.load.pool import PoolStats, WorkerLost, WorkerPool
 from visio.load.report import Limits, Report, Step, judge, median, percentile
-from visio.load.resources import Watched, Window, watch
+from visio.load.resources import MachineUsage, Watched, Window, watch
 from visio.load.rooms import RoomRefused
 from visio.load.scenarios import MeetingShape, SmallMeetings, Webinar
 from visio.load.seats import JoinResult, Seat
@@ -36,6 +36,7 @@ class Plan:
     shape: MeetingShape = field(default_factory=MeetingShape)
     churn_per_s: float = 1.0  # participants replaced (one leaves, one joins) per second
     workers: int = 2
+    join_rate: float = 10.0  # joins started per second, all workers together
     join_concurrency: int = 8  # joins in flight per worker
     join_timeout_s: float = 15.0
     max_seconds: float = 900.0
@@ -47,7 +48,9 @@ class Plan:
 async def run(plan: Plan, progress=print) -> Report:
     """Run the plan; the report is complete even when the deadline cuts it short."""
     media = encode_media()
-    pool = WorkerPool(plan.workers, media, plan.join_concurrency, plan.join_timeout_s)
+    pool = WorkerPool(
+        plan.workers, media, plan.join_concurrency, plan.join_timeout_s, plan.join_rate
+    )
     runner = _Runner(plan, pool, progress)
     try:
         await pool.start()
@@ -148,8 +151,8 @@ class _Runner:
         else:
             await asyncio.sleep(self.plan.hold_s)
         after = await self.pool.snapshot()
-        usages, wall, busy = window.close()
-        return _step(joins, before, after, usages, wall, busy, self.plan.limits)
+        usages, wall, machine = window.close()
+        return _step(joins, before, after, usages, wall, machine, self.plan.limits)
 
     async def _churn(self, seconds: float) -> list[JoinResult]:
         """Replace participants at the plan's rate for `seconds`; the joins it made."""
@@ -188,7 +191,7 @@ def _step(
     after: PoolStats,
     usages,
     wall: float,
-    busy: float,
+    machine: MachineUsage,
     limits: Limits,
 ) -> Step:
     start, end = before.total, after.total
@@ -217,7 +220,11 @@ def _step(
         errors=dict(end.errors - start.errors),
         keyframes_per_s=(end.keyframes_sent - start.keyframes_sent) / wall,
         processes=usages,
-        machine_busy_percent=busy,
+        machine_busy_percent=machine.busy_percent,
+        softirq_percent=machine.softirq_percent,
+        others_percent=machine.busy_percent * machine.cores
+        - machine.softirq_percent
+        - sum(u.cpu_percent for u in usages),
         client_lag_p95_ms=percentile(end.loop_lag_ms, 0.95),
         janus_packets_per_core_s=received / janus_seconds if janus_seconds > 0 else float("nan"),
         join_phases=_phases([r for r in joins if r.seconds is not None]),

@@ -65,11 +65,13 @@ class WorkerStats:
     unhandled: Counter[str] = field(default_factory=Counter)
 
 
-def run_worker(conn: Connection, media: EncodedMedia, concurrency: int, join_timeout: float):
-    """Entry point of the worker process."""
+def run_worker(
+    conn: Connection, media: EncodedMedia, concurrency: int, join_timeout: float, interval: float
+):
+    """Entry point of the worker process; it starts a join every `interval` s at most."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator stops us cleanly
     _raise_file_limit()
-    worker = Worker(conn, media, concurrency, join_timeout)
+    worker = Worker(conn, media, concurrency, join_timeout, interval)
     try:  # uvloop (uvicorn's) wakes a task per packet faster: ~15 % less client CPU here
         import uvloop
     except ImportError:
@@ -88,12 +90,19 @@ def _raise_file_limit() -> None:
 
 class Worker:
     def __init__(
-        self, conn: Connection, media: EncodedMedia, concurrency: int, join_timeout: float
+        self,
+        conn: Connection,
+        media: EncodedMedia,
+        concurrency: int,
+        join_timeout: float,
+        interval: float,
     ) -> None:
         self.conn = conn
         self.media = media
         self.join_timeout = join_timeout
         self.concurrency = concurrency
+        self.interval = interval
+        self.next_join = 0.0
         self.clients: dict[str, tuple[Seat, LoadClient]] = {}
         self.retired = WorkerStats()  # what the clients that left had received
         self.lags: list[float] = []
@@ -156,7 +165,15 @@ class Worker:
     async def _join_group(self, seats: list[Seat]) -> list[JoinResult]:
         return [await self._join_one(seat) for seat in seats]
 
+    async def _pace(self) -> None:
+        """People arrive one after the other, not all in the same instant."""
+        now = time.monotonic()
+        start = max(now, self.next_join)
+        self.next_join = start + self.interval
+        await asyncio.sleep(start - now)
+
     async def _join_one(self, seat: Seat) -> JoinResult:
+        await self._pace()
         async with self.joining:
             client = LoadClient(seat.url, seat.room, seat.name, seat.role, self.media)
             try:
