@@ -222,9 +222,12 @@ def _step(
         processes=usages,
         machine_busy_percent=machine.busy_percent,
         softirq_percent=machine.softirq_percent,
-        others_percent=machine.busy_percent * machine.cores
-        - machine.softirq_percent
-        - sum(u.cpu_percent for u in usages),
+        others_percent=max(  # the two clocks differ by a tick or two: never below 0
+            0.0,
+            machine.busy_percent * machine.cores
+            - machine.softirq_percent
+            - sum(u.cpu_percent for u in usages),
+        ),
         client_lag_p95_ms=percentile(end.loop_lag_ms, 0.95),
         janus_packets_per_core_s=received / janus_seconds if janus_seconds > 0 else float("nan"),
         join_phases=_phases([r for r in joins if r.seconds is not None]),
