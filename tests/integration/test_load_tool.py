@@ -68,6 +68,32 @@ async def test_clients_count_packets_and_decode_nothing(server, room, media):
             await client.leave()
 
 
+async def test_a_newcomer_on_a_reused_m_line_is_counted(server, room, media):
+    """Janus gives the m-line of someone who left to the next one, with a new SSRC; with
+    two audio m-lines its payload type does not tell aiortc where it belongs."""
+    quiet = TalkSchedule(1 - int(time.time() // 1e9) % 2, 2, 1e9)  # silent for the test
+    listener = LoadClient(server.base_url, room, "Listener", Role(False, False, quiet), media)
+    stayer = LoadClient(server.base_url, room, "Stayer", Role(True, True, quiet), media)
+    talkers = [
+        LoadClient(server.base_url, room, f"Talker {i}", Role(False, True, ALWAYS_TALKING), media)
+        for i in range(2)
+    ]
+    try:
+        await stayer.join(15, expect_media=False)
+        await listener.join(15, expect_media=True)
+        await talkers[0].join(15, expect_media=True)
+        await asyncio.sleep(1)
+        await talkers[0].leave()
+        await talkers[1].join(15, expect_media=True)
+        await asyncio.sleep(1)  # the listener's subscription is updated
+        before = listener.totals("audio").packets
+        await asyncio.sleep(2)
+        assert listener.totals("audio").packets - before > 80  # 50/s from the newcomer
+    finally:
+        for client in (listener, stayer, *talkers):
+            await client.leave()
+
+
 async def test_a_short_run_reports_every_figure(server):
     plan = Plan(
         urls=[server.base_url],

@@ -27,7 +27,7 @@ from aiortc import (
 )
 
 from visio.load.media import EncodedMedia, MeetingAudioTrack, ReplayVideoTrack, TalkSchedule
-from visio.load.receiver import PacketCounter, count_packets
+from visio.load.receiver import PacketCounter, count_packets, route_offered_ssrcs
 from visio.load.rtpstats import StreamTotals
 from visio.load.socket_counting import count_at_the_socket
 
@@ -271,6 +271,7 @@ class LoadClient:
         # client artefact that would dominate join p95.
         sdp = answer.sdp.replace("a=setup:active", "a=setup:passive")
         await pc.setLocalDescription(RTCSessionDescription(sdp, "answer"))
+        route_offered_ssrcs(pc)
         await self._send({"type": "answer", "sdp": pc.localDescription.sdp})
 
     def _on_media(self, arrival: float) -> None:

@@ -106,6 +106,7 @@ class PoolStats:
         for stats in self.workers:
             total.clients += stats.clients
             total.held += stats.held
+            total.silent += stats.silent
             total.audio += stats.audio
             total.video += stats.video
             total.jitters_ms += stats.jitters_ms

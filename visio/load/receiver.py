@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCRtpReceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.codecs import is_rtx
 from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription
 
 from visio.load.rtpstats import StreamCounter
 
@@ -67,3 +68,23 @@ def count_packets(
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
     receiver.receive = receive  # type: ignore[method-assign]
     return counter
+
+
+def route_offered_ssrcs(pc: RTCPeerConnection) -> None:
+    """Route every SSRC of the remote offer to its m-line's receiver.
+
+    aiortc learns a receiver's SSRCs once, when it starts, and routes an unknown SSRC only
+    by a payload type no other receiver has. Janus reuses an m-line freed by someone who
+    left for the next feed, with a new SSRC and Opus' or VP8's payload type, which every
+    audio or video m-line shares: without this, those packets are dropped.
+    """
+    if pc.remoteDescription is None:
+        return
+    receivers = {t.mid: t.receiver for t in pc.getTransceivers() if t.mid is not None}
+    for media in SessionDescription.parse(pc.remoteDescription.sdp).media:
+        receiver = receivers.get(media.rtp.muxId)
+        if receiver is None:
+            continue
+        router = receiver.transport._rtp_router
+        for description in media.ssrc:
+            router.ssrc_table[description.ssrc] = receiver

@@ -54,6 +54,7 @@ class WorkerStats:
 
     clients: int = 0
     held: int = 0  # clients alive that receive media, or need not
+    silent: list[str] = field(default_factory=list)  # the others: their seat keys
     audio: StreamTotals = field(default_factory=StreamTotals)
     video: StreamTotals = field(default_factory=StreamTotals)
     jitters_ms: list[float] = field(default_factory=list)
@@ -221,6 +222,8 @@ class Worker:
             stats.clients += 1
             if not client.errors and (client.receiving(now) or not seat.receives):
                 stats.held += 1
+            else:
+                stats.silent.append(seat.key)
             stats.audio += client.totals("audio")
             stats.video += client.totals("video")
             stats.jitters_ms += client.jitters_ms(now)
