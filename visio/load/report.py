@@ -57,6 +57,7 @@ class Step:
     # join phase (open, joined, offer, published, media) -> (p50, p95) s from the opening
     join_phases: dict[str, tuple[float, float]] = field(default_factory=dict)
     unhandled: dict[str, int] = field(default_factory=dict)  # in the clients' libraries
+    silent: list[str] = field(default_factory=list)  # seats that receive nothing (some)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -83,7 +84,10 @@ def judge(step: Step, limits: Limits) -> None:
     if step.errors:
         step.problems.append(f"clients in trouble: {_codes(step.errors)}")
     if step.held < step.participants:
-        step.problems.append(f"{step.participants - step.held} participants receive nothing")
+        step.problems.append(
+            f"{step.participants - step.held} participants receive nothing "
+            f"(e.g. {', '.join(step.silent[:3])})"
+        )
 
 
 def _codes(counts: dict[str, int]) -> str:

@@ -232,6 +232,7 @@ def _step(
         janus_packets_per_core_s=received / janus_seconds if janus_seconds > 0 else float("nan"),
         join_phases=_phases([r for r in joins if r.seconds is not None]),
         unhandled=dict(end.unhandled - start.unhandled),
+        silent=end.silent[:10],
     )
     judge(step, limits)
     return step
