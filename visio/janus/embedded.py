@@ -52,9 +52,10 @@ def _others(folder: Path, keep: str) -> str:
 
 def event_loops(settings: Settings) -> int:
     """Janus' media threads. Static loops forward a packet for less CPU than Janus' thread
-    per handle (measured with `visio load`: 2x in a webinar, 1.3x in meetings of 6, on 2
-    cores, where 1 loop also beat 2), but one loop is one core at most: by default, half
-    the cores, the other half left to the server and the rest of the machine."""
+    per handle (measured with `visio load` on 2 cores: 2x in a webinar, 1.15-1.4x in
+    meetings of 6; 1 loop as good as 2, better when other processes compete), but a loop
+    is one core at most: by default, half the cores, the rest left to the server,
+    captions and transcription."""
     if settings.janus_event_loops is not None:
         return settings.janus_event_loops
     return max(1, (os.cpu_count() or 2) // 2)
