@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import threading
 import time
 
@@ -128,3 +130,35 @@ async def test_a_short_run_reports_every_figure(server):
     text = render(report)
     assert "last good step: 3 participants held" in text
     assert '"last_good_participants": 3' in report.to_json()
+
+
+async def test_the_command_line_runs_and_writes_json(server, tmp_path):
+    report = tmp_path / "load.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "visio",
+        "load",
+        "--url",
+        server.base_url,
+        "--participants",
+        "3",
+        "--meeting-size",
+        "3",
+        "--hold",
+        "2",
+        "--settle",
+        "1",
+        "--server-pid",
+        str(server.process.pid),
+        "--json",
+        str(report),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert "last good step: 3 participants held" in out.decode()
+    data = json.loads(report.read_text())
+    assert data["last_good_participants"] == 3
+    assert data["steps"][0]["processes"][0]["role"] == "server"
