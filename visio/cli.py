@@ -81,6 +81,12 @@ def cmd_bot(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    from visio.load.command import run_load
+
+    return run_load(args)
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from visio.transcripts.command import transcribe_files
 
@@ -169,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to stay (default 60; 0 = until interrupted)",
     )
     bot.set_defaults(func=cmd_bot)
+
+    load = commands.add_parser(
+        "load",
+        help="load a server with lightweight clients (pre-encoded media, counted not decoded)",
+    )
+    from visio.load.command import add_arguments as add_load_arguments
+
+    add_load_arguments(load)
+    load.set_defaults(func=cmd_load)
 
     transcribe = commands.add_parser(
         "transcribe",

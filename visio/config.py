@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         description="Streams a media node forwards at full load: past it, new meetings go "
         "elsewhere and a meeting spreads to another node (see docs/OPERATIONS.md, capacity)",
     )
+    janus_event_loops: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="Embedded Janus: media threads (event_loops); unset: half the cores, at "
+        "least 1; 0 = Janus' own default, a thread per handle",
+    )
 
     # Several server processes (empty: one process holds everything, the embedded default)
     redis_url: str = Field(

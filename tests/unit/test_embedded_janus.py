@@ -154,6 +154,23 @@ def test_rtp_ports_and_debug_level_are_passed(tmp_path):
     assert re.search(r"^\s*debug_level = 5$", section(text, "general"), re.MULTILINE)
 
 
+def event_loops_line(tmp_path: Path, **values) -> str | None:
+    text = write_config(settings(tmp_path, **values), tmp_path).read_text()
+    found = re.search(r"^\s*event_loops = (\d+)$", section(text, "general"), re.MULTILINE)
+    return found.group(1) if found else None
+
+
+def test_event_loops_default_to_half_the_cores(tmp_path, monkeypatch):
+    for cores, loops in ((1, "1"), (2, "1"), (16, "8")):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert event_loops_line(tmp_path) == loops
+
+
+def test_event_loops_as_set_and_zero_for_a_thread_per_handle(tmp_path):
+    assert event_loops_line(tmp_path, janus_event_loops=3) == "3"
+    assert event_loops_line(tmp_path, janus_event_loops=0) is None  # Janus' own default
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
