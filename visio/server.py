@@ -33,8 +33,8 @@ from visio.config import Settings, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
 from visio.janus.nodes import JanusPool
+from visio.limits import Limits
 from visio.protocol import ROOM_ID_PATTERN
-from visio.ratelimit import SlidingWindowLimiter
 from visio.transcripts.jobs import JobRunner, Jobs
 from visio.transcripts.routes import captures_router
 from visio.transcripts.service import Captures
@@ -76,17 +76,19 @@ class Services:
         self.captures = Captures(self.store, settings.capture_root, self.jobs.wake)
         self.captions = CaptionService(settings, self.store)
         self.meetings = Meetings(settings, self.store, self.pool, self.captures, self.captions)
-        self.join_limiter = SlidingWindowLimiter(settings.joins_per_minute)
+        self.limits = Limits(settings)
         self.router: Router
         self.rooms: Rooms
         self.cluster: Cluster | None = None
-        if settings.redis_url:  # several server processes share the rooms
+        if settings.redis_url:  # several server processes share the rooms, and the limits
             from visio.cluster.cluster import Cluster
+            from visio.cluster.limits import RedisBudgets
 
-            self.cluster = Cluster(settings, self.meetings, self.join_limiter)
+            self.cluster = Cluster(settings, self.meetings, self.limits)
+            self.limits.share(RedisBudgets(self.cluster.redis, self.limits.local))
             self.router = self.rooms = self.cluster
         else:
-            self.router = LocalRouter(settings, self.meetings, self.join_limiter)
+            self.router = LocalRouter(settings, self.meetings, self.limits)
             self.rooms = LocalRooms(self.meetings)
         self.started = time.time()
 
@@ -190,6 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "janus": nodes,
                 "meetings": len(services.meetings.running),
                 "captions": services.captions.stats(),
+                "limits": services.limits.stats(),
                 "uptime_s": round(time.time() - services.started),
                 "process": services.cluster.process_id if services.cluster else None,
             },
@@ -197,7 +200,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     app.include_router(auth_router(settings, services.store))
-    app.include_router(api_router(settings, services.store, services.rooms))
+    app.include_router(api_router(settings, services.store, services.rooms, services.limits))
     app.include_router(captures_router(settings, services.store, services.jobs))
 
     @app.websocket("/ws")
