@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
 
-apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv postgresql
+apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv postgresql \
+    redis-server haproxy nginx
 disable_system_janus
+disable_system_services nginx.service
 python_venv "[test]"
 node_packages tests/idp
 .venv/bin/ruff check visio tests bench

@@ -28,6 +28,19 @@ disable_system_janus() {
     fi
 }
 
+# Debian starts the services of the packages it installs. The tests start their own
+# nginx on loopback, by pid: the system's need not run (it would serve its default page
+# on every interface).
+disable_system_services() {
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        for unit in "$@"; do
+            if systemctl is-enabled "$unit" >/dev/null 2>&1; then
+                as_root systemctl disable --now "$unit" >/dev/null 2>&1 || true
+            fi
+        done
+    fi
+}
+
 python_venv() {
     local extras="$1"
     if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi

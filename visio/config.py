@@ -105,6 +105,17 @@ class Settings(BaseSettings):
         100.0, gt=0, description="New joins per second this process takes; beyond: busy"
     )
 
+    # Reverse proxies: whose word on the client's address counts
+    trusted_proxies: list[str] = Field(
+        [], description="CIDRs of reverse proxies whose X-Forwarded-For/Forwarded count"
+    )
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = Field(
+        "x-forwarded-for", description="The header the trusted proxies write"
+    )
+    proxy_protocol: bool = Field(
+        False, description="Accept HAProxy's PROXY protocol (v1, v2) from trusted_proxies"
+    )
+
     # Transcripts and recordings
     captures_dir: Path | None = Field(
         None,
@@ -150,6 +161,13 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            _network(cidr)
+        return value
 
     @field_validator("limit_networks")
     @classmethod
@@ -257,6 +275,12 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("tls_cert and tls_key go together")
     if settings.oidc_issuer and not settings.oidc_client_id:
         raise ConfigError("oidc_issuer needs oidc_client_id (and usually oidc_client_secret)")
+    if settings.proxy_protocol and not settings.trusted_proxies:
+        raise ConfigError("proxy_protocol needs trusted_proxies: the proxies it comes from")
+    if settings.proxy_protocol and settings.tls_cert:
+        raise ConfigError(
+            "proxy_protocol with tls_cert is not supported: let the proxy terminate TLS"
+        )
     if settings.redis_url:
         _check_cluster(settings)
     if settings.job_queue == "procrastinate" and not settings.database_url.startswith("postgresql"):

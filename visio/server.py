@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from visio.addresses import parse_networks
 from visio.api import api_router
 from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
@@ -35,6 +36,7 @@ from visio.janus.embedded import EmbeddedJanus
 from visio.janus.nodes import JanusPool
 from visio.limits import Limits
 from visio.protocol import ROOM_ID_PATTERN
+from visio.proxies import TrustedProxies
 from visio.transcripts.jobs import JobRunner, Jobs
 from visio.transcripts.routes import captures_router
 from visio.transcripts.service import Captures
@@ -170,6 +172,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(CsrfGuard)
     app.add_middleware(BrowserCookies, settings=settings)
+    # Outside those: they, and everything after, see the client's address, not a proxy's.
+    app.add_middleware(
+        TrustedProxies,
+        networks=parse_networks(settings.trusted_proxies),
+        header=settings.trusted_proxy_header,
+    )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -1,5 +1,5 @@
-"""Limits that stop abuse, not agents, on real servers: per person, per address, and the
-busy valve of a process (audit H1).
+"""Limits that stop abuse, not agents, on real servers: per person, per address, the
+busy valve of a process, and the HTTP body limit (audit H1, M2).
 
 Every client here comes from loopback, as agents behind one NAT would."""
 
@@ -76,6 +76,15 @@ async def test_many_guests_behind_one_address_join_while_a_looping_client_is_ref
     lines = [r for r in refusals_logged(defaults) if r["limit"] == "person"]
     assert len(lines) == 1 and lines[0]["who"].startswith("guest:")
     assert "test-guest-key" not in lines[0]["who"]
+
+
+async def test_an_x_forwarded_for_from_a_client_is_not_believed(strict):
+    """Audit H1: uvicorn believed X-Forwarded-For from 127.0.0.1 by default, so a client
+    there (or behind the documented proxy) chose a new address for every request."""
+    room = strict.create_room()
+    forged = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in range(7)]
+    got = [outcome(await join_once(strict.base_url, room, headers=h)) for h in forged]
+    assert got == ["joined"] * 5 + ["rate_limited"] * 2
 
 
 async def test_joins_to_no_room_do_not_count(strict):
