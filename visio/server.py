@@ -25,6 +25,7 @@ from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
 from visio.auth.identity import identify
 from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
+from visio.bodylimit import BodyLimit
 from visio.captions.service import CaptionService
 from visio.conference.meetings import Meetings
 from visio.conference.rooms import LocalRooms, Rooms
@@ -172,6 +173,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(CsrfGuard)
     app.add_middleware(BrowserCookies, settings=settings)
+    app.add_middleware(BodyLimit)
     # Outside those: they, and everything after, see the client's address, not a proxy's.
     app.add_middleware(
         TrustedProxies,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -138,3 +139,43 @@ async def test_a_client_that_does_not_wait_is_refused_again(small):
     with pytest.raises(VisioError, match="busy"):
         await client.connect(timeout=0.5)  # cannot wait the retry_in it is told
     await client.close()
+
+
+# -- HTTP bodies (audit M2) ---------------------------------------------------------------
+
+
+def raw_request(server: ServerProcess, head: bytes, body: bytes = b"") -> bytes:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + body)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_huge_body_is_refused_before_it_is_read(defaults):
+    head = (
+        b"POST /api/rooms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 4000000000\r\n\r\n"
+    )
+    started = time.monotonic()
+    answer = raw_request(defaults, head, b'{"name": "')  # and 4 GB more, never sent
+    assert time.monotonic() - started < 5
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b"request body too large: at most 16 KiB" in answer
+
+
+def test_a_chunked_body_is_cut_at_the_limit(defaults):
+    head = (
+        b"POST /api/rooms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    chunk = b"x" * 4096
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(8)) + b"0\r\n\r\n"
+    answer = raw_request(defaults, head, body)
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+def test_small_bodies_still_work(defaults):
+    status, room, _ = defaults.request("POST", "/api/rooms", {"name": "x" * 100})
+    assert status == 201 and room["name"] == "x" * 100
