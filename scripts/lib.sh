@@ -28,6 +28,19 @@ disable_system_janus() {
     fi
 }
 
+# Debian starts the services of the packages it installs. The tests start their own
+# nginx on loopback, by pid: the system's need not run (it would serve its default page
+# on every interface).
+disable_system_services() {
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        for unit in "$@"; do
+            if systemctl is-enabled "$unit" >/dev/null 2>&1; then
+                as_root systemctl disable --now "$unit" >/dev/null 2>&1 || true
+            fi
+        done
+    fi
+}
+
 # The package is installed once per version of pyproject.toml and of what this function
 # installs (a stamp in .venv), so that a restart takes a second, not a pip run. The install
 # is editable: code changes need no reinstall.

@@ -48,6 +48,10 @@ GENEROUS_LIMITS = {
     "room_creations_per_minute": 10_000,
     "joins_per_minute": 10_000,
     "lobby_requests_per_minute": 10_000,
+    "address_room_creations_per_minute": 10_000,
+    "address_joins_per_minute": 10_000,
+    "address_lobby_requests_per_minute": 10_000,
+    "max_joins_per_second": 10_000,
 }
 
 

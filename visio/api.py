@@ -6,11 +6,14 @@ Every endpoint checks who calls it; state-changing ones are also behind the CSRF
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from visio.access import Identity
+from visio.auth.cookies import GUEST, well_formed
 from visio.auth.identity import current_user, require_user
 from visio.conference.rooms import Rooms
 from visio.config import Settings
@@ -24,8 +27,8 @@ from visio.db import (
     User,
     normalise_email,
 )
+from visio.limits import Caller, Limits, Refused
 from visio.protocol import ROOM_ID_PATTERN
-from visio.ratelimit import SlidingWindowLimiter
 from visio.transcripts.jobs import delete_files
 
 RoomName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
@@ -133,9 +136,18 @@ def your_role(owner_id: str | None, user: User | None, roles: dict[str, str]) ->
     return role if role in ("admin", "member") else None  # type: ignore[return-value]
 
 
-def api_router(settings: Settings, store: Store, rooms: Rooms) -> APIRouter:
+def caller(request: Request, user: User | None) -> Caller:
+    """Who makes an HTTP request, for the limits: the guest key only if their browser sent
+    one (a cookie-less client gets a fresh one with every answer)."""
+    guest_key = request.cookies.get(GUEST, "")
+    identity = Identity(
+        user_id=user.id if user else None, guest_key=guest_key if well_formed(guest_key) else None
+    )
+    return Caller.of(identity, request.client.host if request.client else None)
+
+
+def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -> APIRouter:
     router = APIRouter(prefix="/api")
-    creations = SlidingWindowLimiter(settings.room_creations_per_minute)
 
     def base_url(request: Request) -> str:
         return settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
@@ -186,9 +198,11 @@ def api_router(settings: Settings, store: Store, rooms: Rooms) -> APIRouter:
             raise HTTPException(401, "sign in to create a meeting")
         if user is None and (body.id is not None or body.access != "public"):
             raise HTTPException(401, "sign in to create a named room or set its access")
-        client = request.client.host if request.client else "?"
-        if not creations.allow(client):
-            raise HTTPException(429, "too many rooms created; try again in a minute")
+        try:
+            await limits.room_creation(caller(request, user))
+        except Refused as refused:
+            retry_after = str(math.ceil(refused.retry_in))
+            raise HTTPException(429, refused.message, {"Retry-After": retry_after}) from None
         try:
             room = await store.create_room(
                 name=body.name,

@@ -44,9 +44,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_certfile=settings.tls_cert or None,
         ssl_keyfile=settings.tls_key or None,
         lifespan="on",
+        # The app reads forwarded headers itself, from trusted_proxies only
+        # (visio.proxies): uvicorn's own default trusts anyone on 127.0.0.1.
+        proxy_headers=False,
+        http=_http_protocol(settings),
     )
     DrainingServer(config, app.state.services).run()
     return 0
+
+
+def _http_protocol(settings: Settings) -> type | str:
+    """uvicorn's HTTP protocol, behind a reader of the PROXY protocol when configured."""
+    if not settings.proxy_protocol:
+        return "auto"
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from visio.addresses import parse_networks
+    from visio.proxy_protocol import protocol_class
+
+    return protocol_class(AutoHTTPProtocol, parse_networks(settings.trusted_proxies))
 
 
 def cmd_rooms(args: argparse.Namespace) -> int:

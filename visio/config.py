@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from visio.addresses import parse_network
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says why."""
@@ -98,9 +100,34 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(60, ge=1)
     room_video_bitrate: int = Field(1_500_000, ge=64_000)
     lobby_timeout_s: float = Field(300.0, gt=0)
-    room_creations_per_minute: int = Field(30, ge=1)
-    joins_per_minute: int = Field(60, ge=1)
-    lobby_requests_per_minute: int = Field(10, ge=1)
+
+    # Limits (docs/OPERATIONS.md, "Limits"): per person (the signed-in user, else the
+    # browser's guest key), per client address (an IPv6 /64), and per server process
+    joins_per_minute: int = Field(30, ge=1, description="Per person")
+    lobby_requests_per_minute: int = Field(10, ge=1, description="Per person")
+    room_creations_per_minute: int = Field(30, ge=1, description="Per person")
+    address_joins_per_minute: int = Field(1000, ge=1, description="Per address: a NAT's agents")
+    address_lobby_requests_per_minute: int = Field(200, ge=1, description="Per address")
+    address_room_creations_per_minute: int = Field(300, ge=1, description="Per address")
+    limit_networks: dict[str, float] = Field(
+        {},
+        description="CIDR -> multiple of the per-address limits for its addresses (0: none), "
+        'e.g. {"198.51.100.0/28" = 20}: an administration\'s egress addresses',
+    )
+    max_joins_per_second: float = Field(
+        100.0, gt=0, description="New joins per second this process takes; beyond: busy"
+    )
+
+    # Reverse proxies: whose word on the client's address counts
+    trusted_proxies: list[str] = Field(
+        [], description="CIDRs of reverse proxies whose X-Forwarded-For/Forwarded count"
+    )
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = Field(
+        "x-forwarded-for", description="The header the trusted proxies write"
+    )
+    proxy_protocol: bool = Field(
+        False, description="Accept HAProxy's PROXY protocol (v1, v2) from trusted_proxies"
+    )
 
     # Transcripts and recordings
     captures_dir: Path | None = Field(
@@ -161,6 +188,22 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            _network(cidr)
+        return value
+
+    @field_validator("limit_networks")
+    @classmethod
+    def _limit_networks(cls, value: dict[str, float]) -> dict[str, float]:
+        for cidr, factor in value.items():
+            _network(cidr)
+            if factor < 0:
+                raise ValueError(f"{cidr}: a multiple of the per-address limits, 0 or more")
+        return value
+
     @field_validator("janus_rtp_ports")
     @classmethod
     def _ports_range(cls, value: str) -> str:
@@ -219,6 +262,13 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _TomlFileSource(settings_cls))
 
 
+def _network(cidr: str) -> None:
+    try:
+        parse_network(cidr)
+    except ValueError:
+        raise ValueError(f"{cidr!r} is not an address or a CIDR network") from None
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the file named by VISIO_CONFIG, if any."""
 
@@ -256,6 +306,12 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("tls_cert and tls_key go together")
     if settings.oidc_issuer and not settings.oidc_client_id:
         raise ConfigError("oidc_issuer needs oidc_client_id (and usually oidc_client_secret)")
+    if settings.proxy_protocol and not settings.trusted_proxies:
+        raise ConfigError("proxy_protocol needs trusted_proxies: the proxies it comes from")
+    if settings.proxy_protocol and settings.tls_cert:
+        raise ConfigError(
+            "proxy_protocol with tls_cert is not supported: let the proxy terminate TLS"
+        )
     if settings.job_queue == "procrastinate" and not settings.database_url.startswith("postgresql"):
         raise ConfigError(
             "job_queue = procrastinate needs a PostgreSQL database_url "

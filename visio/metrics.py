@@ -44,6 +44,12 @@ ERRORS = Counter(
     ["code"],
     registry=REGISTRY,
 )
+LIMITED = Counter(
+    "visio_limited",
+    "Requests refused by a limit: kind (join, lobby, room_creation), limit (person, address, busy)",
+    ["kind", "limit"],
+    registry=REGISTRY,
+)
 ROOMS_TAKEN_OVER = Counter(
     "visio_rooms_taken_over",
     "Rooms this process took over from another (a crash or a drain)",

@@ -30,16 +30,21 @@ Sdp = Annotated[str, StringConstraints(min_length=10, max_length=MAX_SDP)]
 
 
 class ProtocolError(Exception):
-    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, ref: str | None = None, retry_in: float | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.ref = ref
+        self.retry_in = retry_in  # seconds, when trying again later will do
 
     def frame(self) -> dict[str, Any]:
         frame: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
         if self.ref is not None:
             frame["ref"] = self.ref
+        if self.retry_in is not None:
+            frame["retry_in"] = round(self.retry_in, 1)
         return frame
 
 

@@ -22,11 +22,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.sessions import SessionMiddleware
 
 from visio import metrics
+from visio.addresses import parse_networks
 from visio.api import api_router
 from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
 from visio.auth.identity import identify
 from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
+from visio.bodylimit import BodyLimit
 from visio.captions.service import CaptionService
 from visio.conference.meetings import Meetings
 from visio.conference.rooms import LocalRooms, Rooms
@@ -36,8 +38,9 @@ from visio.config import Settings, check_cluster, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
 from visio.janus.nodes import JanusPool, NodeLoad
+from visio.limits import Limits
 from visio.protocol import ROOM_ID_PATTERN
-from visio.ratelimit import SlidingWindowLimiter
+from visio.proxies import TrustedProxies
 from visio.transcripts.jobs import JobRunner, Jobs
 from visio.transcripts.routes import captures_router
 from visio.transcripts.service import Captures
@@ -81,18 +84,20 @@ class Services:
         self.captures = Captures(self.store, settings.capture_root, self.jobs.wake)
         self.captions = CaptionService(settings, self.store)
         self.meetings = Meetings(settings, self.store, self.pool, self.captures, self.captions)
-        self.join_limiter = SlidingWindowLimiter(settings.joins_per_minute)
+        self.limits = Limits(settings)
         self.router: Router
         self.rooms: Rooms
         self.cluster: Cluster | None = None
-        if settings.redis_url:  # several server processes share the rooms
+        if settings.redis_url:  # several server processes share the rooms, and the limits
             from visio.cluster.cluster import Cluster
+            from visio.cluster.limits import RedisBudgets
 
             check_cluster(settings)
-            self.cluster = Cluster(settings, self.meetings, self.join_limiter)
+            self.cluster = Cluster(settings, self.meetings, self.limits)
+            self.limits.share(RedisBudgets(self.cluster.redis, self.limits.local))
             self.router = self.rooms = self.cluster
         else:
-            self.router = LocalRouter(settings, self.meetings, self.join_limiter)
+            self.router = LocalRouter(settings, self.meetings, self.limits)
             self.rooms = LocalRooms(self.meetings)
         self.started = time.time()
 
@@ -207,6 +212,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(CsrfGuard)
     app.add_middleware(BrowserCookies, settings=settings)
+    app.add_middleware(BodyLimit)
+    # Outside those: they, and everything after, see the client's address, not a proxy's.
+    app.add_middleware(
+        TrustedProxies,
+        networks=parse_networks(settings.trusted_proxies),
+        header=settings.trusted_proxy_header,
+    )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -235,6 +247,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "janus": nodes,
                 "meetings": len(services.meetings.running),
                 "captions": services.captions.stats(),
+                "limits": services.limits.stats(),
                 "uptime_s": round(time.time() - services.started),
                 "process": services.cluster.process_id if services.cluster else None,
             },
@@ -249,7 +262,7 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(auth_router(settings, services.store))
-    app.include_router(api_router(settings, services.store, services.rooms))
+    app.include_router(api_router(settings, services.store, services.rooms, services.limits))
     app.include_router(captures_router(settings, services.store, services.jobs))
 
     @app.websocket("/ws")

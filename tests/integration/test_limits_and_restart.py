@@ -1,4 +1,5 @@
-"""Per-address rate limits, and a restart that loses nothing, on a server of their own."""
+"""Limits per person and per address, and a restart that loses nothing, on a server of
+their own."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def strict_server():
     pair = start_server(
-        room_creations_per_minute=3, joins_per_minute=4, lobby_requests_per_minute=2
+        room_creations_per_minute=3,
+        address_joins_per_minute=3,
+        address_lobby_requests_per_minute=2,
     )
     yield pair[0]
     stop_server(*pair)
@@ -34,20 +37,22 @@ async def test_rate_limits_give_clear_errors_then_restart_keeps_everything(stric
         alice = await people.signed_in("alice")
         room = await alice.new_room(name="Weekly", access="restricted")
         await alice.api("PUT", f"/api/rooms/{room}/members/bob@visio.test", {"role": "admin"})
-        await alice.new_room()
+        public = await alice.new_room()
         await alice.new_room()
         refused = await alice.api("POST", "/api/rooms", {})
         assert refused.status_code == 429 and "too many rooms" in refused.json()["detail"]
+        assert 0 < int(refused.headers["retry-after"]) <= 20
 
-        # Lobby requests: two wait, the third is refused (4 joins per minute in all).
+        # Cookie-less guests count on their address: two lobby requests, then none; a
+        # third join (to a public room), then none.
         for n in range(2):
             client = await join(strict_server, room, f"Guest {n}")
             assert client.frames[0]["type"] == "lobby"
-        for n in (3, 4):
-            with pytest.raises(VisioError, match="too many lobby requests"):
-                await join(strict_server, room, f"Guest {n}")
-        with pytest.raises(VisioError, match="too many joins"):
-            await join(strict_server, room, "Guest 5")
+        with pytest.raises(VisioError, match="too many lobby requests from your network"):
+            await join(strict_server, room, "Guest 3")
+        await join(strict_server, public, "Guest 4")
+        with pytest.raises(VisioError, match="too many joins from your network"):
+            await join(strict_server, public, "Guest 5")
 
         strict_server.stop()
         strict_server.start()

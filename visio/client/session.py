@@ -96,20 +96,43 @@ class VisioClient:
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Future[None] | None = None
-        self._consumers: set[asyncio.Task[None]] = set()
+        self._consumers: set[asyncio.Task[None]] = set()  # its tasks: track readers, rejoins
         self._closing = False
+        self._connecting = False
         self._ice_servers: list[RTCIceServer] = []
+        self.busy_waits = 0  # joins sent again after a busy server's "retry in N s"
 
     # -- connection ---------------------------------------------------------------
 
     async def connect(self, timeout: float = 15.0) -> Frame:
-        """Join; return `joined`, or the `lobby` frame when the room makes us wait."""
+        """Join; return `joined`, or the `lobby` frame when the room makes us wait.
+
+        A busy server answers "retry in N s": the join is sent again after that wait, as
+        long as `timeout` allows; any other error raises VisioError."""
+        deadline = time.monotonic() + timeout
         self.opened_at = time.monotonic()
-        await self._open(resume=None)
-        joined = await self.wait_for(lambda f: f["type"] in ("joined", "lobby", "error"), timeout)
-        if joined["type"] == "error":
-            raise VisioError(joined)
-        return joined
+        self._connecting = True
+        try:
+            await self._open(resume=None)
+            since = 0
+            while True:
+                answer = await self.wait_for(
+                    lambda f: f["type"] in ("joined", "lobby", "error"),
+                    deadline - time.monotonic(),
+                    since,
+                )
+                retry_in = _busy_wait(answer)
+                if retry_in is None or time.monotonic() + retry_in > deadline:
+                    break
+                self.busy_waits += 1
+                await asyncio.sleep(retry_in)
+                since = len(self.frames)
+                await self.send(self._join_frame(resume=None))
+        finally:
+            self._connecting = False
+        if answer["type"] == "error":
+            raise VisioError(answer)
+        return answer
 
     async def admitted(self, timeout: float = 15.0) -> Frame:
         """Wait in the lobby until `joined` (admitted); VisioError if refused or expired."""
@@ -128,6 +151,10 @@ class VisioClient:
         self.ws = await websockets.connect(
             self.ws_url, max_size=2**20, ping_interval=20, additional_headers=self.headers
         )
+        await self.ws.send(json.dumps(self._join_frame(resume)))
+        self._reader = asyncio.create_task(self._read_loop(self.ws))
+
+    def _join_frame(self, resume: str | None) -> Frame:
         join: Frame = {
             "type": "join",
             "room": self.room,
@@ -137,8 +164,13 @@ class VisioClient:
         }
         if resume:
             join["resume"] = resume
-        await self.ws.send(json.dumps(join))
-        self._reader = asyncio.create_task(self._read_loop(self.ws))
+        return join
+
+    async def _join_again(self, delay: float) -> None:
+        """A rejoin the server was too busy for: send it again when it said."""
+        await asyncio.sleep(delay)
+        self.busy_waits += 1
+        await self.send(self._join_frame(self.resume_token))
 
     async def send(self, frame: Frame) -> None:
         """Send a frame; on a connection that just closed it is lost, as on a network.
@@ -239,6 +271,9 @@ class VisioClient:
             self.errors.append(frame)
             if frame.get("code") in FINAL_ERRORS:
                 self.auto_reconnect = False
+            retry_in = _busy_wait(frame)
+            if retry_in is not None and not self._connecting and not self._closing:
+                self._spawn(self._join_again(retry_in))  # connect() waits by itself
         elif kind == "ended":
             self.auto_reconnect = False
         await self._notify()
@@ -331,9 +366,13 @@ class VisioClient:
         transceiver = _transceiver_of(self.subscriber, track)
         if transceiver is None or transceiver.mid is None:
             return
-        consumer = asyncio.ensure_future(self._consume(transceiver.mid, track))
-        self._consumers.add(consumer)
-        consumer.add_done_callback(self._consumers.discard)
+        self._spawn(self._consume(transceiver.mid, track))
+
+    def _spawn(self, coro: Any) -> None:
+        """A task of this client's, cancelled when it closes."""
+        task = asyncio.ensure_future(coro)
+        self._consumers.add(task)
+        task.add_done_callback(self._consumers.discard)
 
     async def _consume(self, mid: str, track: MediaStreamTrack) -> None:
         while True:
@@ -412,6 +451,14 @@ class VisioClient:
             await pc.close()
         self.publishers.clear()
         await self._close_subscriber()
+
+
+def _busy_wait(frame: Frame) -> float | None:
+    """The seconds a `busy` error asks to wait before joining again; None for anything else."""
+    retry_in = frame.get("retry_in")
+    if frame.get("type") != "error" or frame.get("code") != "busy":
+        return None
+    return float(retry_in) if isinstance(retry_in, int | float) and 0 <= retry_in <= 60 else 1.0
 
 
 def _transceiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver | None:

@@ -54,7 +54,7 @@ from visio.conference.rooms import LocalRooms, MeetingView
 from visio.conference.signalling import ClientSession
 from visio.conference.websocket import Connection, WebSocketOutbox
 from visio.config import Settings
-from visio.ratelimit import SlidingWindowLimiter
+from visio.limits import Limits
 
 log = logging.getLogger(__name__)
 WATCH_S = 0.5
@@ -66,12 +66,10 @@ def new_process_id() -> str:
 
 
 class Cluster:
-    def __init__(
-        self, settings: Settings, meetings: Meetings, join_limiter: SlidingWindowLimiter
-    ) -> None:
+    def __init__(self, settings: Settings, meetings: Meetings, limits: Limits) -> None:
         self.settings = settings
         self.meetings = meetings
-        self.join_limiter = join_limiter
+        self.limits = limits
         self.local = LocalRooms(meetings)
         self.redis = aioredis.Redis.from_url(
             settings.redis_url,
@@ -177,9 +175,7 @@ class Cluster:
         return claim.owner
 
     def _session(self, outbox: Any, identity: Identity, client: str) -> ClientSession:
-        return ClientSession(
-            outbox, self.settings, self.meetings, identity, client, self.join_limiter
-        )
+        return ClientSession(outbox, self.settings, self.meetings, identity, client, self.limits)
 
     def _remote_session(self, outbox: RemoteOutbox, hello: Hello) -> ClientSession:
         session = self._session(outbox, hello.identity.identity(), hello.client)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from visio import metrics
@@ -30,12 +30,14 @@ from visio.janus.client import JanusError
 from visio.janus.nodes import JanusNode, JanusPool, NodeLoad, NoJanusNode
 from visio.janus.videoroom import RoomOptions
 from visio.protocol import Join, ProtocolError
-from visio.ratelimit import SlidingWindowLimiter
 from visio.transcripts.capture import nothing_captured
 from visio.transcripts.service import Captures
 from visio.turn import ice_servers
 
 log = logging.getLogger(__name__)
+# Called once a join is known to count (its room exists, it takes no place back), with
+# whether it waits in the lobby; raises ProtocolError to refuse it (visio.limits).
+Admission = Callable[[bool], Awaitable[None]]
 NODE_WAIT_S = 10.0  # a join waits this long for a media node that is (re)starting
 
 
@@ -86,7 +88,6 @@ class Meetings:
         self.journal = journal
         self.running: dict[str, Meeting] = {}
         self.lobbies: defaultdict[str, Lobby] = defaultdict(Lobby)
-        self.lobby_limiter = SlidingWindowLimiter(settings.lobby_requests_per_minute)
         self.on_idle: Callable[[str], None] = lambda room_id: None  # nothing left of a room
         # The load other server processes put on the media nodes (with several of them).
         self.other_loads: Callable[[], dict[str, NodeLoad]] = dict
@@ -120,13 +121,13 @@ class Meetings:
         outbox: Outbox,
         identity: Identity,
         *,
-        client: str,
         on_admitted: Admitted,
+        admission: Admission | None = None,
     ) -> tuple[Meeting, Participant] | Waiter:
         """Enter the meeting, take one's place back, or wait in its lobby."""
         try:
             with metrics.JOIN_SECONDS.time():
-                entered = await self._join(message, outbox, identity, client, on_admitted)
+                entered = await self._join(message, outbox, identity, on_admitted, admission)
         except ProtocolError:
             metrics.JOINS.labels("refused").inc()
             raise
@@ -141,8 +142,8 @@ class Meetings:
         message: Join,
         outbox: Outbox,
         identity: Identity,
-        client: str,
         on_admitted: Admitted,
+        admission: Admission | None,
     ) -> tuple[Meeting, Participant] | Waiter:
         async with self._locks.hold(message.room):
             policy = await self.store.policy(message.room)
@@ -162,8 +163,10 @@ class Meetings:
                 locked=meeting.locked if meeting else False,
                 banned=frozenset(meeting.banned) if meeting else frozenset(),
             )
+            if admission is not None:
+                await admission(reason is not None)
             if reason is not None:
-                return self._wait(policy, message, outbox, identity, reason, client, on_admitted)
+                return self._wait(policy, message, outbox, identity, reason, on_admitted)
             meeting = meeting or await self._start_meeting(policy)
             if (meeting.access, meeting.max_participants) != (
                 policy.access,
@@ -322,11 +325,8 @@ class Meetings:
         outbox: Outbox,
         identity: Identity,
         reason: LobbyReason,
-        client: str,
         on_admitted: Admitted,
     ) -> Waiter:
-        if not self.lobby_limiter.allow(client):
-            raise ProtocolError("rate_limited", "too many lobby requests; wait a minute")
         waiter = Waiter(
             room_id=policy.room_id,
             name=display_name(identity, message),

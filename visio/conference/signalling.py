@@ -8,6 +8,7 @@ holds the client's socket (visio.cluster.relay). The session does not know which
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -21,7 +22,7 @@ from visio.conference.meetings import Meetings
 from visio.conference.participant import Outbox, Participant
 from visio.config import Settings
 from visio.janus.client import JanusUnavailable
-from visio.ratelimit import SlidingWindowLimiter
+from visio.limits import Caller, Limits, Refused
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +35,14 @@ class ClientSession:
         meetings: Meetings,
         identity: Identity,
         client: str,
-        join_limiter: SlidingWindowLimiter,
+        limits: Limits,
     ) -> None:
         self.outbox = outbox
         self.settings = settings
         self.meetings = meetings
         self.identity = identity
-        self.client = client  # the client's address, for per-address limits
-        self.join_limiter = join_limiter
+        self.caller = Caller.of(identity, client)  # client: the address
+        self.limits = limits
         self.room: str | None = None  # one connection serves one room
         self.meeting: Meeting | None = None
         self.participant: Participant | None = None
@@ -96,19 +97,26 @@ class ClientSession:
         if self.room_guard is not None and not await self.room_guard(message.room):
             self.outbox.close(1012, "meeting moved")  # the client reconnects where it is now
             return
-        if not self.join_limiter.allow(self.client):
-            raise p.ProtocolError("rate_limited", "too many joins; wait a minute", message.ref)
         entered = await self.meetings.join(
             message,
             self.outbox,
             self.identity,
-            client=self.client,
             on_admitted=self._admitted,
+            admission=functools.partial(self._within_limits, ref=message.ref),
         )
         if isinstance(entered, Waiter):
             self.waiter = entered
         else:
             self.meeting, self.participant = entered
+
+    async def _within_limits(self, lobby: bool, ref: str | None) -> None:
+        """A join that counts (its room exists, it takes nobody's place back)."""
+        try:
+            await self.limits.join(self.caller, lobby=lobby)
+        except Refused as refused:
+            raise p.ProtocolError(
+                refused.code, refused.message, ref, retry_in=refused.retry_in
+            ) from None
 
     def _admitted(self, meeting: Meeting, participant: Participant) -> None:
         self.waiter = None
@@ -199,16 +207,12 @@ class ClientSession:
 class LocalRouter:
     """One server process holds every room (the embedded default)."""
 
-    def __init__(
-        self, settings: Settings, meetings: Meetings, join_limiter: SlidingWindowLimiter
-    ) -> None:
+    def __init__(self, settings: Settings, meetings: Meetings, limits: Limits) -> None:
         self.settings = settings
         self.meetings = meetings
-        self.join_limiter = join_limiter
+        self.limits = limits
 
     async def connect(
         self, join: p.Join, outbox: Outbox, identity: Identity, client: str
     ) -> ClientSession:
-        return ClientSession(
-            outbox, self.settings, self.meetings, identity, client, self.join_limiter
-        )
+        return ClientSession(outbox, self.settings, self.meetings, identity, client, self.limits)

@@ -50,6 +50,7 @@ class Deployment:
             "janus_urls": json.dumps([node.url for node in self.nodes]),
             "janus_api_secret": api_secret,
             "janus_admin_key": admin_key,
+            "trusted_proxies": '["127.0.0.1"]',  # HAProxy, which sets X-Forwarded-For
             **settings,
         }
         self.servers = [ServerProcess(**shared) for _ in range(servers)]

@@ -2,7 +2,8 @@
 
 The configuration is the one docs/OPERATIONS.md shows: WebSocket-friendly timeouts,
 health checks on /healthz (a draining process answers 503 and gets no new client), and
-the client's address passed on in X-Forwarded-For.
+the client's address passed on in X-Forwarded-For, or with `proxy_protocol` in a PROXY
+protocol v2 header on each connection (`send-proxy-v2`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from visio.testing.server import free_port
 HAPROXY = "/usr/sbin/haproxy"
 
 
-def config(port: int, backends: list[tuple[str, int]]) -> str:
+def config(port: int, backends: list[tuple[str, int]], proxy_protocol: bool = False) -> str:
+    send_proxy = " send-proxy-v2" if proxy_protocol else ""
     servers = "\n".join(
-        f"    server visio{i} {host}:{p} check inter 500ms fall 1 rise 2"
+        f"    server visio{i} {host}:{p} check inter 500ms fall 1 rise 2{send_proxy}"
         for i, (host, p) in enumerate(backends, 1)
     )
     return f"""global
@@ -52,11 +54,11 @@ backend servers
 
 
 class HAProxyServer:
-    def __init__(self, backends: list[tuple[str, int]]) -> None:
+    def __init__(self, backends: list[tuple[str, int]], proxy_protocol: bool = False) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="visio-haproxy-"))
         self.config_path = self.dir / "haproxy.cfg"
-        self.config_path.write_text(config(self.port, backends))
+        self.config_path.write_text(config(self.port, backends, proxy_protocol))
         self.log_path = self.dir / "haproxy.log"
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -18,6 +18,12 @@ const $ = (id) => document.getElementById(id);
 const CLOCK_MS = 10_000;
 const MODERATOR_ROLES = ['owner', 'admin'];
 const ACCESS_LEVELS = ['public', 'trusted', 'restricted'];
+// Before joining: why the join is being tried again (the server said when).
+const JOIN_RETRY_STATUS = {
+  media_error: 'error.media',
+  busy: 'error.busy',
+  rate_limited: 'error.too_many_joins',
+};
 
 export class Meeting {
   // choices: {name, tracks: {audio, video}, audio, video, devices: {camera, microphone, speaker}}
@@ -287,7 +293,7 @@ export class Meeting {
       const offline = reason === 'offline' || navigator.onLine === false;
       bannerText.textContent = t(offline ? 'banner.offline' : 'banner.reconnecting');
       banner.hidden = !this.ready;
-      if (!this.ready) this.onStatus?.(reason === 'media_error' ? 'error.media' : 'error.network');
+      if (!this.ready) this.onStatus?.(JOIN_RETRY_STATUS[reason] || 'error.network');
       this.updateSelf({ connection: 'reconnecting' });
     } else if (state === 'connected') {
       if (!banner.hidden) toast(t('banner.reconnected'));

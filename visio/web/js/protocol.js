@@ -11,7 +11,7 @@
 //   track            {mid, participant, target, media, track, stream}
 //   track-ended      {mid, participant, target, media}
 //   speaking {id, speaking}   chat {message}   reaction {from, emoji}
-//   media {target, state}     peer-state {target, state}   error {code, message, ref}
+//   media {target, state}     peer-state {target, state}   error {code, message, ref, retryIn?}
 //   room {room}               the room's settings (name, access, locked) or what is
 //                             captured (capture: {transcription, recording}) changed
 //   lobby-update {waiting}    moderators: who waits in the lobby now
@@ -66,10 +66,11 @@ export function defaultSocketUrl(loc = window.location) {
 }
 
 export class VisioError extends Error {
-  constructor(code, message, ref) {
+  constructor(code, message, ref, retryIn) {
     super(message || code);
     this.code = code;
     this.ref = ref;
+    this.retryIn = retryIn; // seconds, from a 'busy' or 'rate_limited' error
   }
 }
 
@@ -309,12 +310,12 @@ export class VisioConnection extends EventTarget {
   }
 
   // Forget the socket at once: a dead network may take minutes to fire 'close'.
-  abandonSocket(reason) {
+  abandonSocket(reason, delay) {
     const ws = this.ws;
     if (!ws) return;
     this.detachSocket();
     try { ws.close(); } catch { /* already closing */ }
-    if (!this.stopped) this.scheduleReconnect(reason);
+    if (!this.stopped) this.scheduleReconnect(reason, delay);
   }
 
   detachSocket() {
@@ -329,9 +330,10 @@ export class VisioConnection extends EventTarget {
     this.requests.clear();
   }
 
-  scheduleReconnect(reason = 'network') {
+  // `delay` (ms): when the server said to come back; otherwise the backoff's next step.
+  scheduleReconnect(reason = 'network', delay = undefined) {
     if (this.stopped || this.timers.reconnect) return;
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    if (delay === undefined) delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt += 1;
     this.setConnectionState('reconnecting', { attempt: this.attempt, delay, reason });
     this.timers.reconnect = setTimeout(() => {
@@ -526,6 +528,7 @@ export class VisioConnection extends EventTarget {
 
   onError(msg) {
     const { code, message, ref } = msg;
+    const retryIn = Number.isFinite(msg.retry_in) ? Math.min(Math.max(msg.retry_in, 0), 60) : undefined;
     const waiter = ref && this.requests.get(ref);
     if (waiter) {
       this.requests.delete(ref);
@@ -553,12 +556,13 @@ export class VisioConnection extends EventTarget {
       this.emit('error', { code, message, ref });
       return;
     }
-    if (!this.joined) return this.onJoinError(new VisioError(code, message, ref));
+    if (!this.joined) return this.onJoinError(new VisioError(code, message, ref, retryIn));
     if (code === 'not_published') return; // a late candidate for a closed publication
     this.emit('error', { code, message, ref });
   }
 
-  // A refused join ends it; anything else (media_error: no Janus yet) is retried.
+  // A refused join ends it; anything else (media_error: no Janus yet) is retried. A busy
+  // server, or too many joins, says when to come back (spread at random over the crowd).
   onJoinError(error) {
     if (JOIN_FAILURES.has(error.code)) {
       this.joinWaiter?.reject(error);
@@ -566,8 +570,8 @@ export class VisioConnection extends EventTarget {
       this.shutdown(error.code);
       return;
     }
-    this.emit('error', { code: error.code, message: error.message, ref: error.ref });
-    this.abandonSocket(error.code);
+    this.emit('error', { code: error.code, message: error.message, ref: error.ref, retryIn: error.retryIn });
+    this.abandonSocket(error.code, error.retryIn === undefined ? undefined : error.retryIn * 1000);
   }
 
   onLobby(msg) {
