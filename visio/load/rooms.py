@@ -18,7 +18,8 @@ class RoomRefused(RuntimeError):
 HINTS = {
     401: "the server lets only signed-in people create rooms: set guests_create_rooms",
     403: "the server lets only signed-in people create rooms: set guests_create_rooms",
-    429: "too many rooms created from this address: raise room_creations_per_minute",
+    429: "too many rooms created from this address: list the load machine's address in "
+    "limit_networks, or raise address_room_creations_per_minute",
 }
 
 
