@@ -206,10 +206,10 @@ def compare(reports: dict[tuple[int, int], Report]) -> str:
                 f"{step.held}/{step.participants}" if step else "-",
                 step.join_p95_s if step else "-",
                 step.loss_percent if step else "-",
-                server,
-                server / base["server"],
-                janus,
-                janus / base["janus"],
+                f"{server:.4f}",
+                f"{server / base['server']:.2f}",
+                f"{janus:.3f}",
+                f"{janus / base['janus']:.2f}",
             ]
         )
     return h.table(
