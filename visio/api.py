@@ -27,7 +27,7 @@ from visio.db import (
     User,
     normalise_email,
 )
-from visio.limits import Caller, Limits, Refused
+from visio.limits.callers import Caller, Limits, Refused
 from visio.protocol import ROOM_ID_PATTERN
 from visio.transcripts.jobs import delete_files
 

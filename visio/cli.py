@@ -59,8 +59,8 @@ def _http_protocol(settings: Settings) -> type | str:
         return "auto"
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-    from visio.addresses import parse_networks
-    from visio.proxy_protocol import protocol_class
+    from visio.proxies.addresses import parse_networks
+    from visio.proxies.proxy_protocol import protocol_class
 
     return protocol_class(AutoHTTPProtocol, parse_networks(settings.trusted_proxies))
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from visio.addresses import parse_network
+from visio.proxies.addresses import parse_network
 
 
 class ConfigError(Exception):

@@ -22,13 +22,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.sessions import SessionMiddleware
 
 from visio import metrics
-from visio.addresses import parse_networks
 from visio.api import api_router
 from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
 from visio.auth.identity import identify
 from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
-from visio.bodylimit import BodyLimit
 from visio.captions.service import CaptionService
 from visio.conference.meetings import Meetings
 from visio.conference.rooms import LocalRooms, Rooms
@@ -38,9 +36,11 @@ from visio.config import Settings, check_cluster, ensure_secrets
 from visio.db import Store
 from visio.janus.embedded import EmbeddedJanus
 from visio.janus.nodes import JanusPool, NodeLoad
-from visio.limits import Limits
+from visio.limits.bodies import BodyLimit
+from visio.limits.callers import Limits
 from visio.protocol import ROOM_ID_PATTERN
-from visio.proxies import TrustedProxies
+from visio.proxies.addresses import parse_networks
+from visio.proxies.trusted import TrustedProxies
 from visio.transcripts.jobs import JobRunner, Jobs
 from visio.transcripts.routes import captures_router
 from visio.transcripts.service import Captures

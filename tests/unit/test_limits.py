@@ -11,10 +11,10 @@ import time
 import pytest
 
 from visio.access import Identity
-from visio.addresses import address_key
 from visio.config import load_settings
-from visio.limits import Caller, JoinValve, Limits, Refused
-from visio.ratelimit import Budgets, Charge, RateLimiter
+from visio.limits.budgets import Budgets, Charge, RateLimiter
+from visio.limits.callers import Caller, JoinValve, Limits, Refused
+from visio.proxies.addresses import address_key
 
 
 class Clock:
@@ -335,7 +335,7 @@ def test_the_crowd_told_busy_is_spread_over_a_span_that_grows_with_it(clock):
 
 async def test_refusals_are_logged_once_per_client_and_minute(clock, caplog):
     limited = limits(clock, max_joins_per_second=5)
-    caplog.set_level(logging.WARNING, logger="visio.limits")
+    caplog.set_level(logging.WARNING, logger="visio.limits.callers")
     await joins_allowed(limited, guest(1), 20)
     await joins_allowed(limited, guest(2), 20)
     clock.now += 0.5

@@ -1,6 +1,6 @@
 """Whose word on the client's address counts: forwarded headers from trusted proxies only
 (visio.proxies), and HAProxy's PROXY protocol read in front of uvicorn
-(visio.proxy_protocol), on a real uvicorn server."""
+(visio.proxies.proxy_protocol), on a real uvicorn server."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import uvicorn
 import websockets
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from visio import proxy_protocol
-from visio.addresses import parse_address, parse_networks
-from visio.proxies import TrustedProxies, forwarded_hops, right_most_untrusted
-from visio.proxy_protocol import NO_HEADER, BadHeader, Header, parse
+from visio.proxies import proxy_protocol
+from visio.proxies.addresses import parse_address, parse_networks
+from visio.proxies.proxy_protocol import NO_HEADER, BadHeader, Header, parse
+from visio.proxies.trusted import TrustedProxies, forwarded_hops, right_most_untrusted
 
 PROXY = parse_networks(["10.0.0.0/24", "2001:db8:ffff::/48"])
 

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from visio.access import Identity
 from visio.cluster.limits import RedisBudgets
 from visio.config import load_settings
-from visio.limits import Caller, Limits, Refused
-from visio.ratelimit import Budgets, Charge
+from visio.limits.budgets import Budgets, Charge
+from visio.limits.callers import Caller, Limits, Refused
 from visio.testing.redis import RedisServer
 
 
@@ -53,7 +53,7 @@ def guest(n: int) -> Caller:
 
 
 async def test_the_same_gcra_as_in_memory(redis):
-    """The Lua script and visio.ratelimit agree on every verdict of a busy sequence."""
+    """The Lua script and visio.limits.budgets agree on every verdict of a busy sequence."""
     shared, local = RedisBudgets(redis, Budgets()), Budgets()
     now = 1_700_000_000.0
     verdicts = []

@@ -54,7 +54,7 @@ from visio.conference.rooms import LocalRooms, MeetingView
 from visio.conference.signalling import ClientSession
 from visio.conference.websocket import Connection, WebSocketOutbox
 from visio.config import Settings
-from visio.limits import Limits
+from visio.limits.callers import Limits
 
 log = logging.getLogger(__name__)
 WATCH_S = 0.5

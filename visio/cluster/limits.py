@@ -1,7 +1,7 @@
 """The per-person and per-address budgets of visio.limits, shared by every server process
 through Redis.
 
-Each budget is one Redis string, its GCRA theoretical arrival time (visio.ratelimit),
+Each budget is one Redis string, its GCRA theoretical arrival time (visio.limits.budgets),
 expiring when its bucket is full again. One Lua script checks every budget of a request
 and spends them all or none, atomically: two processes cannot both take the last join of
 a minute. The time comes from the calling process (processes are assumed to keep their
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from visio.ratelimit import PERIOD_S, Budgets, Charge, Verdict
+from visio.limits.budgets import PERIOD_S, Budgets, Charge, Verdict
 
 log = logging.getLogger(__name__)
 PREFIX = "visio:limit:"

@@ -22,7 +22,7 @@ from visio.conference.meetings import Meetings
 from visio.conference.participant import Outbox, Participant
 from visio.config import Settings
 from visio.janus.client import JanusUnavailable
-from visio.limits import Caller, Limits, Refused
+from visio.limits.callers import Caller, Limits, Refused
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from visio import protocol as p
 from visio.access import Identity
 from visio.config import Settings
-from visio.ratelimit import RateLimiter
+from visio.limits.budgets import RateLimiter
 
 log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 2000

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from visio.addresses import Address, Network, in_networks, parse_address
+from visio.proxies.addresses import Address, Network, in_networks, parse_address
 
 
 class TrustedProxies:

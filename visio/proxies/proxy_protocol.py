@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from visio.addresses import Network, in_networks, parse_address
+from visio.proxies.addresses import Network, in_networks, parse_address
 
 log = logging.getLogger(__name__)
 V1_PREFIX = b"PROXY "

@@ -39,9 +39,9 @@ from typing import Any, Literal, Protocol
 
 from visio import metrics
 from visio.access import Identity
-from visio.addresses import Network, address_key, parse_address, parse_network
 from visio.config import Settings
-from visio.ratelimit import PERIOD_S, Budgets, Charge, RateLimiter, Verdict
+from visio.limits.budgets import PERIOD_S, Budgets, Charge, RateLimiter, Verdict
+from visio.proxies.addresses import Network, address_key, parse_address, parse_network
 
 log = logging.getLogger(__name__)
 MAX_RETRY_S = 30.0
@@ -54,7 +54,7 @@ class Caller:
     """Who makes a request, as the limits see them."""
 
     person: str | None  # "user:…" or "guest:…" (a digest), None for a cookie-less client
-    address: str  # visio.addresses.address_key
+    address: str  # visio.proxies.addresses.address_key
     label: str  # for logs: the user id, a guest key's digest, or the address
 
     @classmethod
@@ -256,7 +256,7 @@ class JoinValve:
 class RefusalLog:
     """Whether a refusal is a client's first in the current minute (the one worth logging).
     Entries are in the order their windows started, so old ones are forgotten from the
-    front as in visio.ratelimit.Budgets."""
+    front as in visio.limits.budgets.Budgets."""
 
     def __init__(self) -> None:
         self.windows: OrderedDict[str, float] = OrderedDict()
