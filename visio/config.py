@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
     oidc_scopes: str = "openid email profile"
+    oidc_email_verified_by_issuer: bool = Field(
+        False,
+        description="Trust an email without email_verified: only for a provider whose "
+        "emails are all verified and cannot be changed by their users",
+    )
     session_secret: str = Field("", description="Signs login cookies; kept in data_dir if empty")
     session_ttl_s: int = Field(7 * 86400, ge=300)
     cookie_secure: bool | None = Field(None, description="Secure cookies; default: HTTPS in use")

@@ -9,6 +9,7 @@ session itself is a random token in `visio_session`, stored hashed in the databa
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 from authlib.integrations.base_client import OAuthError
@@ -30,6 +31,24 @@ def safe_next(value: str | None) -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value
+
+
+def verified_email(claims: dict[str, Any], trust_unverified: bool = False) -> str | None:
+    """The email that rooms' members and admins are matched against, or None.
+
+    Only an email the provider vouches for (`email_verified` the boolean true; a string
+    "false" or a missing claim is not): on providers that let users set their email,
+    anyone could otherwise claim a director's. `oidc_email_verified_by_issuer` trusts a
+    missing claim, for a provider that only holds verified addresses. Non-ASCII
+    addresses are refused: lower-casing would fold some letters into ASCII ones ("\u212a"
+    into "k")."""
+    email = claims.get("email")
+    if not isinstance(email, str) or not email.isascii() or "@" not in email:
+        return None
+    flag = claims.get("email_verified")
+    if flag is True or (flag is None and trust_unverified):
+        return email
+    return None
 
 
 def auth_router(settings: Settings, store: Store) -> APIRouter:
@@ -81,7 +100,7 @@ def auth_router(settings: Settings, store: Store) -> APIRouter:
         user = await store.sign_in(
             issuer=str(claims.get("iss") or settings.oidc_issuer),
             subject=str(subject),
-            email=claims.get("email") if claims.get("email_verified", True) else None,
+            email=verified_email(claims, settings.oidc_email_verified_by_issuer),
             name=str(claims.get("name") or claims.get("preferred_username") or subject),
         )
         session_token = await store.open_session(user.id, settings.session_ttl_s)
