@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     max_participants: int = Field(100, ge=2)
     reconnect_grace_s: float = Field(30.0, ge=0)
     chat_history_max: int = Field(1000, ge=0)
+    chat_history_bytes: int = Field(
+        256 * 1024, ge=0, description="Of the chat history, the newest this size goes to a joiner"
+    )
     max_frame_bytes: int = Field(65536, ge=1024)
     ws_idle_timeout_s: float = Field(60.0, gt=0)
     rate_limit_per_s: float = Field(20.0, gt=0)

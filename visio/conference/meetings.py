@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from visio import metrics
@@ -68,6 +69,19 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+def newest_chat(chat: Iterable[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The newest messages whose JSON fits in `budget` bytes, oldest first: a joiner gets
+    the recent conversation, not megabytes of it (audit M7)."""
+    kept: list[dict[str, Any]] = []
+    for message in reversed(list(chat)):
+        budget -= len(json.dumps(message, ensure_ascii=False).encode()) + 1
+        if budget < 0:
+            break
+        kept.append(message)
+    kept.reverse()
+    return kept
 
 
 class Meetings:
@@ -304,12 +318,14 @@ class Meetings:
         return await self._pick_node()
 
     def _joined(self, meeting: Meeting, participant: Participant, resumed: bool) -> dict[str, Any]:
+        chat = newest_chat(meeting.chat, self.settings.chat_history_bytes)
         return {
             "type": "joined",
             "room": meeting.room_info(),
             "you": participant.public(),
             "participants": meeting.others(participant),
-            "chat": list(meeting.chat),
+            "chat": chat,
+            "chat_earlier": len(meeting.chat) - len(chat),
             "resume": participant.resume_token,
             "resumed": resumed,
             "published": [t for t, p in participant.publications.items() if p.live],

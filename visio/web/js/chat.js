@@ -50,7 +50,13 @@ export class Chat {
     this.onSend(text);
   }
 
-  load(messages) {
+  // A long meeting's joiner gets its newest messages only: say how many came before.
+  load(messages, earlier = 0) {
+    this.list.querySelector('.chat-earlier')?.remove();
+    if (earlier > 0) {
+      this.list.prepend(h('li.chat-earlier', {}, t('chat.earlier', { n: earlier })));
+      this.empty.hidden = true;
+    }
     for (const message of messages) this.receive(message);
   }
 

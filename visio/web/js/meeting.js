@@ -173,7 +173,7 @@ export class Meeting {
     if (code === 'forbidden' || code === 'not_found') toast(t(`error.${code}`));
   }
 
-  onJoined({ room, you, chat, rejoined }) {
+  onJoined({ room, you, chat, chatEarlier, rejoined }) {
     if (room?.name) this.room = { ...this.room, name: room.name };
     if (room) this.roomInfo = { ...this.roomInfo, ...room };
     this.chat.selfId = you.id;
@@ -182,7 +182,7 @@ export class Meeting {
     this.grid.setSelf(this.self);
     this.grid.setLocalVideo(this.camera ? this.tracks.video : null);
     if (this.screen) this.grid.setLocalScreen(this.screen.getVideoTracks()[0]);
-    this.chat.load(chat);
+    this.chat.load(chat, chatEarlier);
     const backFromLobby = this.inLobby && this.ready;
     this.inLobby = false;
     this.ready = true;

@@ -456,7 +456,7 @@ export class VisioConnection extends EventTarget {
     this.setConnectionState('connected');
     this.emit('joined', {
       room: msg.room, you: msg.you, participants: [...this.participants.values()],
-      chat: msg.chat || [], resumed: !!msg.resumed, rejoined,
+      chat: msg.chat || [], chatEarlier: msg.chat_earlier || 0, resumed: !!msg.resumed, rejoined,
     });
     if (this.joinWaiter) {
       this.joinWaiter.resolve(msg);
