@@ -108,8 +108,11 @@ class JobRunner:
             except Exception:
                 log.exception("job runner error")
             self._wake.clear()
+            # Not asyncio.wait_for: in Python 3.11 it loses a cancel that comes as the wake
+            # does (a meeting ending at shutdown), and stop() then waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+                async with asyncio.timeout(IDLE_POLL_S):
+                    await self._wake.wait()
 
     # -- one job ------------------------------------------------------------------------
 
