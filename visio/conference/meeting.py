@@ -42,12 +42,15 @@ from visio.janus.videoroom import (
     moderate,
     subscriber_offer,
 )
+from visio.limits.budgets import RateLimiter
 from visio.protocol import ProtocolError
 from visio.transcripts.capture import CaptureSession, nothing_captured
 
 log = logging.getLogger(__name__)
 RESYNC_DELAY_S = 0.5
 MAX_SYNC_FAILURES = 5
+CAPTURE_SWITCHES = 6  # switches of transcription or recording at once, then
+CAPTURE_SWITCHES_PER_MINUTE = 6  # this many a minute (audit M8)
 
 # Where the next person is placed: a node of one of the meeting's rooms, or a new one.
 Placer = Callable[["Meeting"], Awaitable[JanusNode]]
@@ -85,6 +88,8 @@ class Meeting:
         self.journal = journal
         self.closed = False
         self.capture: CaptureSession | None = None  # set once someone starts a capture
+        # Each switch opens recordings of every publication and rewrites the manifest.
+        self.capture_switches = RateLimiter(CAPTURE_SWITCHES_PER_MINUTE / 60, CAPTURE_SWITCHES)
 
     # -- life cycle ---------------------------------------------------------------
 

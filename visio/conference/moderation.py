@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from visio import protocol as p
 from visio.conference.meeting import Meeting
 from visio.conference.meetings import Meetings
@@ -24,13 +26,25 @@ async def apply(meetings: Meetings, meeting: Meeting, me: Participant, message: 
         case p.End():
             await meetings.end(meeting.room_id, me)
         case p.Capture(kind=kind, on=on):
-            await meetings.captures.switch(meeting, kind, on)
+            if meeting.capture_state()[kind] != on:
+                _spend_capture_switch(meeting)
+                await meetings.captures.switch(meeting, kind, on)
         case p.Moderate(action=action, id=target_id):
             targets = _everyone_but_moderators(meeting) if target_id is None else []
             if target_id is not None:
                 targets = [_target(meeting, me, target_id, action)]
             for target in targets:
                 await _act_on(meeting, me, target, action)
+
+
+def _spend_capture_switch(meeting: Meeting) -> None:
+    if not meeting.capture_switches.allow():
+        wait = meeting.capture_switches.wait()
+        raise p.ProtocolError(
+            "rate_limited",
+            f"transcription and recording switched too often; retry in {math.ceil(wait)} s",
+            retry_in=wait,
+        )
 
 
 def _everyone_but_moderators(meeting: Meeting) -> list[Participant]:

@@ -119,3 +119,9 @@ class RateLimiter:
     def give_back(self) -> None:
         """An allowed request that did not happen after all."""
         self.tokens = min(self.burst, self.tokens + 1)
+
+    def wait(self) -> float:
+        """Seconds until the next request would be allowed (0: now)."""
+        now = self.clock()
+        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        return max(0.0, (1 - tokens) / self.rate)
