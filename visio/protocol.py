@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,7 +27,33 @@ REACTIONS = ("👍", "👏", "😂", "❤️", "🎉", "😮")
 MAX_SDP = 60_000
 
 Target = Literal["camera", "screen"]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# Control, format (bidi overrides, zero-width), separator, surrogate and private-use
+# characters: a name could otherwise read as someone else's (audit M6).
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
+
+
+def _visible(name: str) -> str:
+    for i, c in enumerate(name):
+        if unicodedata.category(c) in INVISIBLE_CATEGORIES and not _joins_emoji(name, i):
+            raise ValueError("a name cannot hold control, direction or invisible characters")
+    return " ".join(name.split())
+
+
+def _joins_emoji(name: str, i: int) -> bool:
+    """A zero-width joiner inside an emoji sequence (👨‍👩‍👧, 🏳️‍🌈) is part of the emoji."""
+    before, after = name[i - 1 : i], name[i + 1 : i + 2]
+    return (
+        name[i] == "\u200d"
+        and unicodedata.category(before or " ") in ("So", "Mn")
+        and unicodedata.category(after or " ") == "So"
+    )
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_visible),
+]
 Sdp = Annotated[str, StringConstraints(min_length=10, max_length=MAX_SDP)]
 
 

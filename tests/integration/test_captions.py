@@ -78,7 +78,7 @@ async def test_a_speaker_is_captioned_live_and_captions_stop_cleanly(bots, room,
         if f["type"] == "caption" and not f["final"] and f["id"] == final["id"]
     ]
     assert partials, "no partial caption before the final one"
-    assert final["name"] == "Ada"
+    assert final["name"] == "Ada (guest)"  # a bot is a guest: its name is its word only
     assert jiwer.wer(normalise(LINE), normalise(final["text"])) < 0.20, final["text"]
     assert latency < 3.0, f"final caption {latency:.2f} s after the end of speech"
 
@@ -113,7 +113,7 @@ async def test_two_speakers_in_turn_are_kept_apart(bots, room, tmp_path):
     heard_bob = " ".join(f["text"] for f in finals(reader, bob.id))
     assert "library" in heard_ada.lower() and "children" not in heard_ada.lower()
     assert "children" in heard_bob.lower() and "library" not in heard_bob.lower()
-    assert {f["name"] for f in finals(reader)} == {"Ada", "Bob"}
+    assert {f["name"] for f in finals(reader)} == {"Ada (guest)", "Bob (guest)"}
 
     late = await bots.join(room, "Late", publish=False)
     await late.send({"type": "captions", "on": True})

@@ -66,10 +66,10 @@ async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Pat
     speakers = [speaker for speaker, _ in said]
     assert [s for i, s in enumerate(speakers) if i == 0 or s != speakers[i - 1]] == [
         "Alice",
-        "Bob",
+        "Bob (guest)",  # Bob is not signed in: his name is his word only
         "Alice",
     ], said
-    by_turn = {"Alice": [], "Bob": []}
+    by_turn = {"Alice": [], "Bob (guest)": []}
     for speaker, text in said:
         by_turn[speaker].append(text)
     reference = normalise(f"{ALICE_1} {BOB_1} {ALICE_2}")
@@ -77,7 +77,7 @@ async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Pat
     assert jiwer.wer(reference, heard) < 0.15, heard
     assert transcript["language"] == "en"
     vtt = (await alice.api("GET", files["transcript.vtt"])).text
-    assert vtt.startswith("WEBVTT") and "<v Bob>" in vtt
+    assert vtt.startswith("WEBVTT") and "<v Bob (guest)>" in vtt
 
     recording = await alice.api("GET", files["recording.ogg"])
     assert recording.headers["content-type"] == "audio/ogg"

@@ -119,7 +119,7 @@ class RoomCaptions:
         room = self.meeting.room_of_feed(feed_id)  # the node the feed is published on
         if room is None or not room.up:
             return
-        speaker = Speaker(participant.id, participant.name, target)
+        speaker = Speaker(participant.id, participant.name, target, participant.guest)
         listener = await listen(self.bind_host, media_address(room.node), speaker.hear)
         try:
             stream_id = await rtp_forward(

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from visio.transcripts.capture import speaker_label
+
 if TYPE_CHECKING:  # the speech engine loads on first use only
     from visio.speech.streaming import CaptionStream, CaptionUpdate, StreamingEngine
 
@@ -28,9 +30,10 @@ Updates = Callable[["Speaker", "list[CaptionUpdate]"], None]
 
 
 class Speaker:
-    def __init__(self, participant_id: str, name: str, target: str) -> None:
+    def __init__(self, participant_id: str, name: str, target: str, guest: bool = False) -> None:
         self.participant_id = participant_id
         self.name = name
+        self.guest = guest
         self.target = target  # camera | screen
         self.level = 0.0  # smoothed RMS
         self.voiced_at = 0.0  # time.monotonic() of the last voiced frame
@@ -43,7 +46,7 @@ class Speaker:
 
     @property
     def label(self) -> str:
-        return self.name if self.target == "camera" else f"{self.name} (screen)"
+        return speaker_label(self.name, self.guest, self.target)
 
     @property
     def talking(self) -> bool:

@@ -491,7 +491,11 @@ class Meeting:
         base = None
         if on and self.capture is not None:
             base = self.capture.new_track(
-                participant.id, participant.name, publication.target, publication.feed_id
+                participant.id,
+                participant.name,
+                publication.target,
+                publication.feed_id,
+                participant.guest,
             )
         try:
             await publication.handle.record(base)
@@ -801,6 +805,7 @@ class Meeting:
             "id": f"m-{self._chat_seq}",
             "from": participant.id,
             "name": participant.name,
+            "guest": participant.guest,
             "text": text,
             "ts": int(time.time() * 1000),
         }

@@ -71,6 +71,18 @@ class KeyedLocks:
         return len(self._locks)
 
 
+def refuse_a_signed_in_name(meeting: Meeting, message: Join) -> None:
+    """A guest may not take the name of someone signed in who is in the meeting (audit M6)."""
+    wanted = message.name.casefold()
+    for participant in meeting.participants.values():
+        if not participant.guest and participant.name.casefold() == wanted:
+            raise ProtocolError(
+                "name_taken",
+                f"{participant.name} is signed in and in this meeting: choose another name",
+                message.ref,
+            )
+
+
 def newest_chat(chat: Iterable[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
     """The newest messages whose JSON fits in `budget` bytes, oldest first: a joiner gets
     the recent conversation, not megabytes of it (audit M7)."""
@@ -171,6 +183,8 @@ class Meetings:
                 back = self._come_back(message, meeting, outbox, identity, on_admitted)
                 if back is not None:
                     return back
+            if meeting is not None and not identity.signed_in:
+                refuse_a_signed_in_name(meeting, message)
             reason = lobby_reason(
                 policy,
                 identity,

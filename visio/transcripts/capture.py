@@ -31,6 +31,13 @@ class Track:
     target: str  # camera | screen
     base: str  # file stem inside raw/: Janus adds -audio-0.mjr, -video-1.mjr…
     requested_at: float  # wall-clock time (s) when recording was asked for
+    guest: bool = False  # not signed in: the transcript says so (a name proves nothing)
+
+
+def speaker_label(name: str, guest: bool, target: str) -> str:
+    """How a transcript or a caption names a speaker: guests are marked, since anyone can
+    type any name (audit M6), and a screen share's sound is told apart."""
+    return name + (" (guest)" if guest else "") + (" (screen)" if target == "screen" else "")
 
 
 @dataclass
@@ -54,12 +61,14 @@ class CaptureSession:
     def state(self) -> dict[str, bool]:
         return {"transcription": self.transcription, "recording": self.recording}
 
-    def new_track(self, participant: str, name: str, target: str, feed_id: int) -> str:
+    def new_track(
+        self, participant: str, name: str, target: str, feed_id: int, guest: bool = False
+    ) -> str:
         """Register a track about to be recorded; return the base path to give Janus."""
         raw = self.folder / RAW
         raw.mkdir(parents=True, exist_ok=True)
         base = f"{participant}-{target}-{feed_id}-{len(self.tracks)}"
-        self.tracks.append(Track(participant, name, target, base, time.time()))
+        self.tracks.append(Track(participant, name, target, base, time.time(), guest))
         self.save()
         return str(raw / base)
 

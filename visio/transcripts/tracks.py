@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from visio.transcripts.capture import RAW, read_manifest
+from visio.transcripts.capture import RAW, read_manifest, speaker_label
 
 WORK = "work"  # converted audio, deleted with the raw files
 
@@ -42,7 +42,7 @@ def capture_sources(folder: Path) -> tuple[list[AudioSource], list[str]]:
     problems: list[str] = []
     for track in manifest["tracks"]:
         label = "screen" if track["target"] == "screen" else "microphone"
-        speaker = track["name"] + (" (screen)" if track["target"] == "screen" else "")
+        speaker = speaker_label(track["name"], track.get("guest", False), track["target"])
         for mjr in sorted((folder / RAW).glob(f"{track['base']}-audio-*.mjr")):
             try:
                 path, started = convert(mjr, folder / WORK)

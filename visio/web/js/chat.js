@@ -84,6 +84,7 @@ export class Chat {
     const li = h('li.chat-message', {},
       h('div.chat-meta', {},
         h('span.chat-author', {}, mine ? t('chat.you') : message.name),
+        message.guest && !mine ? h('span.person-badge.guest', {}, t('role.guest')) : null,
         h('time', { datetime: time.toISOString() },
           time.toLocaleTimeString(language(), { hour: '2-digit', minute: '2-digit' })),
         pending ? h('span.chat-pending', {}, t('chat.pending')) : null),

@@ -82,7 +82,8 @@ async function enter(room, choices, prejoin) {
       return showLeft(room, err.code, { by: err.by ?? null, byMe: false });
     }
     // Cancelled in the lobby: back to the pre-join screen as it was.
-    const key = err.code === 'left' ? null : err.code === 'room_full' ? 'error.room_full' : 'error.generic';
+    const known = { left: null, room_full: 'error.room_full', name_taken: 'error.name_taken' };
+    const key = err.code in known ? known[err.code] : 'error.generic';
     if (!prejoin) return startPrejoin(room, key);
     showScreen('prejoin');
     document.title = `${room.name || room.id} – ${t('app.name')}`;
