@@ -73,7 +73,11 @@ async def run_bot(
     finally:
         await client.leave()
     if until_video:
-        print(f"visio bot: only {_summary(client)} in {duration:.0f} s", file=sys.stderr)
+        print(
+            f"visio bot: not {until_video} video frames from anyone in {duration:.0f} s "
+            f"(received: {_summary(client)}); with --relay, check the TURN server",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

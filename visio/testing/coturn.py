@@ -2,8 +2,9 @@
 
 It checks the `use-auth-secret` credentials the Visio server hands out (the same shared
 secret), listens on the given addresses only, over TCP and TLS (a certificate made at
-test time), and relays from the address Janus gathers on. coturn refuses peers on
-loopback; everything stays in the harness' network namespace.
+test time), and relays from the address Janus gathers on. Its config is the one
+docs/OPERATIONS.md gives: private peers refused, except the media node. Everything stays
+in the harness' network namespace.
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ from visio.testing.server import free_port
 
 TURNSERVER = "/usr/bin/turnserver"
 REALM = "visio.test"
+# Private, loopback and link-local ranges: a TURN server must not reach into its network.
+DENIED_PEERS = (
+    "0.0.0.0-0.255.255.255",
+    "10.0.0.0-10.255.255.255",
+    "100.64.0.0-100.127.255.255",
+    "127.0.0.0-127.255.255.255",
+    "169.254.0.0-169.254.255.255",
+    "172.16.0.0-172.31.255.255",
+    "192.168.0.0-192.168.255.255",
+    "::1",
+    "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+)
 
 
 def write_certificate(folder: Path, address: str) -> tuple[Path, Path]:
@@ -88,33 +102,45 @@ class TurnServer:
     def tls_url(self) -> str:
         return f"turns:{self.listen}:{self.tls_port}?transport=tcp"
 
+    def config(self) -> str:
+        """The documented production config (docs/OPERATIONS.md), on test addresses and
+        ports: private peers are refused except the media node (`relay` is Janus' too)."""
+        return "\n".join(
+            [
+                f"listening-ip={self.listen}",
+                f"listening-port={self.port}",
+                f"tls-listening-port={self.tls_port}",
+                f"relay-ip={self.relay}",
+                "min-port=40000",
+                "max-port=40999",
+                "use-auth-secret",
+                f"static-auth-secret={self.secret}",
+                f"realm={REALM}",
+                f"cert={self.cert}",
+                f"pkey={self.key}",
+                "fingerprint",
+                "no-dtls",
+                "no-cli",
+                "no-multicast-peers",
+                "no-software-attribute",
+                "no-rfc5780",
+                "no-stun-backward-compatibility",
+                *(f"denied-peer-ip={r}" for r in DENIED_PEERS),
+                f"allowed-peer-ip={self.relay}",
+                f"userdb={self.dir / 'turndb'}",
+                f"pidfile={self.dir / 'turnserver.pid'}",
+                f"log-file={self.log_path}",
+                "simple-log",
+                "verbose",
+                "",
+            ]
+        )
+
     def command(self) -> list[str]:
-        return [
-            TURNSERVER,
-            "--listening-ip", self.listen,
-            "--listening-port", str(self.port),
-            "--tls-listening-port", str(self.tls_port),
-            "--relay-ip", self.relay,
-            "--min-port", "40000",
-            "--max-port", "40999",
-            "--use-auth-secret",
-            "--static-auth-secret", self.secret,
-            "--realm", REALM,
-            "--cert", str(self.cert),
-            "--pkey", str(self.key),
-            "--fingerprint",
-            "--no-dtls",
-            "--no-cli",
-            "--no-multicast-peers",
-            "--no-software-attribute",
-            "--no-rfc5780",
-            "--no-stun-backward-compatibility",
-            "--userdb", str(self.dir / "turndb"),
-            "--pidfile", str(self.dir / "turnserver.pid"),
-            "--log-file", str(self.log_path),
-            "--simple-log",
-            "--verbose",
-        ]  # fmt: skip
+        # Our own config file: without -c, turnserver would also read /etc/turnserver.conf.
+        path = self.dir / "turnserver.conf"
+        path.write_text(self.config())
+        return [TURNSERVER, "-c", str(path)]
 
     def start(self, timeout: float = 10.0) -> None:
         self.process = subprocess.Popen(

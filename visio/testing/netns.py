@@ -60,8 +60,12 @@ SIDE_PEER_ADDRESS = "10.77.1.2"  # the side namespace's own address
 # Every UDP datagram in or out is dropped: only TCP leaves, as from a locked-down office.
 NO_UDP_RULES = """
 table inet visio_no_udp {
-    chain output { type filter hook output priority 0; policy accept; meta l4proto udp counter drop; }
-    chain input { type filter hook input priority 0; policy accept; meta l4proto udp drop; }
+    chain output {
+        type filter hook output priority 0; policy accept; meta l4proto udp counter drop;
+    }
+    chain input {
+        type filter hook input priority 0; policy accept; meta l4proto udp drop;
+    }
 }
 """
 
