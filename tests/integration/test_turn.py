@@ -26,6 +26,7 @@ from visio.testing.server import ServerProcess
 pytestmark = pytest.mark.integration
 
 VIDEO_FRAMES = 60  # ~4 s of the test pattern each way
+UNREACHABLE_PUBLIC_IP = "10.77.0.200"  # on the harness' link, but nobody's address
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +126,28 @@ async def test_udp_blocked_participant_meets_through_turn(
     assert open_bot.frames_from(blocked_id, "audio") >= 10
     if "--relay" not in options:  # it did try UDP, and the firewall dropped it
         assert udp_dropped(side) > dropped_before
+
+
+async def test_media_node_behind_nat_is_reached_through_turn_on_its_private_address(side, turn):
+    """Janus told its public address (`janus_public_ip`, 1:1 NAT) that the TURN server, in
+    the same private network, cannot reach (no hairpin NAT here: nothing answers on it)."""
+    server, provider = start_server(
+        idp=False,
+        host="0.0.0.0",
+        guests_create_rooms=True,
+        janus_public_ip=UNREACHABLE_PUBLIC_IP,
+        turn_urls=json.dumps([turn.tcp_url]),
+        turn_secret=turn.secret,
+        **GENEROUS_LIMITS,
+    )
+    bots = Bots(server)
+    try:
+        room = server.create_room()
+        open_bot = await bots.join(room, "Open", relay_only=True)
+        result = await blocked_bot(server, side, turn, room, "--relay")
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{turn.log_tail()}"
+        blocked_id = re.search(r"joined \S+ as (\S+)", result.stdout).group(1)
+        assert open_bot.frames_from(blocked_id, "video") >= 10
+    finally:
+        await bots.close()
+        stop_server(server, provider)
