@@ -7,9 +7,9 @@ cd "$(dirname "$0")"
 . scripts/lib.sh
 
 apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv postgresql \
-    redis-server haproxy nginx
+    redis-server haproxy nginx coturn nftables openssl
 disable_system_janus
-disable_system_services nginx.service redis-server.service haproxy.service
+disable_system_services nginx.service redis-server.service haproxy.service coturn.service
 python_venv "[test]"
 # Every integration test runs the server as this unprivileged user, as run.sh does.
 service_user visio "$PWD/var"

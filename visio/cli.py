@@ -93,7 +93,15 @@ def cmd_bot(args: argparse.Namespace) -> int:
     from visio.client.bot import run_bot
 
     return asyncio.run(
-        run_bot(args.link, server=args.server, name=args.name, duration=args.duration)
+        run_bot(
+            args.link,
+            server=args.server,
+            name=args.name,
+            duration=args.duration,
+            relay_only=args.relay,
+            turn_transport=args.turn,
+            until_video=args.until_video,
+        )
     )
 
 
@@ -189,6 +197,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="seconds to stay (default 60; 0 = until interrupted)",
+    )
+    bot.add_argument(
+        "--relay",
+        action="store_true",
+        help="use only TURN-relayed candidates (checks the TURN server)",
+    )
+    bot.add_argument(
+        "--turn",
+        choices=("udp", "tcp", "tls"),
+        help="use only the server's TURN URLs of this transport",
+    )
+    bot.add_argument(
+        "--until-video",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="leave (exit 0) once FRAMES video frames came from someone else; "
+        "exit 1 if not within --duration",
     )
     bot.set_defaults(func=cmd_bot)
 

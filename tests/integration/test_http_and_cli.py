@@ -103,6 +103,19 @@ async def test_cli_bot_joins_and_publishes_a_test_pattern(server, bots):
     await watcher.wait_for(lambda f: f["type"] == "participant_left")
 
 
+async def test_cli_bot_relay_check_fails_clearly_without_turn(server):
+    room = server.create_room()  # the run's server hands out no TURN server
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "visio", "bot", f"{server.base_url}/{room}",
+        "--relay", "--until-video", "10", "--duration", "5",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(bot.communicate(), 30)
+    assert bot.returncode == 1, (out, err)
+    assert "hands out no TURN server" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
 async def test_cli_bot_reports_an_unknown_room_clearly(server):
     bot = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -125,6 +125,7 @@ def test_ice_enforce_list_and_nat_mapping_absent_by_default(tmp_path):
     nat = section(write_config(settings(tmp_path), tmp_path).read_text(), "nat")
     assert "ice_enforce_list" not in nat
     assert "nat_1_1_mapping" not in nat
+    assert "keep_private_host" not in nat
     assert setting(nat, "ice_ignore_list") == "vmnet"
 
 
@@ -133,6 +134,8 @@ def test_ice_enforce_list_and_nat_mapping_when_set(tmp_path):
     nat = section(write_config(config, tmp_path).read_text(), "nat")
     assert setting(nat, "ice_enforce_list") == "eth0"
     assert setting(nat, "nat_1_1_mapping") == "203.0.113.7"
+    # the private address too: a TURN server in the same network relays to it
+    assert setting(nat, "keep_private_host") == "true"
 
 
 def test_api_secret_only_when_set(tmp_path):

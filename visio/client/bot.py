@@ -22,13 +22,24 @@ def split_link(link: str, server: str | None) -> tuple[str, str]:
     return server.rstrip("/"), link
 
 
-async def run_bot(link: str, server: str | None, name: str, duration: float) -> int:
+async def run_bot(
+    link: str,
+    server: str | None,
+    name: str,
+    duration: float,
+    *,
+    relay_only: bool = False,
+    turn_transport: str | None = None,
+    until_video: int = 0,
+) -> int:
+    """Join, publish, report what arrives. With `until_video`, a check: leave with 0 once
+    that many video frames came from someone else, 1 if they did not within `duration`."""
     try:
         base, room = split_link(link, server)
     except ValueError as exc:
         print(f"visio bot: {exc}", file=sys.stderr)
         return 2
-    client = VisioClient(base, room, name)
+    client = VisioClient(base, room, name, relay_only=relay_only, turn_transport=turn_transport)
     try:
         joined = await client.connect()
         if joined["type"] == "lobby":
@@ -42,20 +53,39 @@ async def run_bot(link: str, server: str | None, name: str, duration: float) -> 
         return 1
     print(
         f"joined {joined['room']['id']} as {joined['you']['id']} "
-        f"with {len(joined['participants'])} other(s)"
+        f"with {len(joined['participants'])} other(s)",
+        flush=True,
     )
+    if relay_only and not client.joined_with_turn():
+        print("visio bot: --relay, but the server hands out no TURN server", file=sys.stderr)
+        await client.leave()
+        return 1
     await client.publish([PcmAudioTrack(tone(440.0, 1.0)), TestPatternTrack()])
     started = time.monotonic()
     try:
         while duration <= 0 or time.monotonic() - started < duration:
-            await asyncio.sleep(5)
-            summary = (
-                ", ".join(
-                    f"{r.participant}/{r.media}: {r.frames}" for r in client.received.values()
-                )
-                or "nothing yet"
-            )
-            print(f"receiving {summary}")
+            if until_video and _most_video(client) >= until_video:
+                print(f"received {_summary(client)} in {time.monotonic() - started:.1f} s")
+                return 0
+            await asyncio.sleep(0.2 if until_video else 5)
+            if not until_video:
+                print(f"receiving {_summary(client)}", flush=True)
     finally:
         await client.leave()
+    if until_video:
+        print(
+            f"visio bot: not {until_video} video frames from anyone in {duration:.0f} s "
+            f"(received: {_summary(client)}); with --relay, check the TURN server",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _most_video(client: VisioClient) -> int:
+    return max((r.frames for r in client.received.values() if r.media == "video"), default=0)
+
+
+def _summary(client: VisioClient) -> str:
+    received = client.received.values()
+    return ", ".join(f"{r.participant}/{r.media}: {r.frames}" for r in received) or "nothing"

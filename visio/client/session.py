@@ -21,6 +21,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -67,7 +68,13 @@ class VisioClient:
         auto_reconnect: bool = True,
         cookies: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        relay_only: bool = False,
+        turn_transport: str | None = None,
     ) -> None:
+        if turn_transport not in (None, *TURN_TRANSPORTS):
+            raise ValueError(f"turn_transport: one of {', '.join(TURN_TRANSPORTS)}")
+        self.relay_only = relay_only  # only TURN-relayed candidates, as from a locked-down network
+        self.turn_transport = turn_transport  # keep only the TURN URLs of this transport
         self.headers = dict(headers or {})
         if cookies:
             self.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
@@ -287,10 +294,7 @@ class VisioClient:
         self.id = frame["you"]["id"]
         self.participants = {p["id"]: p for p in frame["participants"]}
         self.chat = list(frame["chat"])
-        self._ice_servers = [
-            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-            for s in frame.get("iceServers", [])
-        ]
+        self._ice_servers = ice_servers(frame.get("iceServers", []), self.turn_transport)
         if resumed:
             for target in list(self.publishers):
                 pc = self.publishers[target]
@@ -311,14 +315,25 @@ class VisioClient:
         elif target in self.local_tracks:
             await self.publish(self.local_tracks[target], target)
 
+    def joined_with_turn(self) -> bool:
+        """Whether the ICE servers we were given (and kept) include a TURN server."""
+        return any(
+            turn_transport_of(url) is not None
+            for server in self._ice_servers
+            for url in ([server.urls] if isinstance(server.urls, str) else server.urls)
+        )
+
     # -- publishing ---------------------------------------------------------------
 
     def _new_pc(self) -> RTCPeerConnection:
         # MAX_BUNDLE: with aiortc's default (balanced) policy, a second video m-line keeps
         # a transport of its own that is dropped at bundling, and its packets are lost.
+        policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
         return RTCPeerConnection(
             RTCConfiguration(
-                iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+                iceServers=list(self._ice_servers),
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+                iceTransportPolicy=policy,
             )
         )
 
@@ -451,6 +466,36 @@ class VisioClient:
             await pc.close()
         self.publishers.clear()
         await self._close_subscriber()
+
+
+TURN_TRANSPORTS = ("udp", "tcp", "tls")
+
+
+def turn_transport_of(url: str) -> str | None:
+    """udp, tcp or tls for a TURN URL (RFC 7065); None for anything else (STUN)."""
+    scheme, _, rest = url.partition(":")
+    if scheme == "turns":
+        return "tls"
+    if scheme != "turn":
+        return None
+    return "tcp" if "transport=tcp" in rest.partition("?")[2].lower() else "udp"
+
+
+def ice_servers(servers: list[Frame], turn_transport: str | None = None) -> list[RTCIceServer]:
+    """The `joined` frame's ICE servers for aiortc; only the TURN URLs of `turn_transport`
+    when given (aiortc uses the first TURN URL it finds: this chooses which)."""
+    chosen = []
+    for server in servers:
+        urls = [server["urls"]] if isinstance(server["urls"], str) else list(server["urls"])
+        if turn_transport is not None:
+            urls = [u for u in urls if turn_transport_of(u) in (None, turn_transport)]
+        if urls:
+            chosen.append(
+                RTCIceServer(
+                    urls=urls, username=server.get("username"), credential=server.get("credential")
+                )
+            )
+    return chosen
 
 
 def _busy_wait(frame: Frame) -> float | None:

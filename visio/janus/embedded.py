@@ -80,6 +80,10 @@ def write_config(
         nat.append(f'ice_enforce_list = "{settings.janus_ice_interfaces}"')
     if settings.janus_public_ip:
         nat.append(f'nat_1_1_mapping = "{settings.janus_public_ip}"')
+        # Both addresses: clients outside use the public one; a TURN server inside the
+        # same network relays to the private one (the public one needs hairpin NAT, which
+        # most NATs and clouds lack, and coturn should refuse it: docs/OPERATIONS.md).
+        nat.append("keep_private_host = true")
     secret = f'api_secret = "{settings.janus_api_secret}"' if settings.janus_api_secret else ""
     loops = event_loops(settings)
     loops_line = f"event_loops = {loops}" if loops else ""

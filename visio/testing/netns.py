@@ -50,3 +50,72 @@ def enter() -> None:
     _ip("link", "set", VETH, "up")
     _ip("link", "set", VETH_PEER, "up")
     os.environ["VISIO_TEST_NETNS"] = "1"
+
+
+SIDE_VETH = "visio2"
+SIDE_VETH_PEER = "visio3"
+SIDE_ADDRESS = "10.77.1.1"  # the harness' end, where a TURN server can listen
+SIDE_PEER_ADDRESS = "10.77.1.2"  # the side namespace's own address
+
+# Every UDP datagram in or out is dropped: only TCP leaves, as from a locked-down office.
+NO_UDP_RULES = """
+table inet visio_no_udp {
+    chain output {
+        type filter hook output priority 0; policy accept; meta l4proto udp counter drop;
+    }
+    chain input {
+        type filter hook input priority 0; policy accept; meta l4proto udp drop;
+    }
+}
+"""
+
+
+class SideNamespace:
+    """A second namespace, linked to the harness' one (which must be entered) by a veth pair.
+
+    Processes started with `command()` live there with their own firewall (nftables):
+    they reach the harness' addresses through SIDE_ADDRESS, and nothing else.
+    """
+
+    def __init__(self) -> None:
+        if not entered():
+            raise NetnsUnavailable("enter() the harness' namespace first")
+        self.name = f"visio-side-{os.getpid()}"
+
+    def create(self, nft_rules: str = "") -> None:
+        _ip("netns", "add", self.name)
+        try:
+            _ip("link", "add", SIDE_VETH, "type", "veth", "peer", "name", SIDE_VETH_PEER)
+            _ip("link", "set", SIDE_VETH_PEER, "netns", self.name)
+            _ip("addr", "add", f"{SIDE_ADDRESS}/24", "dev", SIDE_VETH)
+            _ip("link", "set", SIDE_VETH, "up")
+            inside = ("-n", self.name)
+            _ip(*inside, "link", "set", "lo", "up")
+            _ip(*inside, "addr", "add", f"{SIDE_PEER_ADDRESS}/24", "dev", SIDE_VETH_PEER)
+            _ip(*inside, "link", "set", SIDE_VETH_PEER, "up")
+            _ip(*inside, "route", "add", "default", "via", SIDE_ADDRESS)
+            if nft_rules:
+                self._nft(nft_rules)
+        except NetnsUnavailable:
+            self.remove()
+            raise
+
+    def _nft(self, rules: str) -> None:
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.name, "nft", "-f", "-"],
+            input=rules,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise NetnsUnavailable(f"nft (install nftables): {result.stderr.strip()}")
+
+    def command(self, *args: str) -> list[str]:
+        """`args` run inside this namespace."""
+        return ["ip", "netns", "exec", self.name, *args]
+
+    def remove(self) -> None:
+        """Deletes the namespace; its end of the veth pair, and so the pair, goes with it."""
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", SIDE_VETH], capture_output=True, check=False)
