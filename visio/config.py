@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -374,18 +375,37 @@ def ensure_secrets(settings: Settings) -> None:
         ).hexdigest()
     if not settings.session_secret:
         settings.session_secret = _kept_secret(settings.data_dir / "session_secret")
+    elif len(settings.session_secret) < MIN_SECRET_CHARS:
+        raise ConfigError(f"session_secret must be {MIN_SECRET_CHARS} characters or more")
     if settings.embedded_janus:
         settings.janus_api_secret = settings.janus_api_secret or secrets.token_urlsafe(24)
         settings.janus_admin_key = settings.janus_admin_key or secrets.token_urlsafe(24)
 
 
+MIN_SECRET_CHARS = 32
+
+
 def _kept_secret(path: Path) -> str:
+    """The secret kept in `path`, drawn and written there the first time. Written to a
+    temporary file then renamed: a crash never leaves an empty secret behind (a cookie
+    signed with an empty key would be forged by anyone)."""
     try:
-        return path.read_text().strip()
+        value = path.read_text().strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value)
+        value = ""
+    if len(value) >= MIN_SECRET_CHARS:
         return value
+    if value:
+        raise ConfigError(
+            f"{path} holds a secret shorter than {MIN_SECRET_CHARS} characters: delete it "
+            "to draw a new one (people will have to sign in again)"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".session_secret-")
+    with os.fdopen(fd, "w") as handle:  # mkstemp: 0600
+        handle.write(value)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return value

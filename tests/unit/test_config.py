@@ -215,3 +215,25 @@ def test_transcribe_uses_a_configured_data_dir_as_the_server_does(tmp_path, monk
     assert models_dir(load_settings()) == Path("/srv/v/models")
     monkeypatch.setenv("VISIO_CONFIG", str(write_toml(tmp_path, "port = 9000\n")))
     assert models_dir(load_settings()) == tmp_path / "cache" / "visio" / "models"
+
+
+def test_an_empty_kept_session_secret_is_drawn_again(tmp_path):
+    """Audit L12: a crash between creating the file and writing it left it empty, and
+    login cookies were then signed with an empty key."""
+    (tmp_path / "session_secret").write_text("")
+    settings = Settings(data_dir=tmp_path)
+    ensure_secrets(settings)
+    kept = (tmp_path / "session_secret").read_text()
+    assert len(settings.session_secret) >= 32 and kept == settings.session_secret
+    assert (tmp_path / "session_secret").stat().st_mode & 0o077 == 0
+    again = Settings(data_dir=tmp_path)
+    ensure_secrets(again)
+    assert again.session_secret == settings.session_secret
+
+
+def test_short_session_secrets_are_refused(tmp_path):
+    (tmp_path / "session_secret").write_text("short")
+    with pytest.raises(ConfigError, match="shorter than 32 characters: delete it"):
+        ensure_secrets(Settings(data_dir=tmp_path))
+    with pytest.raises(ConfigError, match="session_secret must be 32 characters or more"):
+        ensure_secrets(Settings(data_dir=tmp_path, session_secret="hunter2"))
