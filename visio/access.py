@@ -6,7 +6,7 @@ access level, a new member or a lock applies to the next person at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from visio.db import RoomPolicy
@@ -20,14 +20,15 @@ class Identity:
     """The person behind one WebSocket.
 
     `user_id` is set when signed in. `guest_key` comes from the browser's guest cookie
-    (absent for bots and other cookie-less clients); it only serves to recognise a guest
-    who was removed.
+    (absent for bots and other cookie-less clients); it and `address` (the client's, an
+    IPv6 /64) only serve to recognise a guest who was removed.
     """
 
     user_id: str | None = None
     email: str | None = None
     name: str | None = None
     guest_key: str | None = None
+    address: str | None = field(default=None, compare=False)  # moving networks is no new person
 
     @property
     def signed_in(self) -> bool:
@@ -35,12 +36,16 @@ class Identity:
 
     @property
     def keys(self) -> frozenset[str]:
-        """What a removal bans: the account, or failing that the guest's browser."""
-        found = set()
+        """What a removal bans: the account; for a guest, their browser and their address
+        (a script sends no cookie, and a private window makes a new one). Other guests at
+        that address then wait in the lobby: a moderator may let them in."""
         if self.user_id:
-            found.add(f"user:{self.user_id}")
+            return frozenset({f"user:{self.user_id}"})
+        found = set()
         if self.guest_key:
             found.add(f"guest:{self.guest_key}")
+        if self.address:
+            found.add(f"address:{self.address}")
         return frozenset(found)
 
 

@@ -272,13 +272,13 @@ async def test_a_guest_cannot_get_in_with_someone_elses_resume_token(people, bot
     alice = await people.signed_in("alice")
     room = await alice.new_room(access="trusted")
     owner = await bots.join(room, "Alice", cookies=alice.cookies)
-    thief = VisioClient(server.base_url, room, "Alice")
+    thief = VisioClient(server.base_url, room, "Thief")
     bots.clients.append(thief)
     await thief._open(resume=owner.joined["resume"])
     first = await thief.wait_for(lambda f: f["type"] in ("joined", "lobby", "error"))
     assert first["type"] == "lobby"
     await asyncio.sleep(0.3)
     assert owner.ws is not None and not owner.errors  # the owner was not replaced
-    forged = VisioClient(server.base_url, room, "Alice", cookies={"visio_session": "f" * 43})
+    forged = VisioClient(server.base_url, room, "Forger", cookies={"visio_session": "f" * 43})
     bots.clients.append(forged)
     assert (await forged.connect())["type"] == "lobby"

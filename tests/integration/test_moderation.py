@@ -127,6 +127,21 @@ async def test_a_removed_guest_cannot_come_straight_back(people, bots, server):
     await again.admitted()
 
 
+async def test_a_removed_guest_without_a_cookie_waits_when_back(people, bots, server):
+    """Audit M5: a script sends no cookie; its address is what a removal bans, for guests
+    only: a signed-in person at the same address still walks in."""
+    _, room, owner, _, _ = await meeting_of_three(people, bots)
+    script = await bots.join(room, "Script", publish=False)
+    assert "visio_guest" not in script.headers.get("Cookie", "")
+    await owner.send({"type": "moderate", "action": "remove", "id": script.id})
+    await script.wait_for(lambda f: f.get("code") == "removed")
+    again = await bots.join(room, "Script again", publish=False)
+    assert again.frames[-1]["type"] == "lobby" and again.frames[-1]["reason"] == "removed"
+    carol = await people.signed_in("carol")
+    colleague = await bots.join(room, "Carol", publish=False, cookies=carol.cookies)
+    assert colleague.joined is not None
+
+
 def guest_key(client) -> str:
     return client.headers["Cookie"].split("visio_guest=")[1].split(";")[0]
 

@@ -51,8 +51,19 @@ def test_removed_people_wait_whatever_the_level():
     assert lobby_reason(policy("public"), MEMBER, locked=False, banned=banned) is None
 
 
-def test_a_guest_without_a_cookie_can_be_banned_by_nothing():
+def test_a_guest_is_banned_by_cookie_and_address_a_signed_in_person_by_account():
+    """Audit M5: a cookie-less script, or a private window, is still recognised."""
     assert Identity().keys == frozenset()
+    assert Identity(address="198.51.100.7").keys == {"address:198.51.100.7"}
+    assert Identity(guest_key="k", address="198.51.100.7").keys == {
+        "guest:k",
+        "address:198.51.100.7",
+    }
+    assert Identity(user_id="u", guest_key="k", address="198.51.100.7").keys == {"user:u"}
+
+
+def test_the_same_person_on_another_network_is_the_same_person():
+    assert Identity(guest_key="k", address="198.51.100.7") == Identity(guest_key="k", address="x")
 
 
 def test_roles_come_from_the_owner_id_and_the_admin_emails():

@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 from visio.access import Identity
 from visio.auth.cookies import GUEST, SESSION, well_formed
 from visio.db import Store, User
+from visio.proxies.addresses import address_key
 
 
 async def current_user(connection: HTTPConnection, store: Store) -> User | None:
@@ -21,9 +22,12 @@ async def identify(connection: HTTPConnection, store: Store) -> Identity:
     user = await current_user(connection, store)
     guest_key = connection.cookies.get(GUEST, "")
     guest_key = guest_key if well_formed(guest_key) else None
+    address = address_key(connection.client.host if connection.client else None)
     if user is None:
-        return Identity(guest_key=guest_key)
-    return Identity(user_id=user.id, email=user.email, name=user.name, guest_key=guest_key)
+        return Identity(guest_key=guest_key, address=address)
+    return Identity(
+        user_id=user.id, email=user.email, name=user.name, guest_key=guest_key, address=address
+    )
 
 
 async def require_user(request: Request, store: Store) -> User:

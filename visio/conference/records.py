@@ -28,6 +28,7 @@ class IdentityRecord(Record):
     email: str | None = None
     name: str | None = None
     guest_key: str | None = None
+    address: str | None = None
 
     @classmethod
     def of(cls, identity: Identity) -> IdentityRecord:
@@ -36,10 +37,11 @@ class IdentityRecord(Record):
             email=identity.email,
             name=identity.name,
             guest_key=identity.guest_key,
+            address=identity.address,
         )
 
     def identity(self) -> Identity:
-        return Identity(self.user_id, self.email, self.name, self.guest_key)
+        return Identity(self.user_id, self.email, self.name, self.guest_key, self.address)
 
 
 class CaptureRecord(Record):
