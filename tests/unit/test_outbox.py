@@ -76,6 +76,19 @@ async def test_a_client_too_slow_to_read_is_closed(monkeypatch):
     assert ws.closed == (1008, "too slow")
 
 
+async def test_a_client_too_slow_for_big_frames_is_closed_by_size():
+    """Audit L4: 2000 frames of 8 kB chat would be 16 MB held for one slow reader."""
+    ws = FakeWebSocket()
+    outbox = WebSocketOutbox(ws)
+    big = {"type": "chat", "message": {"text": "x" * 8000}}
+    for _ in range(600):  # 4.8 MB: over the 4 MiB a reader may have waiting
+        outbox.send(big)
+    await finished(outbox)
+    assert 500 <= len(ws.sent) < 530
+    assert ws.closed == (1008, "too slow")
+    assert outbox.queued_bytes == 0
+
+
 async def test_a_client_that_went_away_ends_the_writer_quietly():
     ws = FakeWebSocket(fail=True)
     outbox = WebSocketOutbox(ws)

@@ -23,25 +23,29 @@ from visio.config import Settings
 from visio.limits.budgets import RateLimiter
 
 log = logging.getLogger(__name__)
-OUTBOX_LIMIT = 2000
+OUTBOX_LIMIT = 2000  # frames waiting for a client that does not read
+OUTBOX_BYTES = 4 * 1024 * 1024  # and their size: a slow reader costs memory, not more
 RATE_LIMITED = {"type": "error", "code": "rate_limited", "message": "too many messages; slow down"}
 
 
 class WebSocketOutbox:
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.queued_bytes = 0
         self.closing: tuple[int, str] | None = None
         self.writer = asyncio.create_task(self._write_loop())
 
     def send(self, frame: dict[str, Any]) -> None:
         if self.closing is not None:
             return
-        if self.queue.qsize() >= OUTBOX_LIMIT:
+        text = json.dumps(frame, ensure_ascii=False)
+        if self.queue.qsize() >= OUTBOX_LIMIT or self.queued_bytes + len(text) > OUTBOX_BYTES:
             log.warning("client too slow, closing its connection")
             self.close(1008, "too slow")
             return
-        self.queue.put_nowait(frame)
+        self.queued_bytes += len(text)
+        self.queue.put_nowait(text)
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
@@ -50,8 +54,9 @@ class WebSocketOutbox:
 
     async def _write_loop(self) -> None:
         try:
-            while (frame := await self.queue.get()) is not None:
-                await self.websocket.send_text(json.dumps(frame, ensure_ascii=False))
+            while (text := await self.queue.get()) is not None:
+                self.queued_bytes -= len(text)
+                await self.websocket.send_text(text)
             code, reason = self.closing or (1000, "")
             await self.websocket.close(code, reason)
         except (WebSocketDisconnect, RuntimeError, OSError):
