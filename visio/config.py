@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(60, ge=1)
     room_video_bitrate: int = Field(1_500_000, ge=64_000)
     lobby_timeout_s: float = Field(300.0, gt=0)
+    lobby_max_waiting: int = Field(200, ge=1, description="People waiting for one room")
 
     # Limits (docs/OPERATIONS.md, "Limits"): per person (the signed-in user, else the
     # browser's guest key), per client address (an IPv6 /64), and per server process

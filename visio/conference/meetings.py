@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # Called once a join is known to count (its room exists, it takes no place back), with
 # whether it waits in the lobby; raises ProtocolError to refuse it (visio.limits).
 Admission = Callable[[bool], Awaitable[None]]
+LOBBY_FULL_RETRY_S = 30.0
 NODE_WAIT_S = 10.0  # a join waits this long for a media node that is (re)starting
 
 
@@ -357,6 +358,13 @@ class Meetings:
         reason: LobbyReason,
         on_admitted: Admitted,
     ) -> Waiter:
+        if len(self.lobbies[policy.room_id]) >= self.settings.lobby_max_waiting:
+            raise ProtocolError(
+                "lobby_full",
+                "too many people are waiting to enter this meeting; try again later",
+                message.ref,
+                retry_in=LOBBY_FULL_RETRY_S,
+            )
         waiter = Waiter(
             room_id=policy.room_id,
             name=display_name(identity, message),

@@ -82,7 +82,9 @@ async function enter(room, choices, prejoin) {
       return showLeft(room, err.code, { by: err.by ?? null, byMe: false });
     }
     // Cancelled in the lobby: back to the pre-join screen as it was.
-    const known = { left: null, room_full: 'error.room_full', name_taken: 'error.name_taken' };
+    const known = {
+      left: null, room_full: 'error.room_full', lobby_full: 'error.lobby_full', name_taken: 'error.name_taken',
+    };
     const key = err.code in known ? known[err.code] : 'error.generic';
     if (!prejoin) return startPrejoin(room, key);
     showScreen('prejoin');
