@@ -50,57 +50,69 @@ def transcribe(
     options: Options,
     progress: Progress = lambda _: None,
 ) -> Transcript:
-    """Recognise every source, attribute each sentence, and merge them on one timeline."""
-    audios = _load_all(sources, options.problems)
-    if not audios:
+    """Recognise every source, attribute each sentence, and merge them on one timeline.
+
+    One track's audio is in memory at a time (a day-long capture of ten people would not
+    fit at once); the longest goes first, so that it is the one the language is heard on.
+    """
+    weights = [_weight(source) for source in sources]
+    total = sum(weights) or 1
+    done = 0
+    language: str | None = None
+    texts: dict[int, TrackText] = {}
+    duration = 0.0
+    for index in sorted(range(len(sources)), key=lambda i: weights[i], reverse=True):
+        source, share = sources[index], weights[index] / total
+        audio = _load(source, options.problems)
+        if audio is not None:
+            if language is None:
+                language = _meeting_language(audio, recognizer, options.language)
+
+            def track_progress(fraction: float, done: int = done, share: float = share) -> None:
+                progress(min(1.0, done / total + fraction * share))
+
+            texts[index] = _track_text(
+                source, audio, recognizer, diarizer, language, track_progress
+            )
+            duration = max(duration, source.offset + len(audio) / SAMPLE_RATE)
+            del audio
+        done += weights[index]
+        progress(done / total)
+    if language is None:
         reasons = "; ".join(options.problems) or "no audio was captured"
         raise PipelineError(f"nothing to transcribe: {reasons}")
-    language = _meeting_language(audios, recognizer, options.language)
-    total = sum(len(audio) for _, audio in audios) or 1
-    done = 0
-    tracks: list[TrackText] = []
-    duration = 0.0
-    for source, audio in audios:
-        share = len(audio) / total
-
-        def track_progress(fraction: float, done: int = done, share: float = share) -> None:
-            progress(min(1.0, done / total + fraction * share))
-
-        tracks.append(_track_text(source, audio, recognizer, diarizer, language, track_progress))
-        done += len(audio)
-        duration = max(duration, source.offset + len(audio) / SAMPLE_RATE)
-        progress(done / total)
     return Transcript(
         title=options.title,
         language=language,
         duration=round(duration, 3),
-        segments=merge(tracks),
+        segments=merge(texts[i] for i in sorted(texts)),  # in capture order
         started_at=options.started_at,
     )
 
 
-def _load_all(
-    sources: list[AudioSource], problems: list[str]
-) -> list[tuple[AudioSource, np.ndarray]]:
-    loaded = []
-    for source in sources:
-        try:
-            loaded.append((source, load_audio(source.path)))
-        except AudioError as exc:
-            problems.append(f"{source.source}: {exc.reason}")
-    return loaded
+def _weight(source: AudioSource) -> int:
+    """A track's share of the work, from its size on disk (decoding it would load it)."""
+    try:
+        return max(1, source.path.stat().st_size)
+    except OSError:
+        return 1
 
 
-def _meeting_language(
-    audios: list[tuple[AudioSource, np.ndarray]], recognizer: Recognizer, wanted: str
-) -> str:
+def _load(source: AudioSource, problems: list[str]) -> np.ndarray | None:
+    try:
+        return load_audio(source.path)
+    except AudioError as exc:
+        problems.append(f"{source.source}: {exc.reason}")
+        return None
+
+
+def _meeting_language(audio: np.ndarray, recognizer: Recognizer, wanted: str) -> str:
     """The room's language, or the one Whisper hears on the longest track."""
     if wanted and wanted != "auto":
         return wanted
-    _, longest = max(audios, key=lambda pair: len(pair[1]))
-    if not len(longest):
+    if not len(audio):
         return "en"
-    language, _ = recognizer.detect_language(_speech_sample(longest))
+    language, _ = recognizer.detect_language(_speech_sample(audio))
     return language or "en"
 
 
