@@ -74,11 +74,15 @@ def is_member(policy: RoomPolicy, who: Identity) -> bool:
 def lobby_reason(
     policy: RoomPolicy, who: Identity, *, locked: bool, banned: frozenset[str]
 ) -> LobbyReason | None:
-    """None: they enter now. Otherwise why they wait to be admitted."""
-    if is_moderator(role_in(policy, who)):
+    """None: they enter now. Otherwise why they wait to be admitted. A removal holds an
+    admin too (only the owner removes one); nothing holds the owner."""
+    role = role_in(policy, who)
+    if role == "owner":
         return None
     if who.keys & banned:
         return "removed"
+    if is_moderator(role):
+        return None
     if locked:
         return "locked"
     if policy.access == "trusted" and not who.signed_in:

@@ -44,6 +44,13 @@ def test_a_lock_holds_everyone_but_moderators():
         assert lobby_reason(policy("public"), who, locked=True, banned=frozenset()) is None
 
 
+def test_an_admin_the_owner_removed_waits_but_the_owner_never_does():
+    """Audit L1: the moderator bypass came before the ban."""
+    banned = ADMIN.keys | OWNER.keys
+    assert lobby_reason(policy("public"), ADMIN, locked=False, banned=banned) == "removed"
+    assert lobby_reason(policy("public"), OWNER, locked=False, banned=banned) is None
+
+
 def test_removed_people_wait_whatever_the_level():
     banned = GUEST.keys | STRANGER.keys
     assert lobby_reason(policy("public"), GUEST, locked=False, banned=banned) == "removed"
