@@ -228,7 +228,7 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     @app.get("/healthz", tags=["operations"])
-    async def health() -> JSONResponse:
+    async def health(request: Request) -> JSONResponse:
         loads = services.meetings.node_loads()
         nodes = [
             {
@@ -241,6 +241,8 @@ def create_app(settings: Settings) -> FastAPI:
         ]
         ok = any(n["up"] for n in nodes) and not services.draining
         status = "draining" if services.draining else "ok" if ok else "degraded"
+        if not metrics_allowed(request, settings):  # the node addresses are not for anyone
+            return JSONResponse({"status": status}, status_code=200 if ok else 503)
         return JSONResponse(
             {
                 "status": status,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -17,6 +18,19 @@ def test_health_reports_the_janus_node(server):
     assert status == 200
     assert health["status"] == "ok"
     assert [node["up"] for node in health["janus"]] == [True]
+
+
+async def test_health_tells_others_only_the_status(server):
+    """Audit L6: the media nodes' addresses and loads are for the host (and metrics_token)."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", server.port, local_addr=("127.0.0.9", 0)
+    )
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert json.loads(body) == {"status": "ok"}
 
 
 def test_create_and_look_up_a_room(server):
