@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from visio.testing.chromium import CHROMIUM_ARGS
+from visio.testing.firefox import Firefox
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -42,3 +43,12 @@ async def new_page(browser: Browser) -> AsyncIterator:
     for context in contexts:
         await context.close()
     assert not errors, errors
+
+
+@pytest.fixture(scope="session")
+async def firefox() -> AsyncIterator[Firefox]:
+    """Debian's Firefox ESR over WebDriver BiDi (tests/firefox/driver.mjs)."""
+    firefox = Firefox()
+    await firefox.start()
+    yield firefox
+    await firefox.close()

@@ -1,0 +1,123 @@
+"""Firefox ESR in meetings: with an aiortc bot, and with Chromium (both ways)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from playwright.async_api import Page
+
+from tests.browser.test_web_meeting import join_through_the_ui
+from visio.testing.firefox import FirefoxPage
+
+pytestmark = pytest.mark.browser
+
+JOINED = "() => window.visioMeeting?.conn?.joined && window.visioMeeting.conn.you.id"
+
+# What the subscriber connection decoded and heard from each participant's camera (or
+# screen): {participant id: {video: frames decoded, audio: packets received}}. Firefox's
+# getVideoPlaybackQuality() counts no frame of a MediaStream, so these come from getStats.
+RECEIVED = """async (target) => {
+    const sub = window.visioMeeting.conn.subscriber;
+    const found = {};
+    for (const transceiver of sub?.pc.getTransceivers() || []) {
+        const stream = sub.active.get(transceiver.mid);
+        if (!stream || stream.target !== target) continue;
+        const mine = found[stream.participant] ||= { video: 0, audio: 0 };
+        for (const s of (await transceiver.receiver.getStats()).values()) {
+            if (s.type !== 'inbound-rtp') continue;
+            if (s.kind === 'video') mine.video += s.framesDecoded || 0;
+            else mine.audio += s.packetsReceived || 0;
+        }
+    }
+    return found;
+}"""
+
+# The screen share is on screen: its <video> plays at the stream's size.
+SHOWN = """(participant) => [...document.querySelectorAll(
+        `video[data-participant="${participant}"][data-target="screen"]`)]
+    .some(v => v.videoWidth > 0 && v.currentTime > 0 && !v.paused)"""
+
+# The rids of the camera's video layers that encoded frames.
+SENT_LAYERS = """async () => {
+    const pc = window.visioMeeting.conn.publications.get('camera')?.pc;
+    if (!pc) return [];
+    const stats = [...(await pc.getStats()).values()];
+    return stats.filter(s => s.type === 'outbound-rtp' && s.kind === 'video' && s.framesEncoded > 0)
+        .map(s => s.rid).sort();
+}"""
+
+
+async def join_in_firefox(page: FirefoxPage, url: str, name: str) -> str:
+    """Joins through the pre-join screen as a user would; the participant id."""
+    await page.goto(url)
+    await page.wait_for("() => !!document.querySelector('#prejoin:not([hidden])')")
+    await page.type("#display-name", name)
+    await page.click("#join-button")
+    return str(await page.wait_for(JOINED, timeout=15))
+
+
+def receives_from(
+    participant: str, target: str = "camera", frames: int = 10, packets: int = 25
+) -> str:
+    """A JS check: the page decoded `frames` and heard `packets` from `participant`."""
+    return f"""async () => {{
+        const got = (await ({RECEIVED})({target!r}))[{participant!r}];
+        return got && got.video >= {frames} && got.audio >= {packets} ? got : null;
+    }}"""
+
+
+async def test_firefox_and_a_bot_see_and_hear_each_other(server, bots, firefox):
+    room = server.create_room()
+    page = await firefox.new_page()
+    bot = await bots.join(room, "Bot")
+    me = await join_in_firefox(page, f"{server.base_url}/{room}", "Fox")
+
+    await bot.wait_frames(me, "video", count=10)
+    await bot.wait_frames(me, "audio", count=25)
+    await page.wait_for(receives_from(bot.id), timeout=20)
+    assert await page.errors() == []
+
+
+async def chromium_waits_for(page: Page, function: str, timeout_s: float = 20) -> object:
+    """Polls an async JS function in a Chromium page until it returns something truthy."""
+    for _ in range(int(timeout_s * 4)):
+        if result := await page.evaluate(function):
+            return result
+        await page.wait_for_timeout(250)
+    raise AssertionError(f"still nothing after {timeout_s} s: {function}")
+
+
+async def sent_layers(evaluate) -> list[str]:
+    """The simulcast layers a page encodes, once all three have started (or after 10 s)."""
+    layers: list[str] = []
+    for _ in range(40):
+        layers = await evaluate(SENT_LAYERS)
+        if len(layers) == 3:
+            break
+        await asyncio.sleep(0.25)
+    return layers
+
+
+async def test_chromium_and_firefox_see_and_hear_each_other(server, new_page, firefox):
+    room = server.create_room()
+    url = f"{server.base_url}/{room}"
+    chromium = await new_page()
+    fox = await firefox.new_page()
+    await join_through_the_ui(chromium, url, "Chromium user")
+    fox_id = await join_in_firefox(fox, url, "Firefox user")
+    chromium_id = await chromium.evaluate(JOINED)
+
+    await chromium_waits_for(chromium, receives_from(fox_id))
+    await fox.wait_for(receives_from(chromium_id))
+
+    # Simulcast from each side: three VP8 layers encoded, which Janus forwards by rid.
+    assert await sent_layers(chromium.evaluate) == ["h", "l", "m"]
+    assert await sent_layers(fox.evaluate) == ["h", "l", "m"]
+
+    # Headless Firefox has no screen to capture (getDisplayMedia: NotFoundError, fake
+    # devices or not), so the share goes from Chromium to Firefox.
+    await chromium.click("#toggle-screen")
+    await fox.wait_for(receives_from(chromium_id, "screen", packets=0))
+    assert await fox.evaluate(SHOWN, chromium_id)
+    assert await fox.errors() == []
