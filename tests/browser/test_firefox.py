@@ -38,6 +38,14 @@ SHOWN = """(participant) => [...document.querySelectorAll(
         `video[data-participant="${participant}"][data-target="screen"]`)]
     .some(v => v.videoWidth > 0 && v.currentTime > 0 && !v.paused)"""
 
+# The width of the one remote camera video decoded; 0 before there is one.
+RECEIVED_WIDTH = """async () => {
+    const pc = window.visioMeeting?.conn?.subscriber?.pc;
+    const stats = pc ? [...(await pc.getStats()).values()] : [];
+    const video = stats.find(s => s.type === 'inbound-rtp' && s.kind === 'video');
+    return video?.frameWidth || 0;
+}"""
+
 # The rids of the camera's video layers that encoded frames.
 SENT_LAYERS = """async () => {
     const pc = window.visioMeeting.conn.publications.get('camera')?.pc;
@@ -121,3 +129,37 @@ async def test_chromium_and_firefox_see_and_hear_each_other(server, new_page, fi
     await fox.wait_for(receives_from(chromium_id, "screen", packets=0))
     assert await fox.evaluate(SHOWN, chromium_id)
     assert await fox.errors() == []
+
+
+async def width_settles(evaluate, check, timeout_s: float = 20) -> int:
+    """Polls the decoded width of the one remote camera until `check(width)` holds."""
+    width = 0
+    for _ in range(int(timeout_s * 4)):
+        width = await evaluate(RECEIVED_WIDTH)
+        if check(width):
+            return width
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"received width stayed at {width}")
+
+
+async def test_simulcast_layers_follow_the_tile_size_between_chromium_and_firefox(
+    server, new_page, firefox
+):
+    room = server.create_room()
+    url = f"{server.base_url}/{room}"
+    chromium = await new_page()
+    fox = await firefox.new_page()
+    await join_through_the_ui(chromium, url, "Chromium user")
+    await join_in_firefox(fox, url, "Firefox user")
+
+    # Each side shrinks its window: tiles under 320 px ask Janus for the low layer of
+    # the other's simulcast, which it picks by rid from that browser's SDP.
+    shrinks = {
+        chromium.evaluate: lambda: chromium.set_viewport_size({"width": 420, "height": 320}),
+        fox.evaluate: lambda: fox.set_viewport(420, 320),
+    }
+    for evaluate, shrink in shrinks.items():
+        big = await width_settles(evaluate, lambda width: width >= 320)
+        await shrink()
+        small = await width_settles(evaluate, lambda width, half=big // 2: 0 < width <= half)
+        assert small <= 320, (big, small)
