@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from playwright.async_api import Page
 
+from tests.browser.test_lobby import owner_opens_a_trusted_meeting
 from tests.browser.test_web_meeting import join_through_the_ui
 from visio.testing.firefox import FirefoxPage
 
@@ -163,3 +164,43 @@ async def test_simulcast_layers_follow_the_tile_size_between_chromium_and_firefo
         await shrink()
         small = await width_settles(evaluate, lambda width, half=big // 2: 0 < width <= half)
         assert small <= 320, (big, small)
+
+
+# The pre-join screen of a room that takes only signed-in people, seen by a guest.
+ASKS_TO_JOIN = "() => document.querySelector('#join-button')?.textContent.trim() === 'Ask to join'"
+
+CHAT_SHOWS = """(text) => [...document.querySelectorAll('#chat-messages li')]
+    .some(li => li.textContent.includes(text))"""
+
+
+async def test_chat_from_firefox(server, bots, firefox):
+    room = server.create_room()
+    page = await firefox.new_page()
+    bot = await bots.join(room, "Bot", publish=False)
+    await join_in_firefox(page, f"{server.base_url}/{room}", "Fox")
+
+    await page.click("#toggle-chat")
+    await page.type("#chat-input", "Bonjour depuis Firefox")
+    await page.click("#chat-send")
+    await bot.wait_until(lambda: any(m["text"] == "Bonjour depuis Firefox" for m in bot.chat))
+    await bot.chat_send("Hello Firefox")
+    await page.wait_for(CHAT_SHOWS, "Hello Firefox")
+    assert await page.errors() == []
+
+
+async def test_firefox_guest_waits_in_the_lobby_and_is_let_in(server, new_page, firefox):
+    owner = await new_page()
+    url = await owner_opens_a_trusted_meeting(owner, server.base_url)
+    owner_id = await owner.evaluate(JOINED)
+    guest = await firefox.new_page()
+    await guest.goto(url)
+    await guest.wait_for(ASKS_TO_JOIN)
+    await guest.type("#display-name", "Fox")
+    await guest.click("#join-button")
+    await guest.wait_for("() => document.body.dataset.screen === 'lobby'", timeout=15)
+
+    await owner.click("#toggle-lobby")
+    await owner.locator("#lobby-panel li", has_text="Fox").locator("button[data-admit]").click()
+    await guest.wait_for(JOINED, timeout=15)
+    await guest.wait_for(receives_from(owner_id))
+    assert await guest.errors() == []
