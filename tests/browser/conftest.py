@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from visio.testing.chromium import CHROMIUM_ARGS
-from visio.testing.firefox import Firefox
+from visio.testing.firefox import Firefox, FirefoxPage
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -52,3 +52,20 @@ async def firefox() -> AsyncIterator[Firefox]:
     await firefox.start()
     yield firefox
     await firefox.close()
+
+
+@pytest.fixture
+async def new_firefox_page(firefox: Firefox) -> AsyncIterator:
+    """Opens Firefox pages for one test, checks they had no uncaught error, closes them."""
+    pages: list[FirefoxPage] = []
+
+    async def make() -> FirefoxPage:
+        page = await firefox.new_page()
+        pages.append(page)
+        return page
+
+    yield make
+    errors = [error for page in pages for error in await page.errors()]
+    for page in pages:
+        await page.close()
+    assert not errors, errors

@@ -2,7 +2,7 @@
 //
 // One JSON request a line on stdin, {"id", "method", "params"}; one JSON reply a line on
 // stdout, {"id", "result"} or {"id", "error"}. The first line out is {"ready": version}.
-// Methods: newPage, goto, evaluate (a function's source and one JSON argument; promises
+// Methods: newPage, closePage, goto, evaluate (a function's source and one JSON argument; promises
 // are awaited), click, type, setViewport, errors (the page's uncaught errors), close.
 // Firefox gets a fake camera and microphone and no permission prompts, and never
 // downloads anything (puppeteer-core brings no browser; PUPPETEER_SKIP_DOWNLOAD is set).
@@ -35,12 +35,17 @@ const pages = [];
 
 const methods = {
   async newPage() {
-    const page = await browser.newPage();
+    // Each page in a context of its own: its own cookies, as another person's browser.
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
     page.errors = [];
     page.on('pageerror', (error) => page.errors.push(`${page.url()}: ${error.message || error}`));
     await page.setViewport({ width: 1280, height: 720 });
     pages.push(page);
     return pages.length - 1;
+  },
+  async closePage({ page }) {
+    await pages[page].browserContext().close();
   },
   async goto({ page, url }) {
     await pages[page].goto(url, { waitUntil: 'load' });

@@ -25,7 +25,7 @@ class FirefoxError(RuntimeError):
 
 
 class Firefox:
-    """One headless Firefox; `new_page()` opens a tab (pages share cookies)."""
+    """One headless Firefox; `new_page()` opens a tab with cookies of its own."""
 
     def __init__(self) -> None:
         self.process: asyncio.subprocess.Process | None = None
@@ -101,6 +101,9 @@ class FirefoxPage:
     def __init__(self, firefox: Firefox, page_id: int) -> None:
         self.firefox = firefox
         self.id = page_id
+
+    async def close(self) -> None:
+        await self.firefox.call("closePage", page=self.id)
 
     async def goto(self, url: str) -> None:
         await self.firefox.call("goto", page=self.id, url=url)
