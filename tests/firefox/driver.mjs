@@ -2,8 +2,9 @@
 //
 // One JSON request a line on stdin, {"id", "method", "params"}; one JSON reply a line on
 // stdout, {"id", "result"} or {"id", "error"}. The first line out is {"ready": version}.
-// Methods: newPage, closePage, goto, evaluate (a function's source and one JSON argument; promises
-// are awaited), click, type, setViewport, errors (the page's uncaught errors), close.
+// Methods: newPage, closePage, goto, evaluate (a function's source and one JSON argument;
+// promises are awaited), click, type, setViewport, errors (the page's uncaught errors),
+// close (Firefox, then the driver).
 // Firefox gets a fake camera and microphone and no permission prompts, and never
 // downloads anything (puppeteer-core brings no browser; PUPPETEER_SKIP_DOWNLOAD is set).
 
