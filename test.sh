@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Install what the tests need (Janus, Chromium, ffmpeg, espeak-ng, Python packages),
+# Install what the tests need (Janus, Chromium, Firefox ESR, ffmpeg, espeak-ng, Python packages),
 # then lint and run the whole suite: unit, integration (real Janus + aiortc bots in a
-# private network namespace, hence root) and browser tests (headless Chromium).
+# private network namespace, hence root) and browser tests (headless Chromium and Firefox ESR).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
 
-apt_install janus janus-tools chromium ffmpeg espeak-ng sox iproute2 python3 python3-venv postgresql \
+apt_install janus janus-tools chromium firefox-esr ffmpeg espeak-ng sox iproute2 python3 python3-venv postgresql \
     redis-server haproxy nginx coturn nftables openssl
 disable_system_janus
 disable_system_services nginx.service redis-server.service haproxy.service coturn.service
@@ -15,6 +15,8 @@ python_venv "[test]"
 service_user visio "$PWD/var"
 let_reach visio
 node_packages tests/idp
+# puppeteer-core drives Debian's Firefox: it must never fetch a browser of its own.
+PUPPETEER_SKIP_DOWNLOAD=1 node_packages tests/firefox
 .venv/bin/ruff check visio tests bench
 .venv/bin/ruff format --check visio tests bench
 exec .venv/bin/python -m pytest "$@"

@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from visio.testing.chromium import CHROMIUM_ARGS
+from visio.testing.firefox import Firefox, FirefoxPage
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -41,4 +42,30 @@ async def new_page(browser: Browser) -> AsyncIterator:
     yield make
     for context in contexts:
         await context.close()
+    assert not errors, errors
+
+
+@pytest.fixture(scope="session")
+async def firefox() -> AsyncIterator[Firefox]:
+    """Debian's Firefox ESR over WebDriver BiDi (tests/firefox/driver.mjs)."""
+    firefox = Firefox()
+    await firefox.start()
+    yield firefox
+    await firefox.close()
+
+
+@pytest.fixture
+async def new_firefox_page(firefox: Firefox) -> AsyncIterator:
+    """Opens Firefox pages for one test, checks they had no uncaught error, closes them."""
+    pages: list[FirefoxPage] = []
+
+    async def make() -> FirefoxPage:
+        page = await firefox.new_page()
+        pages.append(page)
+        return page
+
+    yield make
+    errors = [error for page in pages for error in await page.errors()]
+    for page in pages:
+        await page.close()
     assert not errors, errors

@@ -249,3 +249,10 @@ async def test_real_janus_runs_with_the_config_and_serves_only_loopback(tmp_path
         except TimeoutError:
             os.kill(process.pid, signal.SIGKILL)
             await process.wait()
+
+
+def test_janus_does_not_look_up_browsers_mdns_names(tmp_path):
+    """A browser's .local name resolves only on its own link: Janus must not send it to the
+    server's DNS resolver; the browser's checks give its address (peer-reflexive)."""
+    nat = section(write_config(settings(tmp_path), tmp_path).read_text(), "nat")
+    assert re.search(r"^\s*ignore_mdns = true$", nat, re.MULTILINE)

@@ -109,7 +109,11 @@ nat: {{
     {chr(10).join("    " + line for line in nat).strip()}
     ice_tcp = false
     full_trickle = false
-    ignore_mdns = false
+    # Browsers hide their host addresses behind mDNS names (Firefox always does), which
+    # only the browser's own link can resolve: a lookup from here fails, after a query to
+    # the server's DNS resolver naming the browser's candidate. The browser's checks make
+    # Janus learn its address anyway (a peer-reflexive candidate).
+    ignore_mdns = true
 }}
 plugins: {{
     disable = "{_others(lib / "plugins", KEPT_PLUGIN)}"

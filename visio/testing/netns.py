@@ -3,7 +3,9 @@
 Janus, libnice and aiortc never gather loopback candidates, so media tests need a real
 interface. `enter()` unshares the network namespace of the calling process (it must run
 before any thread starts, as root) and creates a veth pair whose two ends both live in
-the new namespace: nothing sent there can reach another host.
+the new namespace: nothing sent there can reach another host. Its default route points
+at the peer end, which forwards nothing: Firefox gathers no ICE candidate at all in a
+namespace without a default route.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def enter() -> None:
     _ip("addr", "add", f"{PEER_ADDRESS}/24", "dev", VETH_PEER)
     _ip("link", "set", VETH, "up")
     _ip("link", "set", VETH_PEER, "up")
+    _ip("route", "add", "default", "via", PEER_ADDRESS, "dev", VETH)
     os.environ["VISIO_TEST_NETNS"] = "1"
 
 

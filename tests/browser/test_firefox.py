@@ -1,0 +1,202 @@
+"""Firefox ESR in meetings: with an aiortc bot, and with Chromium (both ways)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from playwright.async_api import Page
+
+from tests.browser.test_lobby import owner_opens_a_trusted_meeting
+from tests.browser.test_web_meeting import join_through_the_ui
+from visio.testing.firefox import FirefoxPage
+
+pytestmark = pytest.mark.browser
+
+JOINED = "() => window.visioMeeting?.conn?.joined && window.visioMeeting.conn.you.id"
+
+# What the subscriber connection decoded and heard from each participant's camera (or
+# screen): {participant id: {video: frames decoded, audio: packets received}}. Firefox's
+# getVideoPlaybackQuality() counts no frame of a MediaStream, so these come from getStats.
+RECEIVED = """async (target) => {
+    const sub = window.visioMeeting.conn.subscriber;
+    const found = {};
+    for (const transceiver of sub?.pc.getTransceivers() || []) {
+        const stream = sub.active.get(transceiver.mid);
+        if (!stream || stream.target !== target) continue;
+        const mine = found[stream.participant] ||= { video: 0, audio: 0 };
+        for (const s of (await transceiver.receiver.getStats()).values()) {
+            if (s.type !== 'inbound-rtp') continue;
+            if (s.kind === 'video') mine.video += s.framesDecoded || 0;
+            else mine.audio += s.packetsReceived || 0;
+        }
+    }
+    return found;
+}"""
+
+# The screen share is on screen: its <video> plays at the stream's size.
+SHOWN = """(participant) => [...document.querySelectorAll(
+        `video[data-participant="${participant}"][data-target="screen"]`)]
+    .some(v => v.videoWidth > 0 && v.currentTime > 0 && !v.paused)"""
+
+# The width of the one remote camera video decoded; 0 before there is one.
+RECEIVED_WIDTH = """async () => {
+    const pc = window.visioMeeting?.conn?.subscriber?.pc;
+    const stats = pc ? [...(await pc.getStats()).values()] : [];
+    const video = stats.find(s => s.type === 'inbound-rtp' && s.kind === 'video');
+    return video?.frameWidth || 0;
+}"""
+
+# The rids of the camera's video layers that encoded frames.
+SENT_LAYERS = """async () => {
+    const pc = window.visioMeeting.conn.publications.get('camera')?.pc;
+    if (!pc) return [];
+    const stats = [...(await pc.getStats()).values()];
+    return stats.filter(s => s.type === 'outbound-rtp' && s.kind === 'video' && s.framesEncoded > 0)
+        .map(s => s.rid).sort();
+}"""
+
+
+async def join_in_firefox(page: FirefoxPage, url: str, name: str) -> str:
+    """Joins through the pre-join screen as a user would; the participant id."""
+    await page.goto(url)
+    await page.wait_for("() => !!document.querySelector('#prejoin:not([hidden])')")
+    await page.type("#display-name", name)
+    await page.click("#join-button")
+    return str(await page.wait_for(JOINED, timeout=15))
+
+
+def receives_from(
+    participant: str, target: str = "camera", frames: int = 10, packets: int = 25
+) -> str:
+    """A JS check: the page decoded `frames` and heard `packets` from `participant`."""
+    return f"""async () => {{
+        const got = (await ({RECEIVED})({target!r}))[{participant!r}];
+        return got && got.video >= {frames} && got.audio >= {packets} ? got : null;
+    }}"""
+
+
+async def test_firefox_and_a_bot_see_and_hear_each_other(server, bots, new_firefox_page):
+    room = server.create_room()
+    page = await new_firefox_page()
+    bot = await bots.join(room, "Bot")
+    me = await join_in_firefox(page, f"{server.base_url}/{room}", "Fox")
+
+    await bot.wait_frames(me, "video", count=10)
+    await bot.wait_frames(me, "audio", count=25)
+    await page.wait_for(receives_from(bot.id), timeout=20)
+
+
+async def chromium_waits_for(page: Page, function: str, timeout_s: float = 20) -> object:
+    """Polls an async JS function in a Chromium page until it returns something truthy."""
+    for _ in range(int(timeout_s * 4)):
+        if result := await page.evaluate(function):
+            return result
+        await page.wait_for_timeout(250)
+    raise AssertionError(f"still nothing after {timeout_s} s: {function}")
+
+
+async def sent_layers(evaluate) -> list[str]:
+    """The simulcast layers a page encodes, once all three have started (or after 10 s)."""
+    layers: list[str] = []
+    for _ in range(40):
+        layers = await evaluate(SENT_LAYERS)
+        if len(layers) == 3:
+            break
+        await asyncio.sleep(0.25)
+    return layers
+
+
+async def test_chromium_and_firefox_see_and_hear_each_other(server, new_page, new_firefox_page):
+    room = server.create_room()
+    url = f"{server.base_url}/{room}"
+    chromium = await new_page()
+    fox = await new_firefox_page()
+    await join_through_the_ui(chromium, url, "Chromium user")
+    fox_id = await join_in_firefox(fox, url, "Firefox user")
+    chromium_id = await chromium.evaluate(JOINED)
+
+    await chromium_waits_for(chromium, receives_from(fox_id))
+    await fox.wait_for(receives_from(chromium_id))
+
+    # Simulcast from each side: three VP8 layers encoded, which Janus forwards by rid.
+    assert await sent_layers(chromium.evaluate) == ["h", "l", "m"]
+    assert await sent_layers(fox.evaluate) == ["h", "l", "m"]
+
+    # Headless Firefox has no screen to capture (getDisplayMedia: NotFoundError, fake
+    # devices or not), so the share goes from Chromium to Firefox.
+    await chromium.click("#toggle-screen")
+    await fox.wait_for(receives_from(chromium_id, "screen", packets=0))
+    assert await fox.evaluate(SHOWN, chromium_id)
+
+
+async def width_settles(evaluate, check, timeout_s: float = 20) -> int:
+    """Polls the decoded width of the one remote camera until `check(width)` holds."""
+    width = 0
+    for _ in range(int(timeout_s * 4)):
+        width = await evaluate(RECEIVED_WIDTH)
+        if check(width):
+            return width
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"received width stayed at {width}")
+
+
+async def test_simulcast_layers_follow_the_tile_size_between_chromium_and_firefox(
+    server, new_page, new_firefox_page
+):
+    room = server.create_room()
+    url = f"{server.base_url}/{room}"
+    chromium = await new_page()
+    fox = await new_firefox_page()
+    await join_through_the_ui(chromium, url, "Chromium user")
+    await join_in_firefox(fox, url, "Firefox user")
+
+    # Each side shrinks its window: tiles under 320 px ask Janus for the low layer of
+    # the other's simulcast, which it picks by rid from that browser's SDP.
+    shrinks = {
+        chromium.evaluate: lambda: chromium.set_viewport_size({"width": 420, "height": 320}),
+        fox.evaluate: lambda: fox.set_viewport(420, 320),
+    }
+    for evaluate, shrink in shrinks.items():
+        big = await width_settles(evaluate, lambda width: width >= 320)
+        await shrink()
+        small = await width_settles(evaluate, lambda width, half=big // 2: 0 < width <= half)
+        assert small <= 320, (big, small)
+
+
+# The pre-join screen of a room that takes only signed-in people, seen by a guest.
+ASKS_TO_JOIN = "() => document.querySelector('#join-button')?.textContent.trim() === 'Ask to join'"
+
+CHAT_SHOWS = """(text) => [...document.querySelectorAll('#chat-messages li')]
+    .some(li => li.textContent.includes(text))"""
+
+
+async def test_chat_from_firefox(server, bots, new_firefox_page):
+    room = server.create_room()
+    page = await new_firefox_page()
+    bot = await bots.join(room, "Bot", publish=False)
+    await join_in_firefox(page, f"{server.base_url}/{room}", "Fox")
+
+    await page.click("#toggle-chat")
+    await page.type("#chat-input", "Bonjour depuis Firefox")
+    await page.click("#chat-send")
+    await bot.wait_until(lambda: any(m["text"] == "Bonjour depuis Firefox" for m in bot.chat))
+    await bot.chat_send("Hello Firefox")
+    await page.wait_for(CHAT_SHOWS, "Hello Firefox")
+
+
+async def test_firefox_guest_waits_in_the_lobby_and_is_let_in(server, new_page, new_firefox_page):
+    owner = await new_page()
+    url = await owner_opens_a_trusted_meeting(owner, server.base_url)
+    owner_id = await owner.evaluate(JOINED)
+    guest = await new_firefox_page()
+    await guest.goto(url)
+    await guest.wait_for(ASKS_TO_JOIN)
+    await guest.type("#display-name", "Fox")
+    await guest.click("#join-button")
+    await guest.wait_for("() => document.body.dataset.screen === 'lobby'", timeout=15)
+
+    await owner.click("#toggle-lobby")
+    await owner.locator("#lobby-panel li", has_text="Fox").locator("button[data-admit]").click()
+    await guest.wait_for(JOINED, timeout=15)
+    await guest.wait_for(receives_from(owner_id))
