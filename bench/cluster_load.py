@@ -37,9 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 import psutil
 
-from visio.load.report import Limits, Report, render
+from visio.load.report import Report, render
 from visio.load.run import Plan, run
-from visio.load.scenarios import MeetingShape
 from visio.testing.cluster import Deployment
 
 # Every load client comes from loopback: no per-address limit, a valve the load never reaches.
@@ -158,23 +157,11 @@ async def measure(args: argparse.Namespace, servers: int, nodes: int) -> Report:
             f"{nodes} Janus node(s) "
             f"{ {n.name: n.pid for n in deployment.nodes} }, HAProxy {deployment.base_url}"
         )
-        plan = Plan(
-            urls=[deployment.base_url],
-            scenario=args.scenario,
-            participants=args.participants,
-            ramp=args.ramp,
-            step=args.step,
-            max_participants=args.max_participants,
-            hold_s=args.hold,
-            settle_s=args.settle,
-            shape=MeetingShape(args.meeting_size, args.cameras, args.turn),
-            churn_per_s=args.churn_rate,
-            workers=args.workers,
-            join_rate=args.join_rate,
-            max_seconds=args.max_seconds,
-            limits=Limits(args.loss_limit, args.join_p95_limit),
-            server_pids=[s.process.pid for s in deployment.servers],
-            janus_pids=[n.pid for n in deployment.nodes],
+        plan = Plan.from_options(
+            args,
+            [deployment.base_url],
+            [s.process.pid for s in deployment.servers],
+            [n.pid for n in deployment.nodes],
         )
         with NodePeak(deployment) as peak, SharedParts(deployment) as shared:
             report = await run(plan)

@@ -35,9 +35,9 @@ from visio.client import VisioClient
 from visio.load.client import LoadClient, Role
 from visio.load.media import ALWAYS_TALKING, encode_media
 from visio.load.pool import WorkerPool
-from visio.load.report import Limits, Report, render
+from visio.load.report import Report, render
 from visio.load.run import Plan, run
-from visio.load.scenarios import MeetingShape, Webinar
+from visio.load.scenarios import Webinar
 
 # Every client comes from one address: the per-address limits must not get in the way
 # (loopback listed with no limit), nor the busy valve.
@@ -67,24 +67,7 @@ async def measure(args: argparse.Namespace, event_loops: int | None) -> Report:
             f"server {server.base_url} (pid {server.process.pid}), janus pid {janus.pid}, "
             f"event_loops {loops_label(event_loops)}"
         )
-        plan = Plan(
-            urls=[server.base_url],
-            scenario=args.scenario,
-            participants=args.participants,
-            ramp=args.ramp,
-            step=args.step,
-            max_participants=args.max_participants,
-            hold_s=args.hold,
-            settle_s=args.settle,
-            shape=MeetingShape(args.meeting_size, args.cameras, args.turn),
-            churn_per_s=args.churn_rate,
-            workers=args.workers,
-            join_rate=args.join_rate,
-            max_seconds=args.max_seconds,
-            limits=Limits(args.loss_limit, args.join_p95_limit),
-            server_pids=[server.process.pid],
-            janus_pids=[janus.pid],
-        )
+        plan = Plan.from_options(args, [server.base_url], [server.process.pid], [janus.pid])
         report = await run(plan)
     finally:
         code = server.stop()

@@ -82,10 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_from(args: argparse.Namespace) -> Plan:
-    from visio.load.report import Limits
     from visio.load.resources import ProcessNotFound, find_by_name, watch
     from visio.load.run import Plan
-    from visio.load.scenarios import MeetingShape
 
     _check_counts(args)
     for url in args.url:
@@ -99,25 +97,8 @@ def plan_from(args: argparse.Namespace) -> Plan:
         watch("server", server_pids), watch("janus", janus_pids)
     except ProcessNotFound as exc:
         raise BadArguments(str(exc)) from None
-    return Plan(
-        urls=[url.rstrip("/") for url in args.url],
-        scenario=args.scenario,
-        participants=args.participants,
-        ramp=args.ramp,
-        step=args.step,
-        max_participants=args.max_participants,
-        hold_s=args.hold,
-        settle_s=args.settle,
-        shape=MeetingShape(args.meeting_size, args.cameras, args.turn),
-        churn_per_s=args.churn_rate,
-        workers=args.workers,
-        join_rate=args.join_rate,
-        join_timeout_s=args.join_timeout,
-        max_seconds=args.max_seconds,
-        limits=Limits(args.loss_limit, args.join_p95_limit),
-        server_pids=server_pids,
-        janus_pids=janus_pids,
-    )
+    urls = [url.rstrip("/") for url in args.url]
+    return Plan.from_options(args, urls, server_pids, janus_pids)
 
 
 def _check_counts(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from visio.load.media import encode_media
 from visio.load.pool import PoolStats, WorkerLost, WorkerPool
@@ -43,6 +44,31 @@ class Plan:
     limits: Limits = field(default_factory=Limits)
     server_pids: list[int] = field(default_factory=list)
     janus_pids: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_options(
+        cls, options: Any, urls: list[str], server_pids: list[int], janus_pids: list[int]
+    ) -> Plan:
+        """The plan that the options of `visio load` (and of the benches) describe."""
+        return cls(
+            urls=urls,
+            scenario=options.scenario,
+            participants=options.participants,
+            ramp=options.ramp,
+            step=options.step,
+            max_participants=options.max_participants,
+            hold_s=options.hold,
+            settle_s=options.settle,
+            shape=MeetingShape(options.meeting_size, options.cameras, options.turn),
+            churn_per_s=options.churn_rate,
+            workers=options.workers,
+            join_rate=options.join_rate,
+            join_timeout_s=getattr(options, "join_timeout", cls.join_timeout_s),
+            max_seconds=options.max_seconds,
+            limits=Limits(options.loss_limit, options.join_p95_limit),
+            server_pids=server_pids,
+            janus_pids=janus_pids,
+        )
 
 
 async def run(plan: Plan, progress=print) -> Report:

@@ -5,7 +5,9 @@ interface. `enter()` unshares the network namespace of the calling process (it m
 before any thread starts, as root) and creates a veth pair whose two ends both live in
 the new namespace: nothing sent there can reach another host. Its default route points
 at the peer end, which forwards nothing: Firefox gathers no ICE candidate at all in a
-namespace without a default route.
+namespace without a default route. What would leave by that route is refused at once
+(nftables), so that a browser's or a resolver's attempt to reach the outside fails
+now instead of waiting for a timeout (DNS took 6 s a name, and a Chromium page 30 s).
 """
 
 from __future__ import annotations
@@ -19,6 +21,18 @@ VETH = "visio0"
 VETH_PEER = "visio1"
 ADDRESS = "10.77.0.1"
 PEER_ADDRESS = "10.77.0.2"
+
+
+# Packets for anywhere but the namespace's own networks: refused, not left to time out.
+NOWHERE_ELSE_RULES = f"""
+table inet visio_nowhere_else {{
+    chain output {{
+        type filter hook output priority 0; policy accept;
+        oifname "{VETH}" ip daddr != 10.77.0.0/16 meta l4proto tcp reject with tcp reset
+        oifname "{VETH}" ip daddr != 10.77.0.0/16 reject
+    }}
+}}
+"""
 
 
 class NetnsUnavailable(RuntimeError):
@@ -52,7 +66,20 @@ def enter() -> None:
     _ip("link", "set", VETH, "up")
     _ip("link", "set", VETH_PEER, "up")
     _ip("route", "add", "default", "via", PEER_ADDRESS, "dev", VETH)
+    _nft(NOWHERE_ELSE_RULES)
     os.environ["VISIO_TEST_NETNS"] = "1"
+
+
+def _nft(rules: str, *prefix: str) -> None:
+    """Load nftables rules, in this namespace or (`prefix`: ip netns exec NAME) another."""
+    try:
+        result = subprocess.run(
+            [*prefix, "nft", "-f", "-"], input=rules, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise NetnsUnavailable("nft is missing: install nftables (test.sh does)") from None
+    if result.returncode != 0:
+        raise NetnsUnavailable(f"nft: {result.stderr.strip()}")
 
 
 SIDE_VETH = "visio2"
@@ -98,21 +125,10 @@ class SideNamespace:
             _ip(*inside, "link", "set", SIDE_VETH_PEER, "up")
             _ip(*inside, "route", "add", "default", "via", SIDE_ADDRESS)
             if nft_rules:
-                self._nft(nft_rules)
+                _nft(nft_rules, "ip", "netns", "exec", self.name)
         except NetnsUnavailable:
             self.remove()
             raise
-
-    def _nft(self, rules: str) -> None:
-        result = subprocess.run(
-            ["ip", "netns", "exec", self.name, "nft", "-f", "-"],
-            input=rules,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise NetnsUnavailable(f"nft (install nftables): {result.stderr.strip()}")
 
     def command(self, *args: str) -> list[str]:
         """`args` run inside this namespace."""
