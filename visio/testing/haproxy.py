@@ -9,13 +9,11 @@ protocol v2 header on each connection (`send-proxy-v2`).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from visio.testing.process import log_tail, stop_process
+from visio.testing.process import log_tail, stop_process, wait_listening
 from visio.testing.server import free_port
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -74,17 +72,11 @@ class HAProxyServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"haproxy exited:\n{self.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"haproxy not listening in {timeout} s:\n{self.log_tail()}")
+        try:
+            wait_listening(self.process, self.port, "haproxy", self.log_tail, timeout)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self, timeout: float = 5.0) -> int | None:
         code = stop_process(self.process, timeout)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,3 +37,20 @@ def log_tail(path: Path, lines: int = 40) -> str:
 def open_log(path: Path) -> BinaryIO:
     """A child's log file, for appending, readable by its owner only (logs name people)."""
     return open(path, "ab", opener=lambda name, flags: os.open(name, flags, 0o600))
+
+
+def wait_listening(
+    process: subprocess.Popen[bytes], port: int, name: str, tail: Callable[[], str], timeout: float
+) -> None:
+    """Until `process` accepts TCP on 127.0.0.1:`port`; RuntimeError, with its log's end,
+    if it exits or does not listen in time (the caller stops it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{tail()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"{name} not listening in {timeout} s:\n{tail()}")
