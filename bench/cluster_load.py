@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 import psutil
+from load import add_load_options
 
 from visio.load.report import Report, render
 from visio.load.run import Plan, run
@@ -237,22 +238,7 @@ def parse() -> argparse.Namespace:
         help="topologies to run the same load on, e.g. 1x1,2x2",
     )
     parser.add_argument("--node-streams", type=int, default=2000, help="janus_node_streams")
-    parser.add_argument("--scenario", choices=("small", "webinar", "churn"), default="small")
-    parser.add_argument("--participants", type=int, default=60, help="fixed run / first step")
-    parser.add_argument("--ramp", action="store_true", help="add --step until quality falls")
-    parser.add_argument("--step", type=int, default=30)
-    parser.add_argument("--max-participants", type=int, default=600)
-    parser.add_argument("--hold", type=float, default=15.0, help="measuring window, s (15)")
-    parser.add_argument("--settle", type=float, default=3.0)
-    parser.add_argument("--meeting-size", type=int, default=6)
-    parser.add_argument("--cameras", type=int, default=2)
-    parser.add_argument("--turn", type=float, default=10.0)
-    parser.add_argument("--churn-rate", type=float, default=1.0)
-    parser.add_argument("--workers", type=int, default=2, help="load processes (2)")
-    parser.add_argument("--join-rate", type=float, default=10.0, help="joins per second (10)")
-    parser.add_argument("--max-seconds", type=float, default=600.0, help="per topology, s")
-    parser.add_argument("--loss-limit", type=float, default=1.0)
-    parser.add_argument("--join-p95-limit", type=float, default=1.0)
+    add_load_options(parser, participants=60, max_seconds=600.0)
     args = parser.parse_args()
     if args.compare and args.ramp:
         parser.error("compare topologies on a fixed load: drop --ramp")

@@ -196,10 +196,14 @@ async def main(args: argparse.Namespace) -> int:
     return 0 if all(r.steps for r in reports.values()) else 1
 
 
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_load_options(
+    parser: argparse.ArgumentParser, participants: int, max_seconds: float
+) -> None:
+    """The options of a load run (Plan.from_options reads them), shared with cluster_load."""
     parser.add_argument("--scenario", choices=("small", "webinar", "churn"), default="small")
-    parser.add_argument("--participants", type=int, default=30, help="fixed run / first step")
+    parser.add_argument(
+        "--participants", type=int, default=participants, help="fixed run / first step"
+    )
     parser.add_argument("--ramp", action="store_true", help="add --step until quality falls")
     parser.add_argument("--step", type=int, default=30)
     parser.add_argument("--max-participants", type=int, default=600)
@@ -211,9 +215,14 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--churn-rate", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=2, help="load processes (2)")
     parser.add_argument("--join-rate", type=float, default=10.0, help="joins per second (10)")
-    parser.add_argument("--max-seconds", type=float, default=900.0, help="per server, s (900)")
+    parser.add_argument("--max-seconds", type=float, default=max_seconds, help="per run, s")
     parser.add_argument("--loss-limit", type=float, default=1.0)
     parser.add_argument("--join-p95-limit", type=float, default=1.0)
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_load_options(parser, participants=30, max_seconds=900.0)
     parser.add_argument(
         "--client-cost",
         type=int,
