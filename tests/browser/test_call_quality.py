@@ -1,0 +1,71 @@
+"""What a participant sees of the call's quality: the indicator on each tile and on one's
+own, measured from getStats in the page (visio/web/js/quality.js)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
+
+pytestmark = pytest.mark.browser
+
+REMOTE_CAMERA = 'video[data-participant][data-target="camera"]'
+
+# {participant id: level shown} for every camera tile with an indicator.
+INDICATORS = """() => Object.fromEntries([...document.querySelectorAll('.tile-camera')]
+    .map(tile => [tile.dataset.tile.split(':')[0], tile.querySelector('.tile-quality')])
+    .filter(([, q]) => q && !q.hidden).map(([id, q]) => [id, q.dataset.level]))"""
+
+# The last sample's summary of what the page receives, and of each track.
+LAST_SAMPLE = """() => {
+    const s = window.visioMeeting?.quality?.last;
+    if (!s) return null;
+    return { level: s.level, down: s.down, up: s.up, tracks: [...s.tracks.values()] };
+}"""
+
+
+async def indicators(
+    page: Page, count: int, levels: set[str], timeout_s: float = 30
+) -> dict[str, str]:
+    """Waits until `count` tiles show an indicator, each at one of `levels`."""
+    shown: dict[str, str] = {}
+    for _ in range(int(timeout_s * 2)):
+        shown = await page.evaluate(INDICATORS)
+        if len(shown) >= count and set(shown.values()) <= levels:
+            return shown
+        await page.wait_for_timeout(500)
+    sample = await page.evaluate(LAST_SAMPLE)
+    raise AssertionError(f"indicators shown: {shown}; last sample: {sample}")
+
+
+async def test_each_tile_and_oneself_show_a_good_connection_with_a_text_alternative(
+    server, new_page
+):
+    room = server.create_room()
+    url = f"{server.base_url}/{room}"
+    alice = await new_page()
+    bob = await new_page(locale="fr-FR")
+    await join_through_the_ui(alice, url, "Alice")
+    await join_through_the_ui(bob, url, "Bob")
+    await wait_decoding(alice, REMOTE_CAMERA)
+    await wait_decoding(bob, REMOTE_CAMERA)
+
+    await indicators(alice, 2, {"good"})
+    own = alice.locator(".tile-camera").first.locator(".tile-quality")
+    await expect(own).to_have_attribute("role", "img")
+    await expect(own).to_have_attribute("aria-label", "Connection: good")
+    # An indicator is not a live region: its changes are not read out as they come.
+    assert await own.evaluate("q => q.closest('[aria-live]')") is None
+    await expect(bob.locator(".tile-quality[data-level=good]").first).to_have_attribute(
+        "aria-label", "Connexion\u00a0: bonne"
+    )
+
+    sample = await alice.evaluate(LAST_SAMPLE)
+    video = next(t for t in sample["tracks"] if t["kind"] == "video")
+    audio = next(t for t in sample["tracks"] if t["kind"] == "audio")
+    assert video["fps"] > 5 and video["width"] > 0, video
+    assert video["freezes"] is not None  # Chromium reports freezes
+    assert audio["concealedPct"] is not None and audio["jitterMs"] is not None, audio
+    assert sample["down"]["rttMs"] is not None and sample["down"]["lossPct"] < 2, sample["down"]
+    assert sample["up"]["outKbps"] > 0, sample["up"]  # Chromium's send estimate
