@@ -133,7 +133,8 @@ def test_audio_concealment_and_the_downlink_totals():
 def test_the_indicator_worsens_at_once_and_recovers_after_two_good_samples():
     result = run("""
         const steady = new q.SteadyLevel(2);
-        result = ['good', 'poor', 'good', 'poor', 'good', 'good', 'fair'].map((l) => steady.update(l));
+        const levels = ['good', 'poor', 'good', 'poor', 'good', 'good', 'fair'];
+        result = levels.map((l) => steady.update(l));
     """)
     assert result == ["good", "poor", "poor", "poor", "poor", "good", "fair"]
 
