@@ -190,3 +190,60 @@ def test_the_cap_lowers_layers_and_keeps_one_video_or_none():
     """
     )
     assert result == ["high", "medium", "low", "low", "off", "off"]
+
+
+def governor(samples: str) -> object:
+    """Feeds downlink.js' governor `samples` (a JS array of downlink summaries)."""
+    return run(f"""
+        const d = await import({json.dumps((JS / "downlink.js").as_uri())});
+        const steps = [];
+        const g = new d.DownlinkGovernor({{ onStep: (step) => steps.push(step) }});
+        for (const down of {samples}) g.update(down);
+        result = {{ steps, step: g.step, upAfter: g.upAfter }};
+    """)
+
+
+BAD = "{ received: 100, lossPct: 20, rttMs: 50 }"
+GOOD = "{ received: 100, lossPct: 0, rttMs: 50 }"
+
+
+def test_video_steps_down_after_two_congested_samples_and_up_after_four_clean_ones():
+    result = governor(f"[...Array(4).fill({BAD}), ...Array(8).fill({GOOD})]")
+    assert result["steps"] == [1, 2, 1, 0]
+    assert result["step"] == 0
+
+
+def test_one_congested_sample_is_not_enough():
+    result = governor(f"[{BAD}, {GOOD}, {BAD}, {GOOD}, {BAD}]")
+    assert result["steps"] == []
+
+
+def test_steps_go_down_to_audio_only_and_no_further():
+    result = governor(f"Array(14).fill({BAD})")
+    assert result["steps"] == [1, 2, 3, 4]
+
+
+def test_a_rising_round_trip_is_congestion_too():
+    queued = "{ received: 100, lossPct: 0, rttMs: 400 }"
+    result = governor(f"[{GOOD}, {GOOD}, {queued}, {queued}]")
+    assert result["steps"] == [1]
+
+
+def test_an_up_step_that_brings_congestion_back_makes_the_next_wait_longer():
+    # Down twice, up once after 4 clean samples, congested again at once: back down, and the
+    # next attempt waits 8 clean samples, not 4.
+    result = governor(
+        f"[...Array(4).fill({BAD}), ...Array(4).fill({GOOD}), ...Array(2).fill({BAD}),"
+        f" ...Array(7).fill({GOOD})]"
+    )
+    assert result["steps"] == [1, 2, 1, 2]
+    assert result["upAfter"] == 8 and result["step"] == 2
+    assert governor(
+        f"[...Array(4).fill({BAD}), ...Array(4).fill({GOOD}), ...Array(2).fill({BAD}),"
+        f" ...Array(8).fill({GOOD})]"
+    )["steps"] == [1, 2, 1, 2, 1]
+
+
+def test_nothing_received_is_not_judged():
+    result = governor("Array(10).fill({ received: 0, lossPct: null })")
+    assert result["steps"] == []

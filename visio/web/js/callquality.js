@@ -1,13 +1,24 @@
 // What the meeting does with the call's quality (quality.js): the indicator on each tile
-// and on our own, and the summary sent to the server every TELEMETRY_MS.
+// and on our own, video stepped down when our downlink cannot carry it (downlink.js) with
+// a notice saying so, and the summary sent to the server every TELEMETRY_MS.
 import { QualityMonitor, SteadyLevel, TelemetryWindow, TELEMETRY_MS } from './quality.js';
+import { DownlinkGovernor } from './downlink.js';
+import { t } from './i18n.js';
+import { announce } from './notify.js';
 
 const LAYER_RANK = ['off', 'low', 'medium', 'high'];
+const RESTORED_MS = 6000;
+// What the notice says at each step (0: nothing, or that video is back).
+const NOTICES = [null, 'quality.reduced', 'quality.reduced', 'quality.reduced.one', 'quality.reduced.none'];
 
 export class CallQuality {
-  constructor({ conn, grid }) {
+  constructor({ conn, grid, notice }) {
     this.conn = conn;
     this.grid = grid;
+    this.notice = notice; // the visible notice; screen readers hear each change once
+    this.noticeKey = null;
+    this.noticeTimer = null;
+    this.governor = new DownlinkGovernor({ onStep: (step, cap, previous) => this.stepped(step, cap, previous) });
     this.monitor = new QualityMonitor(conn);
     this.levels = new Map(); // participant id -> SteadyLevel
     this.telemetry = new TelemetryWindow();
@@ -24,6 +35,33 @@ export class CallQuality {
   stop() {
     this.monitor.stop();
     this.monitor.removeEventListener('sample', this.onSample);
+    clearTimeout(this.noticeTimer);
+    this.showNotice(null);
+  }
+
+  stepped(step, cap, previous) {
+    this.grid.setCap(cap);
+    if (step > 0) this.showNotice(NOTICES[step]);
+    else if (previous > 0) {
+      this.showNotice('quality.restored');
+      clearTimeout(this.noticeTimer);
+      this.noticeTimer = setTimeout(() => this.showNotice(null), RESTORED_MS);
+    }
+  }
+
+  showNotice(key) {
+    if (key !== 'quality.restored') clearTimeout(this.noticeTimer);
+    if (!this.notice || key === this.noticeKey) return;
+    this.noticeKey = key;
+    this.notice.hidden = !key;
+    this.notice.dataset.key = key || '';
+    this.notice.textContent = key ? t(key) : '';
+    if (key) announce(t(key));
+  }
+
+  // The language changed.
+  render() {
+    if (this.notice && this.noticeKey) this.notice.textContent = t(this.noticeKey);
   }
 
   update(sample) {
@@ -43,7 +81,10 @@ export class CallQuality {
       this.levels.delete(id); // nothing received from them now: nothing to say
       this.grid.setQuality(id, null);
     }
-    this.telemetry.add(sample, { layer: this.bestLayer(), videoTiles: this.grid.videoTiles() });
+    this.governor.update(sample.down);
+    this.telemetry.add(sample, {
+      layer: this.bestLayer(), videoTiles: this.grid.videoTiles(), step: this.governor.step,
+    });
     if (performance.now() - this.sentAt >= TELEMETRY_MS) this.flush();
   }
 

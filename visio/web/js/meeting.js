@@ -133,7 +133,7 @@ export class Meeting {
     if (this.tracks.audio) this.tracks.audio.enabled = this.mic;
     const local = [this.tracks.audio, this.tracks.video].filter(Boolean);
     this.conn.publishCamera(new MediaStream(local));
-    this.quality = new CallQuality({ conn: this.conn, grid: this.grid });
+    this.quality = new CallQuality({ conn: this.conn, grid: this.grid, notice: $('quality-notice') });
     this.quality.start();
     this.bindControls();
     this.renderControls();
@@ -686,6 +686,7 @@ export class Meeting {
     this.captions.render();
     this.buildPicker();
     this.grid.renderAll();
+    this.quality?.render();
     this.tickClock();
   }
 
