@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.browser.test_firefox import join_in_firefox
 from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
 
 pytestmark = pytest.mark.browser
@@ -69,3 +70,35 @@ async def test_each_tile_and_oneself_show_a_good_connection_with_a_text_alternat
     assert audio["concealedPct"] is not None and audio["jitterMs"] is not None, audio
     assert sample["down"]["rttMs"] is not None and sample["down"]["lossPct"] < 2, sample["down"]
     assert sample["up"]["outKbps"] > 0, sample["up"]  # Chromium's send estimate
+
+
+async def test_firefox_shows_the_indicator_without_the_fields_it_lacks(
+    server, new_page, new_firefox_page
+):
+    """Firefox reports no freezes and no outgoing estimate: the rest still classifies."""
+    room = server.create_room()
+    url = f"{server.base_url}/{room}"
+    chromium = await new_page()
+    fox = await new_firefox_page()
+    await join_through_the_ui(chromium, url, "Chromium user")
+    await join_in_firefox(fox, url, "Firefox user")
+
+    shown = await fox.wait_for(
+        f"""() => {{
+            const shown = ({INDICATORS})();
+            const levels = Object.values(shown);
+            return levels.length === 2 && levels.every(l => l === 'good') ? shown : null;
+        }}""",
+        timeout=40,
+    )
+    assert len(shown) == 2
+    sample = await fox.evaluate(LAST_SAMPLE)
+    video = next(t for t in sample["tracks"] if t["kind"] == "video")
+    audio = next(t for t in sample["tracks"] if t["kind"] == "audio")
+    assert video["fps"] > 5 and video["width"] > 0, video
+    assert audio["jitterMs"] is not None, audio
+    assert sample["level"] == "good", sample
+    label = await fox.evaluate(
+        "() => document.querySelector('.tile-quality[data-level=good]').getAttribute('aria-label')"
+    )
+    assert label == "Connection: good"
