@@ -3,11 +3,14 @@ own, measured from getStats in the page (visio/web/js/quality.js)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.test_firefox import join_in_firefox
 from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
+from tests.integration.test_metrics import scrape, value
 
 pytestmark = pytest.mark.browser
 
@@ -102,3 +105,44 @@ async def test_firefox_shows_the_indicator_without_the_fields_it_lacks(
         "() => document.querySelector('.tile-quality[data-level=good]').getAttribute('aria-label')"
     )
     assert label == "Connection: good"
+
+
+async def test_a_browsers_reports_reach_the_metrics_and_its_end_of_call_line(server, new_page):
+    room = server.create_room()
+    url = f"{server.base_url}/{room}"
+    _, before = scrape(server)
+    alice = await new_page()
+    bob = await new_page()
+    await join_through_the_ui(alice, url, "Alice Reporter")
+    await join_through_the_ui(bob, url, "Bob")
+    await wait_decoding(alice, REMOTE_CAMERA)
+    alice_id = await alice.evaluate("() => window.visioMeeting.self.id")
+
+    # The first report comes 10 s after joining; Chromium's include freezes.
+    freezes = "visio_call_freezes_per_minute_count"
+    for _ in range(60):
+        _, text = scrape(server)
+        if value(text, freezes) >= value(before, freezes) + 2:
+            break
+        await alice.wait_for_timeout(500)
+    else:
+        raise AssertionError("no report with freezes from the two browsers")
+    reports = sum(value(text, f'visio_call_quality_reports_total{{level="{level}"}}')
+                  for level in ("good", "fair", "poor"))  # fmt: skip
+    assert reports >= 2 + sum(
+        value(before, f'visio_call_quality_reports_total{{level="{level}"}}')
+        for level in ("good", "fair", "poor")
+    )
+
+    await alice.click("#leave-button")
+    for _ in range(20):
+        lines = [line for line in server.log_tail(2000).splitlines() if "call quality" in line]
+        mine = [json.loads(line) for line in lines if alice_id in line]
+        if mine:
+            break
+        await bob.wait_for_timeout(250)
+    [line] = mine
+    assert line["participant"] == alice_id and line["reason"] == "left"
+    assert line["reports"] >= 1 and line["fps"] > 5 and line["rtt_ms"] is not None, line
+    assert line["freezes_per_min"] is not None and line["video_step_max"] == 0, line
+    assert "Alice" not in json.dumps(line)
