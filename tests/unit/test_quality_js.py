@@ -244,6 +244,13 @@ def test_an_up_step_that_brings_congestion_back_makes_the_next_wait_longer():
     )["steps"] == [1, 2, 1, 2, 1]
 
 
+def test_freezes_without_loss_are_a_busy_cpu_not_a_congested_link():
+    frozen = "{ received: 100, lossPct: 0, freezePct: 40, concealedPct: 20, rttMs: 50 }"
+    frozen_and_lossy = "{ received: 100, lossPct: 1.5, freezePct: 40, rttMs: 50 }"
+    assert governor(f"Array(6).fill({frozen})")["steps"] == []
+    assert governor(f"Array(2).fill({frozen_and_lossy})")["steps"] == [1]
+
+
 def test_nothing_received_is_not_judged():
     result = governor("Array(10).fill({ received: 0, lossPct: null })")
     assert result["steps"] == []

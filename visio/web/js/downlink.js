@@ -1,8 +1,10 @@
 // Stepping received video down when our downlink cannot carry it, and back up when it can.
 //
 // The congestion signal is what the browser measures as a receiver (quality.js, every 2 s):
-// packet loss, audio concealment and video freezes on everything we receive, and the round
-// trip growing above the lowest seen (a queue filling before a bottleneck). Janus 1.1 gives
+// packet loss on everything we receive, the round trip growing above the lowest seen (a
+// queue filling before a bottleneck), and audio concealment or video freezes when some loss
+// comes with them (alone, they also come from a starved CPU, which fewer layers would not
+// cure as surely as a smaller load on the machine). Janus 1.1 gives
 // a subscriber no bandwidth estimate of its own (REMB and TWCC feedback from a subscriber
 // reach the publisher, not a per-subscriber layer choice), and browsers no longer expose
 // their receive estimate, so the receiver's own view is the one signal available everywhere.
@@ -23,19 +25,31 @@ export const STEPS = [
   { maxLayer: 'low', video: 'none' },
 ];
 
+// A sample is congested past any of these (concealment and freezes only with SOME_LOSS_PCT
+// lost as well), clean under all of CLEAN.
 export const CONGESTED = { lossPct: 5, concealedPct: 5, freezePct: 10, rttRiseMs: 250 };
 export const CLEAN = { lossPct: 2, concealedPct: 2, freezePct: 2, rttRiseMs: 100 };
+export const SOME_LOSS_PCT = 1;
 export const DOWN_AFTER = 2;
 export const UP_AFTER = 4;
 export const MAX_UP_AFTER = 15;
 export const PROBE_SAMPLES = 5;
 
-function exceeds(down, limits, baseRtt) {
-  const over = (value, limit) => typeof value === 'number' && value >= limit;
-  return over(down.lossPct, limits.lossPct)
-    || over(down.concealedPct, limits.concealedPct)
-    || over(down.freezePct, limits.freezePct)
-    || (baseRtt !== null && over(down.rttMs, baseRtt + limits.rttRiseMs));
+const over = (value, limit) => typeof value === 'number' && value >= limit;
+
+function congested(down, baseRtt) {
+  const lossy = over(down.lossPct, SOME_LOSS_PCT);
+  return over(down.lossPct, CONGESTED.lossPct)
+    || (lossy && over(down.concealedPct, CONGESTED.concealedPct))
+    || (lossy && over(down.freezePct, CONGESTED.freezePct))
+    || (baseRtt !== null && over(down.rttMs, baseRtt + CONGESTED.rttRiseMs));
+}
+
+function clean(down, baseRtt) {
+  return !(over(down.lossPct, CLEAN.lossPct)
+    || over(down.concealedPct, CLEAN.concealedPct)
+    || over(down.freezePct, CLEAN.freezePct)
+    || (baseRtt !== null && over(down.rttMs, baseRtt + CLEAN.rttRiseMs)));
 }
 
 export class DownlinkGovernor {
@@ -58,11 +72,11 @@ export class DownlinkGovernor {
     if (!down || !(down.received > 0)) return this.step; // nothing received: nothing to judge
     if (typeof down.rttMs === 'number') this.baseRtt = Math.min(this.baseRtt ?? down.rttMs, down.rttMs);
     if (this.sinceUp !== null) this.sinceUp += 1;
-    if (exceeds(down, CONGESTED, this.baseRtt)) {
+    if (congested(down, this.baseRtt)) {
       this.clean = 0;
       this.congested += 1;
       if (this.congested >= DOWN_AFTER && this.step < STEPS.length - 1) this.down();
-    } else if (!exceeds(down, CLEAN, this.baseRtt)) {
+    } else if (clean(down, this.baseRtt)) {
       this.congested = 0;
       this.clean += 1;
       if (this.sinceUp !== null && this.sinceUp >= PROBE_SAMPLES) {
