@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
-from tests.conftest import GENEROUS_LIMITS, start_server, stop_server
+from tests.conftest import GENEROUS_LIMITS, Bots, start_server, stop_server
 from visio.testing import netns
 from visio.testing.chromium import CHROMIUM_ARGS
 from visio.testing.link import Conditions
@@ -177,3 +177,51 @@ async def test_a_capped_downlink_steps_video_down_then_back_up(
     await watch(bob, lambda s: bigger(s) and not s["paused"] and s["level"] == "good", 30, seen)
     await context.close()
     assert not errors, errors
+
+
+# Audio packets received from each remote participant so far.
+AUDIO_PACKETS = """async () => {
+    const sub = window.visioMeeting.conn.subscriber;
+    let packets = 0;
+    for (const t of sub?.pc.getTransceivers() || []) {
+        if (sub.active.get(t.mid)?.media !== 'audio') continue;
+        for (const s of (await t.receiver.getStats()).values())
+            if (s.type === 'inbound-rtp') packets += s.packetsReceived;
+    }
+    return packets;
+}"""
+
+
+async def test_video_that_does_not_fit_at_any_layer_gives_way_to_audio_only(
+    open_server, side, side_browser
+):
+    """A bot sends one layer only (no simulcast, ~500 kbit/s): no layer fits 200 kbit/s,
+    so video is paused, the sound goes on, and video comes back once the cap is lifted."""
+    room = open_server.create_room()
+    bots = Bots(open_server)
+    try:
+        await bots.join(room, "Bot")
+        context = await side_browser.new_context(viewport={"width": 1280, "height": 720})
+        bob = await context.new_page()
+        await join_through_the_ui(bob, f"http://{netns.ADDRESS}:{open_server.port}/{room}", "Bob")
+        await wait_decoding(bob, REMOTE_CAMERA, 20)
+        seen: list[dict] = []
+        await watch(bob, lambda s: s["level"] == "good", 40, seen)
+
+        side.shape(downlink=Conditions(rate_kbit=200))
+        try:
+            paused = await watch(bob, lambda s: s["step"] == 4 and s["paused"], 90, seen)
+            assert paused["notice"] == "quality.reduced.none", paused
+            assert paused["layer"] == "off"
+            heard = await bob.evaluate(AUDIO_PACKETS)
+            await bob.wait_for_timeout(3000)
+            assert await bob.evaluate(AUDIO_PACKETS) > heard + 100  # 50 packets a second
+        finally:
+            side.clear()
+
+        back = await watch(bob, lambda s: s["step"] == 0 and not s["paused"], 120, seen)
+        assert back["layer"] not in (None, "off")
+        await watch(bob, lambda s: s["width"] > 0 and s["level"] == "good", 30, seen)
+        await context.close()
+    finally:
+        await bots.close()
