@@ -54,7 +54,7 @@ export function classify(summary) {
   return worst(...levels);
 }
 
-const share = (part, whole) => (whole > 0 ? (100 * part) / whole : null);
+const share = (part, whole) => (whole > 0 ? Math.min(100, (100 * part) / whole) : null);
 const round = (value, digits = 1) => (value === null || value === undefined
   ? null : Math.round(value * 10 ** digits) / 10 ** digits);
 const delta = (cur, prev, key) => {
