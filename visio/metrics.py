@@ -152,7 +152,7 @@ CALL_CONCEALED = Histogram(
 )
 CALL_FREEZES = Histogram(
     "visio_call_freezes_per_minute",
-    "Received video freezes per minute, per report (Chromium clients only)",
+    "Received video freezes per minute, per report",
     buckets=(0, 0.5, 1, 2, 5, 10, 30),
     registry=REGISTRY,
 )

@@ -5,9 +5,9 @@
 // down when the downlink cannot carry it, and a compact summary goes to the server every
 // TELEMETRY_MS (the 'quality' frame, docs/PROTOCOL.md).
 //
-// Chromium and Firefox report different fields: a missing one (Firefox has no freezeCount,
-// no availableOutgoingBitrate, no currentRoundTripTime on candidate pairs) is left out of the
-// summary and of the classification, never counted as zero.
+// Browsers report different fields: a missing one (Firefox ESR 153 has no
+// availableOutgoingBitrate; older Firefox had no freezeCount, no mid on inbound-rtp) is left
+// out of the summary and of the classification, never counted as zero.
 
 export const SAMPLE_MS = 2000;
 export const TELEMETRY_MS = 10_000;
@@ -19,7 +19,7 @@ export const THRESHOLDS = {
   rttMs: [300, 700], // round trip: ITU-T G.114 calls 150 ms one way transparent, 350 ms hard
   jitterMs: [30, 100], // interarrival jitter, beyond what a jitter buffer absorbs unnoticed
   concealedPct: [3, 10], // audio the decoder had to invent: 10 % is heard as broken speech
-  freezePct: [2, 10], // share of the time a video stood still (Chromium's freeze detector)
+  freezePct: [2, 10], // share of the time a video stood still (the browser's freeze detector)
 };
 // Received camera video frames per second: [fair below, poor below].
 export const FPS_THRESHOLDS = [12, 5];
