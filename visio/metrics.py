@@ -103,5 +103,60 @@ JOBS = Gauge(
 )
 
 
+# What the clients measure of their calls (`quality` reports, visio/conference/quality.py).
+QUALITY_REPORTS = Counter(
+    "visio_call_quality_reports",
+    "Call quality reports from clients, by the level they measured (good, fair, poor)",
+    ["level"],
+    registry=REGISTRY,
+)
+QUALITY_SECONDS = Counter(
+    "visio_call_quality_seconds",
+    "Seconds of calls measured by clients, by level (good, fair, poor)",
+    ["level"],
+    registry=REGISTRY,
+)
+for _level in ("good", "fair", "poor"):
+    QUALITY_REPORTS.labels(_level)
+    QUALITY_SECONDS.labels(_level)
+VIDEO_STEP_REPORTS = Counter(
+    "visio_call_video_step_reports",
+    "Quality reports by how far the client stepped its received video down (0: not at all, "
+    "1: medium layers, 2: low layers, 3: one video, 4: audio only)",
+    ["step"],
+    registry=REGISTRY,
+)
+CALL_RTT = Histogram(
+    "visio_call_rtt_seconds",
+    "Round-trip time between clients and the media server, per report",
+    buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 5.0),
+    registry=REGISTRY,
+)
+CALL_LOSS = Histogram(
+    "visio_call_loss_percent",
+    "Packets lost on the way to clients (downlink), % per report",
+    buckets=(0.1, 0.5, 1, 2, 5, 8, 15, 30, 100),
+    registry=REGISTRY,
+)
+CALL_JITTER = Histogram(
+    "visio_call_jitter_seconds",
+    "Audio interarrival jitter clients measured, per report",
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5),
+    registry=REGISTRY,
+)
+CALL_CONCEALED = Histogram(
+    "visio_call_concealed_percent",
+    "Received audio that the decoder had to conceal (invent), % per report",
+    buckets=(0.1, 0.5, 1, 3, 5, 10, 20, 50, 100),
+    registry=REGISTRY,
+)
+CALL_FREEZES = Histogram(
+    "visio_call_freezes_per_minute",
+    "Received video freezes per minute, per report",
+    buckets=(0, 0.5, 1, 2, 5, 10, 30),
+    registry=REGISTRY,
+)
+
+
 def render() -> bytes:
     return generate_latest(REGISTRY)

@@ -125,10 +125,39 @@ class Resubscribe(Message):
     type: Literal["resubscribe"]
 
 
+Quality = Literal["off", "low", "medium", "high"]
+
+
 class Layer(Message):
+    """The simulcast layer wanted for one received video; "off": none, for now."""
+
     type: Literal["layer"]
     mid: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    quality: Literal["low", "medium", "high"]
+    quality: Quality
+
+
+def _bounded(high: float) -> Any:
+    return Annotated[float | int, Field(ge=0, le=high, allow_inf_nan=False)] | None
+
+
+class QualityReport(Message):
+    """What the client measured of the call over the last `seconds` (docs/PROTOCOL.md)."""
+
+    type: Literal["quality"]
+    seconds: Annotated[float | int, Field(ge=1, le=120)]
+    level: Literal["good", "fair", "poor"]
+    rtt_ms: _bounded(60_000) = None
+    loss_pct: _bounded(100) = None
+    up_loss_pct: _bounded(100) = None
+    jitter_ms: _bounded(10_000) = None
+    concealed_pct: _bounded(100) = None
+    freezes: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    freeze_s: _bounded(3600) = None
+    fps: _bounded(240) = None
+    layer: Quality | None = None
+    video_tiles: Annotated[int, Field(ge=0, le=1000)] | None = None
+    step: Annotated[int, Field(ge=0, le=4)] = 0
+    out_kbps: _bounded(1_000_000) = None
 
 
 class State(Message):
@@ -228,6 +257,7 @@ ClientMessage = Annotated[
     | Candidate
     | Resubscribe
     | Layer
+    | QualityReport
     | State
     | Chat
     | Reaction
@@ -252,6 +282,7 @@ MESSAGE_TYPES = frozenset(
         "candidate",
         "resubscribe",
         "layer",
+        "quality",
         "state",
         "chat",
         "reaction",

@@ -15,7 +15,7 @@ from visio.conference.meetings import KeyedLocks
 from visio.conference.participant import Participant, Publication
 from visio.janus.client import JanusEvent
 from visio.janus.videoroom import RoomOptions, SubscribedStream, SubscriberOffer
-from visio.protocol import participant_id_ok
+from visio.protocol import QualityReport, participant_id_ok
 
 
 @dataclass
@@ -388,3 +388,15 @@ async def test_an_offer_janus_makes_by_itself_is_relayed(room):
     assert bob.subscription.pending_offer.sdp == "v=0 janus"
     bob.subscription.handle = None
     del room.meeting.rooms["ws://node"]
+
+
+async def test_a_meeting_ended_for_all_logs_each_reporters_quality_line(room, caplog):
+    alice, _ = room.person("Alice")
+    room.person("Bob")
+    report = QualityReport(type="quality", seconds=10, level="fair", rtt_ms=120)
+    alice.quality.add(report, now=alice.quality.started + 10)
+    with caplog.at_level("INFO", logger="visio.conference.meeting"):
+        await room.meeting.close()
+    lines = [r for r in caplog.records if r.getMessage() == "call quality"]
+    assert [(r.participant, r.reason) for r in lines] == [(alice.id, "ended")]  # Bob sent none
+    assert lines[0].fair_pct == 100 and lines[0].rtt_ms == 120

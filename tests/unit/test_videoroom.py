@@ -133,14 +133,20 @@ async def test_start_sends_the_answer(fake_janus, session):
     assert sent["jsep"] == {"type": "answer", "sdp": "v=0 client answer"}
 
 
-@pytest.mark.parametrize(("quality", "substream"), [("low", 0), ("medium", 1), ("high", 2)])
-async def test_set_substream_configures_the_mid(fake_janus, session, quality, substream):
+@pytest.mark.parametrize(
+    ("quality", "stream"),
+    [
+        ("low", {"send": True, "substream": 0}),
+        ("medium", {"send": True, "substream": 1}),
+        ("high", {"send": True, "substream": 2}),
+        ("off", {"send": False}),
+    ],
+)
+async def test_set_substream_configures_the_mid(fake_janus, session, quality, stream):
     replies_with(fake_janus, {"videoroom": "event", "configured": "ok"})
     subscriber = await vr.SubscriberHandle.attach(session, lambda event: None)
     await subscriber.set_substream("3", quality)
-    assert fake_janus.bodies() == [
-        {"request": "configure", "streams": [{"mid": "3", "substream": substream}]}
-    ]
+    assert fake_janus.bodies() == [{"request": "configure", "streams": [{"mid": "3", **stream}]}]
 
 
 async def test_create_room_body(fake_janus, session):

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from visio.conference import quality
 from visio.conference.journal import NO_JOURNAL, Journal
 from visio.conference.media import MediaRoom
 from visio.conference.mirrors import Mirrors
@@ -43,7 +44,7 @@ from visio.janus.videoroom import (
     subscriber_offer,
 )
 from visio.limits.budgets import RateLimiter
-from visio.protocol import ProtocolError
+from visio.protocol import ProtocolError, QualityReport
 from visio.transcripts.capture import CaptureSession, nothing_captured
 
 log = logging.getLogger(__name__)
@@ -263,6 +264,7 @@ class Meeting:
         self.closed = True
         for participant in list(self.participants.values()):
             self._forget(participant)
+            self._log_quality(participant, "ended")
         self.participants.clear()
         await self.mirrors.close(self.rooms)
         await self._settle()
@@ -406,9 +408,28 @@ class Meeting:
             "participant left",
             extra={"room": self.room_id, "participant": participant.id, "reason": reason},
         )
+        self._log_quality(participant, reason)
         self._resync_everyone()
         if not self.participants:
             await self._on_empty(self)
+
+    def report_quality(self, participant: Participant, report: QualityReport) -> None:
+        seconds = participant.quality.add(report)
+        quality.observe(report, seconds)
+
+    def _log_quality(self, participant: Participant, reason: str) -> None:
+        """One line per participant and call: what their client measured, no media, no name."""
+        if not participant.quality.reports:
+            return
+        log.info(
+            "call quality",
+            extra={
+                "room": self.room_id,
+                "participant": participant.id,
+                "reason": reason,
+                **participant.quality.summary(),
+            },
+        )
 
     def _forget(self, participant: Participant, keep_grace: bool = False) -> None:
         """Drop a participant's Janus handles and feeds (in the background)."""

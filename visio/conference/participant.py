@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from visio.access import GUEST, Identity, Role
+from visio.conference.quality import CallQuality
 from visio.conference.records import (
     IdentityRecord,
     ParticipantRecord,
@@ -91,6 +92,8 @@ class Participant:
     silenced: set[str] = field(default_factory=set)  # media a moderator stopped at Janus
     node: str | None = None  # the node of the meeting's room they are placed in
     media_reset: bool = False  # the media server lost their connections: start them anew
+    # What their client measured of the call (in this process: a takeover starts afresh).
+    quality: CallQuality = field(default_factory=CallQuality)
 
     def __post_init__(self) -> None:
         if not self.resume_digest and self.resume_token:

@@ -155,6 +155,8 @@ class ClientSession:
                 await meeting.resubscribe(me)
             case p.Layer(mid=mid, quality=quality):
                 await meeting.set_layer(me, mid, quality)
+            case p.QualityReport():
+                meeting.report_quality(me, message)
             case p.State(audio=audio, video=video, hand=hand):
                 self._set_state(meeting, me, audio=audio, video=video, hand=hand)
                 await self._lift_silence(meeting, me, audio=audio, video=video)

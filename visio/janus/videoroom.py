@@ -224,9 +224,11 @@ class SubscriberHandle:
         await self.handle.message({"request": "start"}, {"type": "answer", "sdp": answer_sdp})
 
     async def set_substream(self, mid: str, quality: str) -> None:
-        await self.handle.message(
-            {"request": "configure", "streams": [{"mid": mid, "substream": SUBSTREAMS[quality]}]}
-        )
+        """The simulcast layer Janus sends us on `mid`; "off": nothing, until asked again."""
+        stream: dict[str, Any] = {"mid": mid, "send": quality != "off"}
+        if quality in SUBSTREAMS:
+            stream["substream"] = SUBSTREAMS[quality]
+        await self.handle.message({"request": "configure", "streams": [stream]})
 
     async def close(self) -> None:
         await self.handle.detach()

@@ -12,9 +12,13 @@ now instead of waiting for a timeout (DNS took 6 s a name, and a Chromium page 3
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import dataclasses
 import os
 import subprocess
+
+from visio.testing.link import CLEAR, Conditions, ShapedLink
 
 CLONE_NEWNET = 0x40000000
 VETH = "visio0"
@@ -101,21 +105,27 @@ table inet visio_no_udp {
 
 
 class SideNamespace:
-    """A second namespace, linked to the harness' one (which must be entered) by a veth pair.
+    """A second namespace, linked to the harness' one (which must be entered).
 
     Processes started with `command()` live there with their own firewall (nftables):
-    they reach the harness' addresses through SIDE_ADDRESS, and nothing else.
+    they reach the harness' addresses through SIDE_ADDRESS, and nothing else. The link is
+    a veth pair, or with `shaped=True` a `ShapedLink` (two TUN devices and a relay) whose
+    loss, delay, rate and outages `shape()` and `outage()` set, each direction apart.
     """
 
     def __init__(self) -> None:
         if not entered():
             raise NetnsUnavailable("enter() the harness' namespace first")
         self.name = f"visio-side-{os.getpid()}"
+        self.link: ShapedLink | None = None
 
-    def create(self, nft_rules: str = "") -> None:
+    def create(self, nft_rules: str = "", shaped: bool = False) -> None:
         _ip("netns", "add", self.name)
         try:
-            _ip("link", "add", SIDE_VETH, "type", "veth", "peer", "name", SIDE_VETH_PEER)
+            if shaped:
+                self._shaped_link()
+            else:
+                _ip("link", "add", SIDE_VETH, "type", "veth", "peer", "name", SIDE_VETH_PEER)
             _ip("link", "set", SIDE_VETH_PEER, "netns", self.name)
             _ip("addr", "add", f"{SIDE_ADDRESS}/24", "dev", SIDE_VETH)
             _ip("link", "set", SIDE_VETH, "up")
@@ -123,18 +133,53 @@ class SideNamespace:
             _ip(*inside, "link", "set", "lo", "up")
             _ip(*inside, "addr", "add", f"{SIDE_PEER_ADDRESS}/24", "dev", SIDE_VETH_PEER)
             _ip(*inside, "link", "set", SIDE_VETH_PEER, "up")
-            _ip(*inside, "route", "add", "default", "via", SIDE_ADDRESS)
+            _ip(*inside, "route", "add", "default", "via", SIDE_ADDRESS, "dev", SIDE_VETH_PEER)
             if nft_rules:
                 _nft(nft_rules, "ip", "netns", "exec", self.name)
         except NetnsUnavailable:
             self.remove()
             raise
 
+    def _shaped_link(self) -> None:
+        self.link = ShapedLink(SIDE_VETH, SIDE_VETH_PEER)
+        try:
+            self.link.start()
+        except OSError as exc:
+            raise NetnsUnavailable(f"no TUN device for a shaped link: {exc}") from None
+
+    def shape(self, uplink: Conditions | None = None, downlink: Conditions | None = None) -> dict:
+        """Sets what the side namespace's sending (`uplink`) and receiving (`downlink`)
+        meet; a direction not given keeps its conditions. The link's counters so far."""
+        if self.link is None:
+            raise RuntimeError("create(shaped=True) to shape the side link")
+        return self.link.set(uplink=uplink, downlink=downlink)
+
+    def clear(self) -> dict:
+        """Both directions back to a clean link."""
+        return self.shape(uplink=CLEAR, downlink=CLEAR)
+
+    async def outage(self, seconds: float) -> None:
+        """The link drops everything, both ways, for `seconds`; then comes back as it was."""
+        if self.link is None:
+            raise RuntimeError("create(shaped=True) to cut the side link")
+        before = dict(self.link.conditions)
+        self.shape(
+            uplink=dataclasses.replace(before["uplink"], down=True),
+            downlink=dataclasses.replace(before["downlink"], down=True),
+        )
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.shape(uplink=before["uplink"], downlink=before["downlink"])
+
     def command(self, *args: str) -> list[str]:
         """`args` run inside this namespace."""
         return ["ip", "netns", "exec", self.name, *args]
 
     def remove(self) -> None:
-        """Deletes the namespace; its end of the veth pair, and so the pair, goes with it."""
+        """Deletes the namespace; its end of the link, and so the link, goes with it."""
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
+        if self.link is not None:
+            self.link.stop()
+            self.link = None
         subprocess.run(["ip", "link", "del", SIDE_VETH], capture_output=True, check=False)

@@ -1,5 +1,6 @@
 // The video stage: one camera tile per person, screen shares shown large, remote audio,
-// active speaker, reactions, and the simulcast layer that fits each tile.
+// active speaker, reactions, each tile's connection quality, and the simulcast layer that
+// fits each tile (within the cap downlink.js sets when our downlink cannot carry more).
 import { debounce, h, hueFor, icon, initials } from './dom.js';
 import { t } from './i18n.js';
 import { applySpeaker } from './media.js';
@@ -15,6 +16,17 @@ export function qualityForWidth(width) {
   if (width < 320) return 'low';
   if (width < 800) return 'medium';
   return 'high';
+}
+
+const LAYER_ORDER = ['off', 'low', 'medium', 'high'];
+
+// The layer a tile asks for: what fits its size, never above the cap; 'off' when the cap
+// keeps video for only some tiles (video: 'all' | 'one' | 'none') and this is not one.
+export function cappedLayer(fitted, cap, { chosen = true } = {}) {
+  if (!cap) return fitted;
+  if (cap.video === 'none' || (cap.video === 'one' && !chosen)) return 'off';
+  const limit = LAYER_ORDER.indexOf(cap.maxLayer || 'high');
+  return LAYER_ORDER[Math.min(LAYER_ORDER.indexOf(fitted), limit)];
 }
 
 // Columns that give the largest 16:9 tiles for n tiles in a width × height box.
@@ -44,6 +56,8 @@ export class Grid {
     this.people = new Map(); // id -> participant (what tiles show)
     this.selfId = null;
     this.sinkId = '';
+    this.cap = null; // {maxLayer, video} from downlink.js; null: no cap
+    this.lastSpeaker = null;
     this.layoutSoon = debounce(() => this.layout(), 30);
     this.fitSoon = debounce(() => this.fitLayers(), LAYER_DEBOUNCE_MS);
     this.observer = new ResizeObserver(() => {
@@ -101,6 +115,28 @@ export class Grid {
 
   setSpeaking(id, speaking) {
     this.tiles.get(keyOf(id, 'camera'))?.el.classList.toggle('speaking', speaking);
+    if (speaking && id !== this.selfId && id !== this.lastSpeaker) {
+      this.lastSpeaker = id;
+      if (this.cap?.video === 'one') this.fitSoon();
+    }
+  }
+
+  // The connection quality shown on a person's camera tile: 'good' | 'fair' | 'poor' | null.
+  // Not a live region: screen readers read it with the tile, and are not told each change.
+  setQuality(id, level) {
+    const tile = this.tiles.get(keyOf(id, 'camera'));
+    if (!tile || tile.quality.dataset.level === (level || '')) return;
+    tile.quality.dataset.level = level || '';
+    tile.quality.hidden = !level;
+    const label = level ? t(`quality.${level}`) : '';
+    tile.quality.setAttribute('aria-label', label);
+    tile.quality.title = label;
+  }
+
+  // Caps the layers asked for (downlink.js); null lifts the cap.
+  setCap(cap) {
+    this.cap = cap;
+    this.fitLayers();
   }
 
   showReaction(id, emoji) {
@@ -121,10 +157,15 @@ export class Grid {
     const mic = h('span.tile-mic', { role: 'img' }, icon('mic-off'));
     const hand = h('span.tile-hand', { role: 'img' }, icon('hand'));
     const status = h('div.tile-status', { hidden: true });
+    const quality = h('span.tile-quality', { role: 'img', hidden: true, dataset: { level: '' } },
+      h('i', { 'aria-hidden': 'true' }), h('i', { 'aria-hidden': 'true' }), h('i', { 'aria-hidden': 'true' }));
     const reactions = h('div.tile-reactions', { 'aria-hidden': 'true' });
     const el = h(`div.tile.tile-${target}`, { role: 'group', dataset: { tile: keyOf(id, target) } },
-      avatar, status, reactions, h('div.tile-label', {}, hand, mic, name, badges));
-    const tile = { id, target, el, avatar, name, badges, mic, hand, status, reactions, video: null, mid: null };
+      avatar, status, reactions, h('div.tile-label', {}, quality, hand, mic, name, badges));
+    if (target !== 'camera') quality.remove();
+    const tile = {
+      id, target, el, avatar, name, badges, mic, hand, status, quality, reactions, video: null, mid: null, paused: false,
+    };
     this.tiles.set(keyOf(id, target), tile);
     if (target === 'screen') this.presentation.append(el);
     else if (id === this.selfId) this.grid.prepend(el);
@@ -161,13 +202,18 @@ export class Grid {
     tile.mic.setAttribute('aria-label', t('tile.muted'));
     tile.hand.hidden = !isCamera || !p.hand;
     tile.hand.setAttribute('aria-label', t('tile.hand'));
-    const showVideo = !!tile.video && (!isCamera || p.video !== false);
+    const showVideo = !!tile.video && !tile.paused && (!isCamera || p.video !== false);
     tile.el.classList.toggle('has-video', showVideo);
     tile.el.classList.toggle('hand-raised', isCamera && !!p.hand);
     const reconnecting = p.connection === 'reconnecting';
     tile.el.classList.toggle('reconnecting', reconnecting);
-    tile.status.hidden = !reconnecting;
-    tile.status.textContent = reconnecting ? t('tile.reconnecting') : '';
+    tile.el.classList.toggle('video-paused', tile.paused);
+    const status = reconnecting ? 'tile.reconnecting' : (tile.paused ? 'tile.video.paused' : null);
+    tile.status.hidden = !status;
+    tile.status.textContent = status ? t(status) : '';
+    const level = tile.quality.dataset.level;
+    if (level) tile.quality.setAttribute('aria-label', t(`quality.${level}`));
+    if (level) tile.quality.title = t(`quality.${level}`);
   }
 
   renderAll() {
@@ -192,6 +238,7 @@ export class Grid {
     if (media === 'audio') return this.attachAudio(mid, participant, target, track);
     const tile = this.tiles.get(keyOf(participant, target)) || this.createTile(participant, target);
     tile.mid = mid;
+    tile.paused = false;
     this.setVideo(tile, track, { participant, target });
     this.fitSoon();
   }
@@ -208,6 +255,7 @@ export class Grid {
     if (!tile || tile.mid !== mid) return;
     if (target === 'screen') return this.removeTile(participant, target);
     tile.mid = null;
+    tile.paused = false;
     this.setVideo(tile, null);
   }
 
@@ -273,14 +321,35 @@ export class Grid {
     }
   }
 
-  // Ask each remote video for the simulcast layer its tile needs.
+  // Ask each remote video for the simulcast layer its tile needs, within the cap.
   fitLayers() {
+    const chosen = this.chosenVideo();
     for (const tile of this.tiles.values()) {
       if (!tile.mid) continue;
       const visible = !document.hidden && tile.el.isConnected && tile.el.offsetParent !== null;
-      const quality = visible ? qualityForWidth(tile.el.clientWidth) : 'low';
-      this.onLayer?.(tile.mid, quality);
+      const fitted = visible ? qualityForWidth(tile.el.clientWidth) : 'low';
+      const layer = cappedLayer(fitted, this.cap, { chosen: tile === chosen });
+      const paused = layer === 'off';
+      if (paused !== tile.paused) {
+        tile.paused = paused;
+        this.renderTile(tile);
+      }
+      this.onLayer?.(tile.mid, layer);
     }
+  }
+
+  // The one remote video kept when the cap allows only one: a screen share, else the last
+  // person who spoke, else the first remote camera.
+  chosenVideo() {
+    const remote = [...this.tiles.values()].filter((tile) => tile.mid && tile.id !== this.selfId);
+    return remote.find((tile) => tile.target === 'screen')
+      || remote.find((tile) => tile.id === this.lastSpeaker)
+      || remote[0] || null;
+  }
+
+  // How many remote videos are asked for now (telemetry).
+  videoTiles() {
+    return [...this.tiles.values()].filter((tile) => tile.mid && !tile.paused).length;
   }
 }
 

@@ -8,6 +8,7 @@ import { ParticipantsPanel } from './participants.js';
 import { LobbyPanel } from './lobby.js';
 import { CaptureControls } from './capture.js';
 import { Captions } from './captions.js';
+import { CallQuality } from './callquality.js';
 import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
 import { language, setText, t, tn } from './i18n.js';
@@ -132,6 +133,8 @@ export class Meeting {
     if (this.tracks.audio) this.tracks.audio.enabled = this.mic;
     const local = [this.tracks.audio, this.tracks.video].filter(Boolean);
     this.conn.publishCamera(new MediaStream(local));
+    this.quality = new CallQuality({ conn: this.conn, grid: this.grid, notice: $('quality-notice') });
+    this.quality.start();
     this.bindControls();
     this.renderControls();
     this.tickClock();
@@ -683,6 +686,7 @@ export class Meeting {
     this.captions.render();
     this.buildPicker();
     this.grid.renderAll();
+    this.quality?.render();
     this.tickClock();
   }
 
@@ -739,6 +743,7 @@ export class Meeting {
     this.ended = true;
     clearTimeout(this.clockTimer);
     this.listeners.abort();
+    this.quality?.stop();
     if (this.conn && this.conn.state !== 'closed') this.conn.leave();
     if (!keepTracks) stopTracks(this.tracks.audio, this.tracks.video);
     stopTracks(this.screen?.getTracks() || []);

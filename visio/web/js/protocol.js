@@ -36,7 +36,8 @@
 // with the error 'captions_unavailable', which turns the choice off.
 
 export const REACTIONS = ['👍', '👏', '😂', '❤️', '🎉', '😮'];
-export const QUALITIES = ['low', 'medium', 'high'];
+// The simulcast layers a subscriber may ask for; 'off' stops that video being sent to us.
+export const QUALITIES = ['off', 'low', 'medium', 'high'];
 
 // Janus 1.x reads rid-based simulcast layers in SDP order, highest first ("hml"),
 // whatever the rid names: keep h, m, l in that order (as janus.js does).
@@ -186,12 +187,19 @@ export class VisioConnection extends EventTarget {
     return this.joined && this.send({ type: 'reaction', emoji });
   }
 
+  // Which simulcast layer of a received video (mid) we want, or 'off' for none for now.
   setLayer(mid, quality) {
     mid = String(mid);
     if (!QUALITIES.includes(quality) || this.layers.get(mid) === quality) return;
     if (!this.subscriber?.active.has(mid)) return;
     this.layers.set(mid, quality);
     this.send({ type: 'layer', mid, quality });
+  }
+
+  // A summary of the call's quality (quality.js, TelemetryWindow.frame()) for the server's
+  // metrics and its end-of-meeting quality line. Returns whether it was sent.
+  sendQuality(summary) {
+    return this.joined && this.send({ ...summary, type: 'quality' });
   }
 
   // Live captions for us (on) or not. Returns true when sent now; otherwise it is sent
