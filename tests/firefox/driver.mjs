@@ -16,6 +16,9 @@ const PREFS = {
   'media.navigator.permission.disabled': true,
   'media.autoplay.default': 0, // allowed: remote media plays without a click
   'media.autoplay.blocking_policy': 0,
+  // No sound device here: without a mock one, Web Audio never runs (the microphone meter
+  // reads nothing, AudioContext.resume() never settles).
+  'media.cubeb.force_mock_context': true,
   // Nothing in the test network namespace reaches Mozilla's services: don't try.
   'app.update.enabled': false,
   'browser.safebrowsing.malware.enabled': false,
