@@ -24,12 +24,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import CHROMIUM, PageErrors
+from tests.browser.conftest import CHROMIUM, PageErrors, firefox_pages
 from tests.conftest import GENEROUS_LIMITS, start_server, stop_server
 from tests.integration.test_turn import udp_dropped
 from visio.testing import netns
 from visio.testing.chromium import CHROMIUM_ARGS
 from visio.testing.coturn import TurnServer
+from visio.testing.firefox import MOCK_SOUND, Firefox, FirefoxPage
 from visio.testing.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -213,8 +214,22 @@ OUTCOME = """() => ({
 })"""
 
 
-async def test_firefox_passes_the_test_on_an_open_network(turn_server, new_firefox_page):
-    page = await new_firefox_page()
+@pytest.fixture
+async def sounding_firefox() -> AsyncIterator[Firefox]:
+    """A Firefox with a mock sound device, without which its microphone meter reads
+    nothing here (the other Firefox tests run without, as before)."""
+    firefox = Firefox(prefs=MOCK_SOUND)
+    await firefox.start()
+    yield firefox
+    await firefox.close()
+
+
+async def test_firefox_passes_the_test_on_an_open_network(turn_server, sounding_firefox):
+    async for new_firefox_page in firefox_pages(sounding_firefox):
+        await firefox_passes(turn_server, await new_firefox_page())
+
+
+async def firefox_passes(turn_server: ServerProcess, page: FirefoxPage) -> None:
     await page.goto(f"{turn_server.base_url}/{turn_server.create_room()}")
     await page.wait_for("() => document.querySelector('#preview-video')?.readyState === 4")
     await page.click("#connection-test-run")

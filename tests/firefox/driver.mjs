@@ -16,9 +16,6 @@ const PREFS = {
   'media.navigator.permission.disabled': true,
   'media.autoplay.default': 0, // allowed: remote media plays without a click
   'media.autoplay.blocking_policy': 0,
-  // No sound device here: without a mock one, Web Audio never runs (the microphone meter
-  // reads nothing, AudioContext.resume() never settles).
-  'media.cubeb.force_mock_context': true,
   // Nothing in the test network namespace reaches Mozilla's services: don't try.
   'app.update.enabled': false,
   'browser.safebrowsing.malware.enabled': false,
@@ -31,8 +28,10 @@ const PREFS = {
 const browser = await puppeteer.launch({
   browser: 'firefox',
   executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
-  headless: true,
-  extraPrefsFirefox: PREFS,
+  // FIREFOX_HEADLESS=0: a window on $DISPLAY (an Xvfb screen), which it can share.
+  headless: process.env.FIREFOX_HEADLESS !== '0',
+  // FIREFOX_PREFS: more prefs for this Firefox, as JSON (visio.testing.firefox).
+  extraPrefsFirefox: { ...PREFS, ...JSON.parse(process.env.FIREFOX_PREFS || '{}') },
   args: ['--width=1280', '--height=720'],
 });
 const pages = [];
