@@ -229,6 +229,42 @@ async def test_firefox_passes_the_test_on_an_open_network(turn_server, sounding_
         await firefox_passes(turn_server, await new_firefox_page())
 
 
+@pytest.fixture
+async def blocked_firefox(side: netns.SideNamespace) -> AsyncIterator[Firefox]:
+    """A Firefox in the UDP-blocked namespace, with a mock sound device, allowed the camera
+    and microphone on the server's plain-HTTP address (a secure context, as for Chromium)."""
+    prefs = {**MOCK_SOUND, "dom.securecontext.allowlist": netns.ADDRESS}
+    firefox = Firefox(prefs=prefs, under=side.command())
+    await firefox.start()
+    yield firefox
+    await firefox.close()
+
+
+async def test_firefox_reports_blocked_udp(turn_server, turn, side, blocked_firefox):
+    async for new_firefox_page in firefox_pages(blocked_firefox):
+        page = await new_firefox_page()
+        await page.goto(f"http://{netns.ADDRESS}:{turn_server.port}/{turn_server.create_room()}")
+        await page.wait_for("() => document.querySelector('#preview-video')?.readyState === 4")
+        dropped_before = udp_dropped(side)
+        await page.click("#connection-test-run")
+
+        statuses = await page.wait_for(STATUSES, timeout=20)
+
+        assert udp_dropped(side) > dropped_before
+        assert statuses == {
+            "server": "ok",
+            "udp": "fail",
+            "tcp": "ok",
+            "tls": "fail",  # the test certificate, as above
+            "camera": "ok",
+            "microphone": "ok",
+        }
+        outcome = await page.evaluate(OUTCOME)
+        assert outcome["verdict"] == "relayed", outcome
+        assert f"Allow outgoing UDP to {netns.SIDE_ADDRESS}, port {turn.port}" in outcome["advice"]
+        assert "ports 30000–39999" in outcome["advice"]
+
+
 async def firefox_passes(turn_server: ServerProcess, page: FirefoxPage) -> None:
     await page.goto(f"{turn_server.base_url}/{turn_server.create_room()}")
     await page.wait_for("() => document.querySelector('#preview-video')?.readyState === 4")

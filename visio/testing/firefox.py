@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,18 @@ MOCK_SOUND = {"media.cubeb.force_mock_context": True}
 class Firefox:
     """One Firefox; `new_page()` opens a tab with cookies of its own. Headless, or with a
     window on an X `display` (visio.testing.xvfb): then it can share that screen. `prefs`
-    add to the driver's (e.g. MOCK_SOUND)."""
+    add to the driver's (e.g. MOCK_SOUND); `under`: a command to run it under (a network
+    namespace's `ip netns exec NAME`)."""
 
-    def __init__(self, display: str | None = None, prefs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        display: str | None = None,
+        prefs: dict[str, Any] | None = None,
+        under: Sequence[str] = (),
+    ) -> None:
         self.display = display
         self.prefs = prefs or {}
+        self.under = list(under)  # runs the driver (and so Firefox) under, e.g. ip netns exec
         self.process: asyncio.subprocess.Process | None = None
         self.version = ""
         self._ids = itertools.count()
@@ -50,6 +58,7 @@ class Firefox:
                 "Firefox tests need node and `npm ci --prefix tests/firefox` (test.sh)"
             )
         self.process = await asyncio.create_subprocess_exec(
+            *self.under,
             node,
             str(DRIVER_DIR / "driver.mjs"),
             stdin=asyncio.subprocess.PIPE,
