@@ -168,6 +168,15 @@ async def test_open_network_passes_every_check(turn_server, open_browser):
     summary = page.get_by_role("status").filter(has_text="All good")
     await expect(summary).to_contain_text("your network is ready for meetings")
     await expect(page.locator("#connection-test-advice")).to_be_empty()
+    # Real buttons and a live region: the results are announced, in the reader's language.
+    await expect(page.get_by_role("button", name="Test again")).to_be_enabled()
+    await page.select_option("select[data-language-picker]", "fr")
+    await expect(page.get_by_role("status").filter(has_text="Tout est bon")).to_contain_text(
+        "votre réseau est prêt pour les réunions"
+    )
+    udp = page.locator("#connection-test-results li[data-check='udp']")
+    await expect(udp.locator(".check-name")).to_have_text("Son et vidéo en UDP")
+    await expect(udp.locator(".check-status")).to_have_text("Fonctionne")
     assert not errors, errors
 
 
