@@ -7,7 +7,8 @@ Every endpoint checks who calls it; state-changing ones are also behind the CSRF
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+import secrets
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -30,6 +31,7 @@ from visio.db import (
 from visio.limits.callers import Caller, Limits, Refused
 from visio.protocol import ROOM_ID_PATTERN
 from visio.transcripts.jobs import delete_files
+from visio.turn import ice_servers
 
 RoomName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 RoomId = Annotated[str, StringConstraints(pattern=ROOM_ID_PATTERN)]
@@ -37,6 +39,8 @@ Email = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
 ]
 YourRole = Literal["owner", "admin", "member"]
+# A connection test takes seconds: its TURN credentials need not outlive a few minutes.
+CONNECTION_TEST_TTL_S = 300
 
 
 class Strict(BaseModel):
@@ -98,6 +102,13 @@ class RoomOut(BaseModel):
     capture: dict[str, bool] = Field(
         default_factory=dict, description="Is the meeting being transcribed or recorded now"
     )
+
+
+class ConnectionTestOut(BaseModel):
+    ice_servers: list[dict[str, Any]] = Field(
+        description="STUN and TURN servers, as in the joined frame; short-lived credentials"
+    )
+    media_ports: str = Field(description="The media servers' UDP ports (Janus' RTP range)")
 
 
 class MemberOut(BaseModel):
@@ -188,6 +199,22 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
             csrf=request.state.csrf,
             sign_in=settings.sign_in_enabled,
             can_create_rooms=user is not None or settings.anyone_creates_rooms,
+        )
+
+    @router.get("/connection-test", response_model=ConnectionTestOut, tags=["connection test"])
+    async def connection_test(request: Request, response: Response) -> ConnectionTestOut:
+        """What the pre-join screen's connection test needs to try each way media may take."""
+        user = await current_user(request, store)
+        try:
+            await limits.connection_test(caller(request, user))
+        except Refused as refused:
+            retry_after = str(math.ceil(refused.retry_in))
+            raise HTTPException(429, refused.message, {"Retry-After": retry_after}) from None
+        response.headers["Cache-Control"] = "no-store"
+        ttl_s = min(settings.turn_ttl_s, CONNECTION_TEST_TTL_S)
+        return ConnectionTestOut(
+            ice_servers=ice_servers(settings, f"test-{secrets.token_hex(6)}", ttl_s),
+            media_ports=settings.janus_rtp_ports,
         )
 
     @router.post("/rooms", status_code=201, response_model=RoomOut, tags=["rooms"])

@@ -25,7 +25,9 @@ def turn_credentials(
     return {"username": username, "credential": base64.b64encode(digest).decode()}
 
 
-def ice_servers(settings: Settings, user: str) -> list[dict[str, Any]]:
+def ice_servers(settings: Settings, user: str, ttl_s: int | None = None) -> list[dict[str, Any]]:
+    """The STUN and TURN servers for `user`; TURN credentials valid `ttl_s` (by default
+    `turn_ttl_s`)."""
     servers: list[dict[str, Any]] = []
     if settings.stun_urls:
         servers.append({"urls": list(settings.stun_urls)})
@@ -33,7 +35,7 @@ def ice_servers(settings: Settings, user: str) -> list[dict[str, Any]]:
         servers.append(
             {
                 "urls": list(settings.turn_urls),
-                **turn_credentials(settings.turn_secret, user, settings.turn_ttl_s),
+                **turn_credentials(settings.turn_secret, user, ttl_s or settings.turn_ttl_s),
             }
         )
     return servers

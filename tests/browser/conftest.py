@@ -10,6 +10,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from visio.testing.chromium import CHROMIUM_ARGS
 from visio.testing.firefox import Firefox, FirefoxPage
+from visio.testing.xvfb import VirtualScreen
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -54,9 +55,35 @@ async def firefox() -> AsyncIterator[Firefox]:
     await firefox.close()
 
 
+@pytest.fixture(scope="session")
+async def screen_firefox() -> AsyncIterator[Firefox]:
+    """A Firefox ESR with a window on a virtual screen (Xvfb), which it shares through its
+    real getDisplayMedia path; headless Firefox has no screen to share."""
+    screen = VirtualScreen()
+    firefox = Firefox(display=screen.start())
+    try:
+        await firefox.start()
+        yield firefox
+    finally:
+        await firefox.close()
+        screen.stop()
+
+
 @pytest.fixture
 async def new_firefox_page(firefox: Firefox) -> AsyncIterator:
     """Opens Firefox pages for one test, checks they had no uncaught error, closes them."""
+    async for make in firefox_pages(firefox):
+        yield make
+
+
+@pytest.fixture
+async def new_screen_firefox_page(screen_firefox: Firefox) -> AsyncIterator:
+    """The same, in the Firefox that can share its screen."""
+    async for make in firefox_pages(screen_firefox):
+        yield make
+
+
+async def firefox_pages(firefox: Firefox) -> AsyncIterator:
     pages: list[FirefoxPage] = []
 
     async def make() -> FirefoxPage:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import jiwer
 import pytest
 from playwright.async_api import Page
 
 from tests.browser.test_lobby import owner_opens_a_trusted_meeting
 from tests.browser.test_web_meeting import join_through_the_ui
+from tests.integration.speaking import normalise, say, sentence, speaking_bot
 from visio.testing.firefox import FirefoxPage
 
 pytestmark = pytest.mark.browser
@@ -123,11 +125,39 @@ async def test_chromium_and_firefox_see_and_hear_each_other(server, new_page, ne
     assert await sent_layers(chromium.evaluate) == ["h", "l", "m"]
     assert await sent_layers(fox.evaluate) == ["h", "l", "m"]
 
-    # Headless Firefox has no screen to capture (getDisplayMedia: NotFoundError, fake
-    # devices or not), so the share goes from Chromium to Firefox.
+
+# The label of the screen this page shares (its capture device), or null.
+SHARED_SCREEN = "() => window.visioMeeting.screen?.getVideoTracks()[0]?.label ?? null"
+
+
+async def test_screen_shares_both_ways_between_chromium_and_firefox(
+    server, new_page, new_screen_firefox_page
+):
+    """Firefox shares its (virtual, Xvfb) screen through its real getDisplayMedia path,
+    Chromium its fake one; each sees the other's share, then both at once."""
+    room = server.create_room()
+    url = f"{server.base_url}/{room}"
+    chromium = await new_page()
+    fox = await new_screen_firefox_page()
+    await join_through_the_ui(chromium, url, "Chromium user")
+    fox_id = await join_in_firefox(fox, url, "Firefox user")
+    chromium_id = await chromium.evaluate(JOINED)
+
+    await fox.click("#toggle-screen")
+    assert await fox.wait_for(SHARED_SCREEN) == "Primary Monitor"  # the X screen, captured
+    await chromium_waits_for(chromium, receives_from(fox_id, "screen", packets=0))
+    assert await chromium.evaluate(SHOWN, fox_id)
+
     await chromium.click("#toggle-screen")
     await fox.wait_for(receives_from(chromium_id, "screen", packets=0))
     assert await fox.evaluate(SHOWN, chromium_id)
+    assert await chromium.evaluate(SHOWN, fox_id)  # still there: two shares on stage
+
+    await fox.click("#toggle-screen")  # Firefox stops sharing: its share leaves the stage
+    await chromium.wait_for_function(
+        "(id) => !document.querySelector(`video[data-participant='${id}'][data-target='screen']`)",
+        arg=fox_id,
+    )
 
 
 async def width_settles(evaluate, check, timeout_s: float = 20) -> int:
@@ -200,3 +230,42 @@ async def test_firefox_guest_waits_in_the_lobby_and_is_let_in(server, new_page, 
     await owner.locator("#lobby-panel li", has_text="Fox").locator("button[data-admit]").click()
     await guest.wait_for(JOINED, timeout=15)
     await guest.wait_for(receives_from(owner_id))
+
+
+CAPTIONS_READY = """() => !document.querySelector('#captions').hidden
+    && document.querySelector('#toggle-captions').getAttribute('aria-pressed') === 'true'
+    && document.querySelector('#captions-hint').dataset.i18n === 'captions.waiting'"""
+
+# What screen readers are told (the polite log of final captions), once there is some.
+CAPTIONS_READ_OUT = "() => document.querySelector('#captions-live').textContent.trim()"
+
+CAPTION_LINES = """() => [...document.querySelectorAll('#captions-lines .caption-line')]
+    .map((line) => ({ text: line.textContent, final: line.classList.contains('final') }))"""
+
+SPOKEN = "The new library opens on Monday morning and everyone in the town is welcome to visit it."
+
+
+async def test_firefox_shows_live_captions_of_a_speaker(server, bots, new_firefox_page, tmp_path):
+    """The captions UI in Firefox, end to end: a bot speaks (espeak-ng), the server's
+    recogniser captions it, Firefox shows the line and reads the final one out."""
+    room = server.create_room()
+    _, mic = await speaking_bot(bots, room, "Ada")
+    page = await new_firefox_page()
+    await join_in_firefox(page, f"{server.base_url}/{room}", "Fox")
+
+    await page.click("#toggle-captions")
+    await page.wait_for(CAPTIONS_READY, timeout=60)  # the speech model may load first
+    await asyncio.sleep(1.0)  # the server forwards the speaker's audio once captions are on
+    await say(mic, sentence(SPOKEN, tmp_path))
+
+    read_out = await page.wait_for(CAPTIONS_READ_OUT, timeout=30)
+    speaker, _, text = read_out.partition(": ")
+    assert speaker == "Ada (guest)", read_out  # a bot joins as a guest
+    error = jiwer.wer(normalise(SPOKEN), normalise(text))
+    assert error < 0.3, read_out
+    lines = await page.evaluate(CAPTION_LINES)
+    assert {"text": read_out, "final": True} in lines, lines
+    assert await page.evaluate("() => !document.querySelector('#captions-download').disabled")
+
+    await page.click("#toggle-captions")  # off again: the area goes
+    await page.wait_for("() => document.querySelector('#captions').hidden")

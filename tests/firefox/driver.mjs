@@ -28,8 +28,10 @@ const PREFS = {
 const browser = await puppeteer.launch({
   browser: 'firefox',
   executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
-  headless: true,
-  extraPrefsFirefox: PREFS,
+  // FIREFOX_HEADLESS=0: a window on $DISPLAY (an Xvfb screen), which it can share.
+  headless: process.env.FIREFOX_HEADLESS !== '0',
+  // FIREFOX_PREFS: more prefs for this Firefox, as JSON (visio.testing.firefox).
+  extraPrefsFirefox: { ...PREFS, ...JSON.parse(process.env.FIREFOX_PREFS || '{}') },
   args: ['--width=1280', '--height=720'],
 });
 const pages = [];

@@ -214,6 +214,16 @@ async def test_a_person_looping_joins_is_refused_and_told_when_to_retry(clock):
     assert await joins_allowed(limited, guest(2), 1) == 1  # someone else, same address
 
 
+async def test_a_connection_test_counts_as_a_join(clock):
+    """It hands out TURN credentials as a join does: looping it does not mint more."""
+    limited = limits(clock)
+    for _ in range(2):
+        await limited.connection_test(guest(1))
+    assert await joins_allowed(limited, guest(1), 3) == 1
+    with pytest.raises(Refused, match="too many joins; retry in"):
+        await limited.connection_test(guest(1))
+
+
 async def test_people_sharing_an_address_share_its_larger_budget(clock):
     limited = limits(clock)
     allowed = sum([await joins_allowed(limited, guest(n), 1) for n in range(12)])

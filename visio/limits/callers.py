@@ -149,6 +149,10 @@ class Limits:
     async def room_creation(self, caller: Caller) -> None:
         await self._spend([self.creations], caller)
 
+    async def connection_test(self, caller: Caller) -> None:
+        """A connection test hands out TURN credentials as a join does: it counts as one."""
+        await self._spend([self.joins], caller)
+
     async def _spend(self, rules: list[Rule], caller: Caller) -> None:
         charged: list[tuple[Rule, str]] = []
         charges: list[Charge] = []

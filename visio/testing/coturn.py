@@ -1,7 +1,7 @@
 """A throwaway coturn (Debian's `turnserver`) for tests, stopped by its process id.
 
 It checks the `use-auth-secret` credentials the Visio server hands out (the same shared
-secret), listens on the given addresses only, over TCP and TLS (a certificate made at
+secret), listens on the given addresses only, over UDP, TCP and TLS (a certificate made at
 test time), and relays from the address Janus gathers on. Its config is the one
 docs/OPERATIONS.md gives: private peers refused, except the media node. Everything stays
 in the harness' network namespace.
@@ -79,7 +79,7 @@ def write_certificate(folder: Path, address: str) -> tuple[Path, Path]:
 
 
 class TurnServer:
-    """coturn listening on `listen` (TCP and TLS), relaying from `relay`."""
+    """coturn listening on `listen` (UDP, TCP and TLS), relaying from `relay`."""
 
     def __init__(self, listen: str, relay: str) -> None:
         if shutil.which(TURNSERVER) is None:
@@ -93,6 +93,10 @@ class TurnServer:
         self.log_path = self.dir / "turnserver.log"
         self.cert, self.key = write_certificate(self.dir, listen)
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def udp_url(self) -> str:
+        return f"turn:{self.listen}:{self.port}?transport=udp"
 
     @property
     def tcp_url(self) -> str:

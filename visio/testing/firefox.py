@@ -3,7 +3,7 @@
 Playwright cannot drive Debian's Firefox, so `tests/firefox/driver.mjs` does, with
 puppeteer-core (installed from npm by test.sh, never a downloaded browser), and this
 module speaks to it: one JSON request a line on its stdin, one reply a line on its stdout.
-Firefox has a fake camera and microphone and asks no permission.
+Firefox has a fake camera and microphone and asks no permission (for a screen either).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,26 @@ class FirefoxError(RuntimeError):
     pass
 
 
-class Firefox:
-    """One headless Firefox; `new_page()` opens a tab with cookies of its own."""
+# A mock sound device: this machine has none, and without one Firefox's Web Audio never
+# runs (AudioContext.resume() never settles, a level meter reads nothing).
+MOCK_SOUND = {"media.cubeb.force_mock_context": True}
 
-    def __init__(self) -> None:
+
+class Firefox:
+    """One Firefox; `new_page()` opens a tab with cookies of its own. Headless, or with a
+    window on an X `display` (visio.testing.xvfb): then it can share that screen. `prefs`
+    add to the driver's (e.g. MOCK_SOUND); `under`: a command to run it under (a network
+    namespace's `ip netns exec NAME`)."""
+
+    def __init__(
+        self,
+        display: str | None = None,
+        prefs: dict[str, Any] | None = None,
+        under: Sequence[str] = (),
+    ) -> None:
+        self.display = display
+        self.prefs = prefs or {}
+        self.under = list(under)  # runs the driver (and so Firefox) under, e.g. ip netns exec
         self.process: asyncio.subprocess.Process | None = None
         self.version = ""
         self._ids = itertools.count()
@@ -41,11 +58,17 @@ class Firefox:
                 "Firefox tests need node and `npm ci --prefix tests/firefox` (test.sh)"
             )
         self.process = await asyncio.create_subprocess_exec(
+            *self.under,
             node,
             str(DRIVER_DIR / "driver.mjs"),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "FIREFOX": FIREFOX, "PUPPETEER_SKIP_DOWNLOAD": "1"},
+            env={
+                **os.environ,
+                **self._env(),
+                "FIREFOX": FIREFOX,
+                "PUPPETEER_SKIP_DOWNLOAD": "1",
+            },
             limit=16 * 1024 * 1024,
         )
         assert self.process.stdout is not None
@@ -54,6 +77,12 @@ class Firefox:
             raise FirefoxError(f"the Firefox driver exited ({await self.process.wait()})")
         self.version = json.loads(line)["ready"]
         self._reader = asyncio.create_task(self._read())
+
+    def _env(self) -> dict[str, str]:
+        env = {"FIREFOX_PREFS": json.dumps(self.prefs)}
+        if self.display is None:
+            return {**env, "FIREFOX_HEADLESS": "1"}
+        return {**env, "FIREFOX_HEADLESS": "0", "DISPLAY": self.display}
 
     async def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None

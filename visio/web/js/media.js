@@ -130,6 +130,11 @@ export class LevelMeter {
     this.timer = setInterval(() => this.measure(), 50);
   }
 
+  // Whether the browser measures at all: Web Audio needs a sound output to run.
+  get running() {
+    return this.context?.state === 'running';
+  }
+
   measure() {
     if (this.context.state === 'suspended') this.context.resume().catch(() => {});
     if (!this.track.enabled) return this.onLevel(0);

@@ -1,7 +1,8 @@
-// Pre-join screen: camera preview, microphone meter, device choice, name and Join; and
-// whether the meeting is being transcribed or recorded.
+// Pre-join screen: camera preview, microphone meter, device choice, name and Join; whether
+// the meeting is being transcribed or recorded; and a connection test.
 import { getRoom, signInUrl, signOut } from './api.js';
 import { renderCaptureNotice } from './capture.js';
+import { ConnectionTest } from './connectiontest.js';
 import { setText, t, tn } from './i18n.js';
 import { readStorage, setIcon, writeStorage } from './dom.js';
 import {
@@ -50,6 +51,9 @@ export class Prejoin {
 
   async start() {
     this.bind();
+    this.connectionTest = new ConnectionTest(() => ({
+      tracks: this.tracks, errors: this.errors, micOn: this.micOn, video: this.els.video,
+    }));
     this.els.name.value = readStorage(STORAGE.name, '');
     this.renderAccount();
     this.renderRoom();
@@ -102,6 +106,7 @@ export class Prejoin {
   // Hands the tracks over (the meeting now owns them) and stops the preview.
   detach() {
     this.listeners.abort();
+    this.connectionTest?.dispose();
     clearInterval(this.roomTimer);
     this.meter?.stop();
     this.meter = null;
