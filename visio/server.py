@@ -23,6 +23,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from visio import metrics
 from visio.api import api_router
+from visio.audit import purge_expired
 from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
 from visio.auth.identity import identify
@@ -61,6 +62,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
 }
+# On HTTPS only (public_url https://, or tls_cert): browsers then refuse plain HTTP for a
+# year, so that a first http:// link cannot be downgraded by someone on the path.
+HSTS = {"Strict-Transport-Security": "max-age=31536000"}
+AUDIT_PURGE_EVERY_S = 3600.0
 
 
 class Services:
@@ -100,12 +105,14 @@ class Services:
             self.router = LocalRouter(settings, self.meetings, self.limits)
             self.rooms = LocalRooms(self.meetings)
         self.started = time.time()
+        self._audit_purge: asyncio.Task[None] | None = None
 
     @property
     def draining(self) -> bool:
         return self.cluster is not None and self.cluster.draining
 
     async def start(self) -> None:
+        self._audit_purge = asyncio.create_task(self._purge_audit_hourly(), name="audit-purge")
         await self.store.migrate()
         await self.jobs.start()
         if self.embedded is not None:
@@ -113,6 +120,15 @@ class Services:
         await self.pool.start()
         if self.cluster is not None:
             await self.cluster.start()
+
+    async def _purge_audit_hourly(self) -> None:
+        """Audit files past their retention go even when no event opens a new day's file."""
+        while True:
+            try:
+                purge_expired(self.settings)
+            except OSError as exc:
+                log.warning("audit purge failed", extra={"error": str(exc)})
+            await asyncio.sleep(AUDIT_PURGE_EVERY_S)
 
     async def observe(self) -> None:
         """Read the state the metrics show (events are counted as they happen)."""
@@ -145,6 +161,8 @@ class Services:
             await self.cluster.drain()
 
     async def stop(self) -> None:
+        if self._audit_purge is not None:
+            self._audit_purge.cancel()
         if self.cluster is not None:
             await self.cluster.drain()  # if SIGTERM did not already
             await self.cluster.close()
@@ -220,10 +238,12 @@ def create_app(settings: Settings) -> FastAPI:
         header=settings.trusted_proxy_header,
     )
 
+    headers = {**SECURITY_HEADERS, **(HSTS if settings.https else {})}
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response = await call_next(request)
-        for header, value in SECURITY_HEADERS.items():
+        for header, value in headers.items():
             response.headers.setdefault(header, value)
         return response
 
