@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 
 import pytest
@@ -55,3 +56,18 @@ def test_janus_listens_on_loopback_only_and_has_no_admin_api(server):
     janus = [line for line in listening.splitlines() if f"pid={pid}," in line]
     assert janus, listening
     assert all(line.split()[3] == f"127.0.0.1:{server.janus_port}" for line in janus), janus
+
+
+async def test_chat_is_kept_for_the_meeting_only(bots, room):
+    """Chat lives in the meeting's memory (and, with several processes, its journal in
+    Redis): the next meeting in the same room starts with none, and nothing is on disk."""
+    alice = await bots.join(room, "Alice", publish=False)
+    await alice.chat_send("said in the first meeting")
+    await alice.wait_for(lambda f: f["type"] == "chat")
+    bob = await bots.join(room, "Bob", publish=False)
+    assert [m["text"] for m in bob.joined["chat"]] == ["said in the first meeting"]
+    await alice.leave()
+    await bob.leave()
+    await asyncio.sleep(0.5)  # the last one out ends the meeting
+    carol = await bots.join(room, "Carol", publish=False)
+    assert carol.joined["chat"] == [] and carol.joined["chat_earlier"] == 0
