@@ -185,6 +185,13 @@ class Settings(BaseSettings):
         "auto", description="'auto': text on a terminal, JSON lines otherwise"
     )
 
+    # Where people report vulnerabilities in this deployment (served as security.txt)
+    security_contact: str = Field(
+        "",
+        description="mailto:security@example.org or an https:// page; "
+        "/.well-known/security.txt (RFC 9116) names it",
+    )
+
     # Audit trail (visio.audit): security events as JSON lines, apart from the logs
     audit_log: str = Field(
         "",
@@ -333,6 +340,10 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("oidc_issuer needs oidc_client_id (and usually oidc_client_secret)")
     if settings.public_url and not settings.public_url.startswith(("https://", "http://")):
         raise ConfigError("public_url must start with https:// (or http://)")
+    if settings.security_contact and not settings.security_contact.startswith(
+        ("mailto:", "https://", "tel:")
+    ):
+        raise ConfigError("security_contact must be a mailto:, https:// or tel: URI")
     if settings.oidc_issuer and not settings.public_url:
         raise ConfigError(
             "oidc_issuer needs public_url (e.g. https://visio.example.org): sign-in sends "

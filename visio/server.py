@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -294,6 +295,18 @@ def create_app(settings: Settings) -> FastAPI:
             return
         identity = await identify(ws, services.store)
         await serve_websocket(ws, settings, identity, services.router)
+
+    @app.get("/.well-known/security.txt", include_in_schema=False)
+    async def security_txt() -> Response:
+        """RFC 9116: whom to tell about a vulnerability (docs/SECURITY.md)."""
+        if not settings.security_contact:
+            raise HTTPException(404, "no security contact configured (security_contact)")
+        expires = datetime.now(UTC) + timedelta(days=365)
+        lines = [f"Contact: {settings.security_contact}", f"Expires: {expires:%Y-%m-%dT%H:%M:%SZ}"]
+        if settings.public_url:
+            lines.append(f"Canonical: {settings.public_url.rstrip('/')}/.well-known/security.txt")
+        lines.append("Preferred-Languages: fr, en")
+        return Response("\n".join(lines) + "\n", media_type="text/plain; charset=utf-8")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 

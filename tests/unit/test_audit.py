@@ -1,5 +1,4 @@
-"""The audit trail's stream: day files kept private and for their retention, stderr, off;
-and the settings that come with HTTPS (audit L7)."""
+"""The audit trail's stream: day files kept private and for their retention, stderr, off."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from visio import audit
 from visio.access import Identity
@@ -122,28 +120,3 @@ def test_a_guest_is_known_by_a_digest_of_their_key():
 def test_a_room_name_change_says_only_that_it_changed():
     change = audit.room_change({"name": "Secret merger", "access": "trusted", "language": None})
     assert change == {"changed": ["access", "name"], "access": "trusted"}
-
-
-# -- HTTPS (audit L7) -------------------------------------------------------------------
-
-
-def test_sign_in_needs_a_public_url(tmp_path):
-    with pytest.raises(ConfigError, match="oidc_issuer needs public_url"):
-        load_settings(data_dir=tmp_path, oidc_issuer="https://idp.example", oidc_client_id="v")
-    with pytest.raises(ConfigError, match="public_url must start with https://"):
-        load_settings(data_dir=tmp_path, public_url="visio.example.org")
-
-
-@pytest.mark.parametrize(
-    ("public_url", "hsts"),
-    [("https://visio.example.org", "max-age=31536000"), ("http://10.0.0.5:8080", None)],
-)
-def test_hsts_is_sent_on_https_only(tmp_path, public_url, hsts):
-    from visio.server import create_app
-
-    settings = load_settings(data_dir=tmp_path, public_url=public_url)
-    response = TestClient(create_app(settings)).get("/static/js/protocol.js")  # no lifespan
-    assert response.status_code == 200
-    assert response.headers.get("strict-transport-security") == hsts
-    cookies = response.headers.get_list("set-cookie")
-    assert cookies and all(("Secure" in c) == bool(hsts) for c in cookies)
