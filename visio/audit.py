@@ -66,6 +66,12 @@ def who(
     return found
 
 
+def waiting(identity: Identity, waiter_id: str) -> Who:
+    """Someone in a lobby: known by their waiter id until they enter (with a new
+    participant id)."""
+    return {**who(identity, identity.address), "waiter": waiter_id}
+
+
 def by_request(request: HTTPConnection, user: User | None) -> Who:
     """Who makes an HTTP request: their account, else their browser's guest key."""
     guest_key = request.cookies.get(GUEST, "")

@@ -167,8 +167,8 @@ async def test_every_moderator_action_is_audited_and_no_content_is(server, peopl
     await owner.send({"type": "deny", "id": second})
     admitted = await audited(server, event="lobby_admitted", room=room)
     denied = await audited(server, event="lobby_denied", room=room)
-    assert admitted["target"]["participant"] == first and alice_by(admitted)
-    assert denied["target"]["participant"] == second and alice_by(denied)
+    assert admitted["target"]["waiter"] == first and alice_by(admitted)
+    assert denied["target"]["waiter"] == second and alice_by(denied)
     await owner.send({"type": "lock", "locked": False})
     await audited(server, event="meeting_unlocked", room=room)
 
@@ -217,3 +217,17 @@ async def test_transcription_switches_are_audited(server, people, bots):
                              and f["room"]["capture"]["transcription"] == on)  # fmt: skip
     for event in ("capture_started", "capture_stopped"):
         assert alice_by(await audited(server, event=event, room=room, kind="transcription"))
+
+
+async def test_a_lobby_opened_by_a_change_of_access_is_audited(server, people, bots):
+    alice = await people.signed_in("alice")
+    room = await alice.new_room(access="trusted")
+    owner = await bots.join(room, "Alice", cookies=alice.cookies, publish=False)
+    await bots.join(room, "Gus", publish=False)
+    update = await owner.wait_for(lambda f: f["type"] == "lobby_update" and f["waiting"])
+    opened = await alice.api("PATCH", f"/api/rooms/{room}", {"access": "public"})
+    assert opened.status_code == 200
+    admitted = await audited(server, event="lobby_admitted", room=room)
+    assert admitted["by"] == {} and admitted["reason"] == "rules"
+    assert admitted["target"]["waiter"] == update["waiting"][0]["id"]
+    assert alice_by(await audited(server, event="room_changed", room=room))

@@ -550,7 +550,7 @@ class Meetings:
             )
             if reason is None:
                 for admitted in self.admit(meeting, waiter.id):  # nobody decided: the rules
-                    target = audit.who(admitted.identity, admitted.identity.address, admitted.id)
+                    target = audit.waiting(admitted.identity, admitted.id)
                     audit.record(
                         "lobby_admitted", None, room=meeting.room_id, target=target, reason="rules"
                     )

@@ -57,7 +57,7 @@ def _person(participant: Participant) -> audit.Who:
 
 
 def _waiting(waiter: Waiter) -> audit.Who:
-    return audit.who(waiter.identity, waiter.identity.address, waiter.id)
+    return audit.waiting(waiter.identity, waiter.id)
 
 
 def _spend_capture_switch(meeting: Meeting) -> None:
