@@ -62,6 +62,7 @@ def start_server(idp: bool = True, **settings: object) -> tuple[ServerProcess, I
     if idp:
         provider.start()
         process.env.update(
+            VISIO_PUBLIC_URL=process.base_url,  # sign-in needs it (never the Host header)
             VISIO_OIDC_ISSUER=provider.issuer,
             VISIO_OIDC_CLIENT_ID=provider.client_id,
             VISIO_OIDC_CLIENT_SECRET=provider.client_secret,

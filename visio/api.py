@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from visio import audit
 from visio.access import Identity
 from visio.auth.cookies import GUEST, well_formed
 from visio.auth.identity import current_user, require_user
@@ -240,6 +241,9 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
             )
         except RoomExists as exc:
             raise HTTPException(409, f"a room {body.id!r} exists already") from exc
+        audit.record(
+            "room_created", audit.by_request(request, user), room=room.id, access=room.access
+        )
         return await room_out(request, room, user)
 
     @router.get("/rooms", response_model=list[RoomOut], tags=["rooms"])
@@ -267,6 +271,8 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
         )
         if room is None:
             raise HTTPException(404, "no such room")
+        change = audit.room_change(body.model_dump())
+        audit.record("room_changed", audit.by_request(request, user), room=room_id, **change)
         await rooms.policy_changed(room_id)
         return await room_out(request, room, user)
 
@@ -278,6 +284,7 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
         for capture in await store.captures_of(room_id):
             delete_files(settings, capture.id)
         await store.delete_room(room_id)
+        audit.record("room_deleted", audit.by_request(request, user), room=room_id)
         return Response(status_code=204)
 
     @router.get("/rooms/{room_id}/members", response_model=list[MemberOut], tags=["members"])
@@ -296,6 +303,8 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
         if policy.owner_id != user.id and "admin" in (body.role, current):
             raise HTTPException(403, "only the owner names or changes admins")
         member = await store.set_member(room_id, email, body.role)
+        by = audit.by_request(request, user)
+        audit.record("member_set", by, room=room_id, member=member.email, role=member.role)
         await rooms.policy_changed(room_id)
         return MemberOut(email=member.email, role=member.role)  # type: ignore[arg-type]
 
@@ -309,6 +318,8 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
         if current == "admin" and policy.owner_id != user.id:
             raise HTTPException(403, "only the owner removes an admin")
         await store.remove_member(room_id, email)
+        by = audit.by_request(request, user)
+        audit.record("member_removed", by, room=room_id, member=normalise_email(email))
         await rooms.policy_changed(room_id)
         return Response(status_code=204)
 

@@ -26,6 +26,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from visio.audit import setup_audit
     from visio.logs import setup_logging
     from visio.privileges import private_files, refuse_root
     from visio.server import DrainingServer, create_app
@@ -34,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     refuse_root(settings, "serve")
     private_files(settings)
     setup_logging(settings.log_level, settings.log_format)
+    setup_audit(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -66,9 +68,12 @@ def _http_protocol(settings: Settings) -> type | str:
 
 
 def cmd_rooms(args: argparse.Namespace) -> int:
+    from visio.audit import setup_audit
     from visio.rooms_command import run_rooms
 
-    return asyncio.run(run_rooms(_settings(args), args))
+    settings = _settings(args)
+    setup_audit(settings, check=False)
+    return asyncio.run(run_rooms(settings, args))
 
 
 def cmd_node(args: argparse.Namespace) -> int:

@@ -185,6 +185,23 @@ class Settings(BaseSettings):
         "auto", description="'auto': text on a terminal, JSON lines otherwise"
     )
 
+    # Where people report vulnerabilities in this deployment (served as security.txt)
+    security_contact: str = Field(
+        "",
+        description="mailto:security@example.org or an https:// page; "
+        "/.well-known/security.txt (RFC 9116) names it",
+    )
+
+    # Audit trail (visio.audit): security events as JSON lines, apart from the logs
+    audit_log: str = Field(
+        "",
+        description="A folder for one file per UTC day (audit-YYYY-MM-DD.jsonl), 'stderr' "
+        "or 'off'; data_dir/audit if empty",
+    )
+    audit_retention_days: int = Field(
+        180, ge=1, description="Audit files are deleted once this many days old"
+    )
+
     # Process
     allow_root: bool = Field(
         False, description="Let `visio serve` and `visio worker` run as root (not advised)"
@@ -227,10 +244,15 @@ class Settings(BaseSettings):
         return bool(self.oidc_issuer)
 
     @property
+    def https(self) -> bool:
+        """People reach Visio over HTTPS: its own TLS, or a TLS proxy at public_url."""
+        return self.public_url.startswith("https://") or bool(self.tls_cert)
+
+    @property
     def secure_cookies(self) -> bool:
         if self.cookie_secure is not None:
             return self.cookie_secure
-        return self.public_url.startswith("https://") or bool(self.tls_cert)
+        return self.https
 
     @property
     def anyone_creates_rooms(self) -> bool:
@@ -316,6 +338,18 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("tls_cert and tls_key go together")
     if settings.oidc_issuer and not settings.oidc_client_id:
         raise ConfigError("oidc_issuer needs oidc_client_id (and usually oidc_client_secret)")
+    if settings.public_url and not settings.public_url.startswith(("https://", "http://")):
+        raise ConfigError("public_url must start with https:// (or http://)")
+    if settings.security_contact and not settings.security_contact.startswith(
+        ("mailto:", "https://", "tel:")
+    ):
+        raise ConfigError("security_contact must be a mailto:, https:// or tel: URI")
+    if settings.oidc_issuer and not settings.public_url:
+        raise ConfigError(
+            "oidc_issuer needs public_url (e.g. https://visio.example.org): sign-in sends "
+            "people back there, and cookies are Secure and HSTS is sent when it is https; "
+            "never derived from a request's Host header, which the client writes"
+        )
     if settings.proxy_protocol and not settings.trusted_proxies:
         raise ConfigError("proxy_protocol needs trusted_proxies: the proxies it comes from")
     if settings.proxy_protocol and settings.tls_cert:

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from visio import audit
 from visio.config import Settings
 from visio.db import (
     ACCESS_LEVELS,
@@ -232,10 +233,13 @@ async def _create(store: Store, settings: Settings, args: argparse.Namespace) ->
         )
     except RoomExists:
         raise Refused(f"room {args.id!r} exists already") from None
+    _audit("room_created", room=room.id, access=room.access, owner=owner_id)
     for email in args.member:
         await store.set_member(room.id, email, "member")
+        _audit("member_set", room=room.id, member=normalise_email(email), role="member")
     for email in args.admin:
         await store.set_member(room.id, email, "admin")
+        _audit("member_set", room=room.id, member=normalise_email(email), role="admin")
     print(_link(settings, room.id))
     return 0
 
@@ -259,10 +263,14 @@ async def _set(store: Store, settings: Settings, args: argparse.Namespace) -> in
         now = f"visio rooms members {room.id} add {args.owner} --role admin"
         owner_id = await _owner_id(store, settings, args.owner, now, "this command again")
         await store.set_room_owner(room.id, owner_id)
+        _audit("room_owner_set", room=room.id, owner=owner_id)
     if args.no_owner:
         await store.set_room_owner(room.id, None)
+        _audit("room_owner_removed", room=room.id)
     if (args.name, args.access, args.language) != (None, None, None):
         await store.update_room(room.id, name=args.name, access=args.access, language=args.language)
+        changed = {"name": args.name, "access": args.access, "language": args.language}
+        _audit("room_changed", room=room.id, **audit.room_change(changed))
     await _print_room(store, settings, await _existing(store, room.id))
     return 0
 
@@ -271,10 +279,12 @@ async def _members(store: Store, settings: Settings, args: argparse.Namespace) -
     room = await _existing(store, args.room)
     if args.member_action == "add":
         member = await store.set_member(room.id, args.email, args.role)
+        _audit("member_set", room=room.id, member=member.email, role=member.role)
         print(f"{member.email}\t{member.role}")
     elif args.member_action == "remove":
         if not await store.remove_member(room.id, args.email):
             raise Refused(f"{normalise_email(args.email)} is not a member of room {room.id!r}")
+        _audit("member_removed", room=room.id, member=normalise_email(args.email))
     else:
         for member in await store.members(room.id):
             print(f"{member.email}\t{member.role}")
@@ -296,6 +306,7 @@ async def _delete(store: Store, settings: Settings, args: argparse.Namespace) ->
     for capture in captures:
         delete_files(settings, capture.id)
     await store.delete_room(room.id)
+    _audit("room_deleted", room=room.id)
     return 0
 
 
@@ -310,6 +321,11 @@ ACTIONS = {
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _audit(event: str, **fields: Any) -> None:
+    """An event done from the shell: by the account that ran the command, on this host."""
+    audit.record(event, {"cli": "visio rooms", "os_user": _user_name(os.geteuid())}, **fields)
 
 
 async def _existing(store: Store, room_id: str) -> Room:

@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from visio import metrics
 from visio.api import api_router
+from visio.audit import purge_expired
 from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
 from visio.auth.identity import identify
@@ -61,6 +63,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
 }
+# On HTTPS only (public_url https://, or tls_cert): browsers then refuse plain HTTP for a
+# year, so that a first http:// link cannot be downgraded by someone on the path.
+HSTS = {"Strict-Transport-Security": "max-age=31536000"}
+AUDIT_PURGE_EVERY_S = 3600.0
 
 
 class Services:
@@ -100,12 +106,14 @@ class Services:
             self.router = LocalRouter(settings, self.meetings, self.limits)
             self.rooms = LocalRooms(self.meetings)
         self.started = time.time()
+        self._audit_purge: asyncio.Task[None] | None = None
 
     @property
     def draining(self) -> bool:
         return self.cluster is not None and self.cluster.draining
 
     async def start(self) -> None:
+        self._audit_purge = asyncio.create_task(self._purge_audit_hourly(), name="audit-purge")
         await self.store.migrate()
         await self.jobs.start()
         if self.embedded is not None:
@@ -113,6 +121,15 @@ class Services:
         await self.pool.start()
         if self.cluster is not None:
             await self.cluster.start()
+
+    async def _purge_audit_hourly(self) -> None:
+        """Audit files past their retention go even when no event opens a new day's file."""
+        while True:
+            try:
+                purge_expired(self.settings)
+            except OSError as exc:
+                log.warning("audit purge failed", extra={"error": str(exc)})
+            await asyncio.sleep(AUDIT_PURGE_EVERY_S)
 
     async def observe(self) -> None:
         """Read the state the metrics show (events are counted as they happen)."""
@@ -145,6 +162,8 @@ class Services:
             await self.cluster.drain()
 
     async def stop(self) -> None:
+        if self._audit_purge is not None:
+            self._audit_purge.cancel()
         if self.cluster is not None:
             await self.cluster.drain()  # if SIGTERM did not already
             await self.cluster.close()
@@ -220,10 +239,12 @@ def create_app(settings: Settings) -> FastAPI:
         header=settings.trusted_proxy_header,
     )
 
+    headers = {**SECURITY_HEADERS, **(HSTS if settings.https else {})}
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response = await call_next(request)
-        for header, value in SECURITY_HEADERS.items():
+        for header, value in headers.items():
             response.headers.setdefault(header, value)
         return response
 
@@ -274,6 +295,18 @@ def create_app(settings: Settings) -> FastAPI:
             return
         identity = await identify(ws, services.store)
         await serve_websocket(ws, settings, identity, services.router)
+
+    @app.get("/.well-known/security.txt", include_in_schema=False)
+    async def security_txt() -> Response:
+        """RFC 9116: whom to tell about a vulnerability (docs/SECURITY.md)."""
+        if not settings.security_contact:
+            raise HTTPException(404, "no security contact configured (security_contact)")
+        expires = datetime.now(UTC) + timedelta(days=365)
+        lines = [f"Contact: {settings.security_contact}", f"Expires: {expires:%Y-%m-%dT%H:%M:%SZ}"]
+        if settings.public_url:
+            lines.append(f"Canonical: {settings.public_url.rstrip('/')}/.well-known/security.txt")
+        lines.append("Preferred-Languages: fr, en")
+        return Response("\n".join(lines) + "\n", media_type="text/plain; charset=utf-8")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 

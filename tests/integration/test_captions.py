@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 
 import jiwer
 import pytest
@@ -93,6 +94,16 @@ async def test_a_speaker_is_captioned_live_and_captions_stop_cleanly(bots, room,
     await reader.leave()
     assert await left_behind(bots.server) == {"meetings": 0, "forwards": 0, "threads": 0}
     assert await janus_forwarders(bots.server) == 0
+    assert not written_down(bots.server.data_dir, final["text"].strip())  # docs/SECURITY.md
+
+
+def written_down(data_dir: Path, text: str) -> list[Path]:
+    """Files of the server (its logs, audit trail, database, Janus') holding `text`."""
+    return [
+        path
+        for path in data_dir.rglob("*")
+        if path.is_file() and "models" not in path.parts and text.encode() in path.read_bytes()
+    ]
 
 
 async def test_two_speakers_in_turn_are_kept_apart(bots, room, tmp_path):

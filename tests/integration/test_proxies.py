@@ -107,3 +107,26 @@ async def test_a_proxy_header_from_an_untrusted_address_is_refused(behind_haprox
     answer = await asyncio.wait_for(reader.read(), 10)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 400")
+
+
+async def test_the_audit_trail_names_the_client_behind_the_proxy(behind_nginx):
+    """The audit trail's `address` is the client's as nginx saw it: not the proxy's, not
+    what the client wrote in its own X-Forwarded-For."""
+    import httpx
+
+    server, nginx = behind_nginx
+    token = "c" * 32
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.5")
+    async with httpx.AsyncClient(base_url=nginx.base_url, transport=transport) as http:
+        response = await http.post(
+            "/api/rooms",
+            json={},
+            headers={
+                "X-CSRF-Token": token,
+                "Cookie": f"visio_csrf={token}",
+                "X-Forwarded-For": "203.0.113.9",
+            },
+        )
+    assert response.status_code == 201, response.text
+    (created,) = server.audit_events(event="room_created", room=response.json()["id"])
+    assert created["by"]["address"] == "127.0.0.5"

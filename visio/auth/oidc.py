@@ -17,6 +17,7 @@ from authlib.integrations.starlette_client import OAuth
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
+from visio import audit
 from visio.auth.cookies import SESSION, clear_session, set_session
 from visio.config import Settings
 from visio.db import Store
@@ -49,6 +50,10 @@ def verified_email(claims: dict[str, Any], trust_unverified: bool = False) -> st
     if flag is True or (flag is None and trust_unverified):
         return email
     return None
+
+
+def _failed(request: Request, reason: str) -> None:
+    audit.record("sign_in", audit.by_request(request, None), outcome="failure", reason=reason)
 
 
 def auth_router(settings: Settings, store: Store) -> APIRouter:
@@ -90,12 +95,15 @@ def auth_router(settings: Settings, store: Store) -> APIRouter:
         try:
             token = await oidc.authorize_access_token(request)
         except OAuthError as exc:
+            _failed(request, exc.error or "oauth_error")
             raise HTTPException(400, f"sign-in failed: {exc.error}") from exc
         except httpx.HTTPError as exc:
+            _failed(request, "provider_unreachable")
             raise HTTPException(503, "the identity provider does not answer") from exc
         claims = token.get("userinfo") or {}
         subject = claims.get("sub")
         if not subject:
+            _failed(request, "no_subject")
             raise HTTPException(400, "sign-in failed: the identity provider gave no subject")
         user = await store.sign_in(
             issuer=str(claims.get("iss") or settings.oidc_issuer),
@@ -109,13 +117,17 @@ def auth_router(settings: Settings, store: Store) -> APIRouter:
         response = RedirectResponse(target, status_code=302)
         set_session(response, session_token, settings)
         log.info("signed in", extra={"user": user.id})
+        audit.record("sign_in", audit.by_request(request, user), outcome="success")
         return response
 
     @router.post("/auth/logout", status_code=204, summary="Sign out")
     async def logout(request: Request) -> Response:
         token = request.cookies.get(SESSION)
         if token and len(token) <= 128:
+            user = await store.session_user(token)
             await store.close_session(token)
+            if user is not None:
+                audit.record("sign_out", audit.by_request(request, user))
         response = Response(status_code=204)
         clear_session(response, settings)
         return response

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-from visio import metrics
+from visio import audit, metrics
 from visio.access import Identity, LobbyReason, Role, lobby_reason, role_in
 from visio.captions.service import CaptionService
 from visio.conference.journal import NO_JOURNAL, Journal
@@ -472,8 +472,9 @@ class Meetings:
         self.journal.waiter_gone(waiter)
         return True
 
-    def admit(self, meeting: Meeting, waiter_id: str | None) -> None:
-        """Let one waiter (or all, with None) into the running meeting."""
+    def admit(self, meeting: Meeting, waiter_id: str | None) -> list[Waiter]:
+        """Let one waiter (or all, with None) into the running meeting; those let in."""
+        admitted = []
         for waiter in self._take_waiters(meeting.room_id, waiter_id):
             try:
                 participant = self._enter(
@@ -487,18 +488,22 @@ class Meetings:
             except ProtocolError as error:
                 waiter.dismiss(error.frame(), 4009, error.code)
                 continue
+            admitted.append(waiter)
             if waiter.on_admitted is not None:
                 waiter.on_admitted(meeting, participant)
         self._lobby_changed(meeting.room_id)
+        return admitted
 
-    def deny(self, meeting: Meeting, waiter_id: str | None) -> None:
-        for waiter in self._take_waiters(meeting.room_id, waiter_id):
+    def deny(self, meeting: Meeting, waiter_id: str | None) -> list[Waiter]:
+        denied = self._take_waiters(meeting.room_id, waiter_id)
+        for waiter in denied:
             waiter.dismiss(
                 {"type": "error", "code": "denied", "message": "a moderator refused you entry"},
                 4003,
                 "denied",
             )
         self._lobby_changed(meeting.room_id)
+        return denied
 
     def _take_waiters(self, room_id: str, waiter_id: str | None) -> list[Waiter]:
         lobby = self.lobbies.get(room_id)
@@ -544,7 +549,11 @@ class Meetings:
                 policy, waiter.identity, locked=meeting.locked, banned=frozenset(meeting.banned)
             )
             if reason is None:
-                self.admit(meeting, waiter.id)
+                for admitted in self.admit(meeting, waiter.id):  # nobody decided: the rules
+                    target = audit.waiting(admitted.identity, admitted.id)
+                    audit.record(
+                        "lobby_admitted", None, room=meeting.room_id, target=target, reason="rules"
+                    )
 
     async def set_locked(self, meeting: Meeting, locked: bool) -> None:
         """Lock or unlock; unlocking lets in those who only waited because of the lock."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
+from visio import audit
 from visio import protocol as p
+from visio.conference.lobby import Waiter
 from visio.conference.meeting import Meeting
 from visio.conference.meetings import Meetings
 from visio.conference.participant import Participant
@@ -12,29 +14,50 @@ from visio.conference.participant import Participant
 Moderation = p.Admit | p.Deny | p.Moderate | p.Lock | p.End | p.Capture
 
 
-async def apply(meetings: Meetings, meeting: Meeting, me: Participant, message: Moderation) -> None:
-    """Carry out one moderator request; ProtocolError if it is not allowed or makes no sense."""
+async def apply(
+    meetings: Meetings, meeting: Meeting, me: Participant, message: Moderation, by: audit.Who
+) -> None:
+    """Carry out one moderator request; ProtocolError if it is not allowed or makes no sense.
+    What was done goes to the audit trail, `by` the moderator."""
     if not me.moderator:
         raise p.ProtocolError("forbidden", "only the room's owner and admins may do this")
+    room = meeting.room_id
     match message:
         case p.Admit(id=waiter_id):
-            meetings.admit(meeting, waiter_id)
+            for waiter in meetings.admit(meeting, waiter_id):
+                audit.record("lobby_admitted", by, room=room, target=_waiting(waiter))
         case p.Deny(id=waiter_id):
-            meetings.deny(meeting, waiter_id)
+            for waiter in meetings.deny(meeting, waiter_id):
+                audit.record("lobby_denied", by, room=room, target=_waiting(waiter))
         case p.Lock(locked=locked):
             await meetings.set_locked(meeting, locked)
+            audit.record("meeting_locked" if locked else "meeting_unlocked", by, room=room)
         case p.End():
-            await meetings.end(meeting.room_id, me)
+            audit.record("meeting_ended", by, room=room)
+            await meetings.end(room, me)
         case p.Capture(kind=kind, on=on):
             if meeting.capture_state()[kind] != on:
                 _spend_capture_switch(meeting)
                 await meetings.captures.switch(meeting, kind, on)
+                event = "capture_started" if on else "capture_stopped"
+                capture = meeting.capture.capture_id if meeting.capture else None
+                audit.record(event, by, room=room, kind=kind, capture=capture)
         case p.Moderate(action=action, id=target_id):
             targets = _everyone_but_moderators(meeting) if target_id is None else []
             if target_id is not None:
                 targets = [_target(meeting, me, target_id, action)]
             for target in targets:
                 await _act_on(meeting, me, target, action)
+                audit.record("moderated", by, room=room, action=action, target=_person(target))
+
+
+def _person(participant: Participant) -> audit.Who:
+    identity = participant.identity
+    return audit.who(identity, identity.address, participant.id, participant.role)
+
+
+def _waiting(waiter: Waiter) -> audit.Who:
+    return audit.waiting(waiter.identity, waiter.id)
 
 
 def _spend_capture_switch(meeting: Meeting) -> None:

@@ -12,7 +12,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
-from visio import metrics
+from visio import audit, metrics
 from visio import protocol as p
 from visio.access import Identity
 from visio.conference import moderation
@@ -41,7 +41,8 @@ class ClientSession:
         self.settings = settings
         self.meetings = meetings
         self.identity = identity
-        self.caller = Caller.of(identity, client)  # client: the address
+        self.client = client  # the address, as visio.proxies resolved it
+        self.caller = Caller.of(identity, client)
         self.limits = limits
         self.room: str | None = None  # one connection serves one room
         self.meeting: Meeting | None = None
@@ -133,7 +134,8 @@ class ClientSession:
 
     async def _act(self, meeting: Meeting, me: Participant, message: p.Message) -> None:
         if isinstance(message, p.MODERATOR_MESSAGES):
-            await moderation.apply(self.meetings, meeting, me, message)
+            by = audit.who(self.identity, self.client, me.id, me.role)
+            await moderation.apply(self.meetings, meeting, me, message, by)
             return
         match message:
             case p.Join():
@@ -166,6 +168,8 @@ class ClientSession:
                 meeting.broadcast({"type": "reaction", "from": me.id, "emoji": emoji})
             case p.Captions(on=on):
                 await self.meetings.captions.switch(meeting, me, on)
+                by = audit.who(self.identity, self.client, me.id, me.role)
+                audit.record("captions_on" if on else "captions_off", by, room=meeting.room_id)
             case p.Leave():
                 self.left = True
                 await meeting.remove(me, "left")

@@ -132,6 +132,16 @@ class ServerProcess:
     def stop(self) -> int | None:
         return stop_process(self.process, timeout=15)
 
+    def audit_text(self) -> str:
+        """Everything in the server's audit trail (data_dir/audit, one file per day)."""
+        folder = self.data_dir / "audit"
+        return "".join(path.read_text() for path in sorted(folder.glob("audit-*.jsonl")))
+
+    def audit_events(self, **match: Any) -> list[dict[str, Any]]:
+        """The audit trail's events whose fields equal `match` (e.g. room=..., event=...)."""
+        events = [json.loads(line) for line in self.audit_text().splitlines()]
+        return [e for e in events if all(e.get(k) == v for k, v in match.items())]
+
     def log_tail(self, lines: int = 40) -> str:
         return log_tail(self.log_path, lines)
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
+from visio import audit
 from visio.api import your_role
 from visio.auth.identity import require_user
 from visio.config import Settings
@@ -125,6 +126,8 @@ def captures_router(settings: Settings, store: Store, runner: Jobs) -> APIRouter
         path = settings.capture_root / capture.id / name
         if name not in FILES or capture.status != "done" or not path.is_file():
             raise HTTPException(404, "no such file")
+        by = audit.by_request(request, user)
+        audit.record("capture_downloaded", by, room=capture.room_id, capture=capture.id, file=name)
         return FileResponse(path, media_type=FILES[name][1], filename=download_name(capture, name))
 
     @router.post("/captures/{capture_id}/retry", response_model=CaptureOut)
@@ -153,6 +156,8 @@ def captures_router(settings: Settings, store: Store, runner: Jobs) -> APIRouter
             raise HTTPException(409, f"the capture is {capture.status}; delete it once that ends")
         delete_files(settings, capture.id)
         await store.delete_capture(capture.id)
+        by = audit.by_request(request, user)
+        audit.record("capture_deleted", by, room=capture.room_id, capture=capture.id)
         return Response(status_code=204)
 
     return router
