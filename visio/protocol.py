@@ -125,6 +125,14 @@ class Resubscribe(Message):
     type: Literal["resubscribe"]
 
 
+class RestartIce(Message):
+    """A publisher's offer with new ICE credentials: its connection stopped getting through."""
+
+    type: Literal["restart_ice"]
+    target: Target
+    sdp: Sdp
+
+
 class Layer(Message):
     type: Literal["layer"]
     mid: Annotated[str, StringConstraints(min_length=1, max_length=32)]
@@ -227,6 +235,7 @@ ClientMessage = Annotated[
     | Answer
     | Candidate
     | Resubscribe
+    | RestartIce
     | Layer
     | State
     | Chat
@@ -251,6 +260,7 @@ MESSAGE_TYPES = frozenset(
         "answer",
         "candidate",
         "resubscribe",
+        "restart_ice",
         "layer",
         "state",
         "chat",

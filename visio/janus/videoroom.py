@@ -158,6 +158,15 @@ class PublisherHandle:
             raise ValueError("Janus gave no answer to the offer")
         return Published(str(reply.jsep["sdp"]), list(reply.data.get("streams", [])))
 
+    async def restart_ice(self, offer_sdp: str) -> str:
+        """The publisher's offer with new ICE credentials (an ICE restart): Janus' answer."""
+        reply = await self.handle.message(
+            {"request": "configure"}, {"type": "offer", "sdp": offer_sdp}
+        )
+        if reply.jsep is None or reply.jsep.get("type") != "answer":
+            raise ValueError("Janus gave no answer to the ICE restart")
+        return str(reply.jsep["sdp"])
+
     async def record(self, base: str | None) -> None:
         """Record every track of this feed to `<base>-<media>-<index>.mjr`, or stop (None)."""
         body: dict[str, Any] = {"request": "configure", "record": base is not None}

@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ class FirefoxError(RuntimeError):
 class Firefox:
     """One headless Firefox; `new_page()` opens a tab with cookies of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: Sequence[str] = ()) -> None:
+        self.prefix = list(prefix)  # e.g. a side namespace's command(): it runs in there
         self.process: asyncio.subprocess.Process | None = None
         self.version = ""
         self._ids = itertools.count()
@@ -41,6 +43,7 @@ class Firefox:
                 "Firefox tests need node and `npm ci --prefix tests/firefox` (test.sh)"
             )
         self.process = await asyncio.create_subprocess_exec(
+            *self.prefix,
             node,
             str(DRIVER_DIR / "driver.mjs"),
             stdin=asyncio.subprocess.PIPE,
