@@ -28,9 +28,11 @@ CAMERA = 'video[data-participant][data-target="camera"]'
 # 5 % loss each way, and 300 ms round trip with jitter: what Opus FEC and NACK must hide.
 LOSSY = Conditions(loss=0.05)
 SLOW = Conditions(delay_ms=150, jitter_ms=30)
-# Concealed audio: 0.3 % on a clean link, 1.5-4 % under 5 % loss with FEC on this 2-core
-# machine (bench/network_quality.py); the bound leaves room for a loaded CI runner.
-MAX_CONCEALMENT = 0.10
+# Concealed audio (samples the decoder made up), measured on this 2-core machine while
+# others ran tests: 3-8.5 % under 5 % loss each way, 0-3.7 % at 300 ms RTT with jitter,
+# 0 % on a clean link. Audio that stops reads 100 %; the bound leaves room for a loaded
+# CI runner.
+MAX_CONCEALMENT = 0.15
 
 
 @pytest.fixture(scope="module")
@@ -113,18 +115,27 @@ async def received(page: Page) -> dict:
     "conditions", [pytest.param(LOSSY, id="5%-loss"), pytest.param(SLOW, id="300ms-rtt-jitter")]
 )
 async def test_audio_goes_on_through_loss_and_delay(
-    side_server, side_bots, side, traveller, conditions
+    side_server, side, traveller, new_page, conditions
 ):
-    await meet(side_server, side_bots, traveller)
+    """The traveller and someone on a clean link hear each other; each side's concealment
+    (samples the decoder made up) stays low: Opus FEC covers the traveller's lossy uplink,
+    whose loss Janus reports to its encoder; NetEq and NACK for video the rest."""
+    room = side_server.create_room()
+    listener = await new_page()
+    await join_through_the_ui(listener, f"{side_server.base_url}/{room}", "Listener")
+    await join_through_the_ui(traveller, f"{side_server.base_url}/{room}", "Traveller")
+    await wait_decoding(traveller, CAMERA, 10)
+    await wait_decoding(listener, CAMERA, 10)
     side.shape(uplink=conditions, downlink=conditions)
-    await asyncio.sleep(2)  # the jitter buffer settles to the new delay
-    before = await received(traveller)
+    await asyncio.sleep(3)  # the jitter buffer settles, the encoder learns of the loss
+    before = [await received(listener), await received(traveller)]
     await asyncio.sleep(8)
-    after = await received(traveller)
+    after = [await received(listener), await received(traveller)]
 
-    assert after["audio"]["samples"] - before["audio"]["samples"] > 8 * 48_000 * 0.9
-    assert rtcstats.concealment(before, after) < MAX_CONCEALMENT, (before, after)
-    assert rtcstats.video_frames(after) > rtcstats.video_frames(before) + 40
+    for was, now in zip(before, after, strict=True):
+        assert now["audio"]["samples"] - was["audio"]["samples"] > 8 * 48_000 * 0.9
+        assert rtcstats.concealment(was, now) < MAX_CONCEALMENT, (was, now)
+        assert rtcstats.video_frames(now) > rtcstats.video_frames(was) + 40
 
 
 async def media_flows_again(page: Page, bot: VisioClient, browser_id: str) -> None:
@@ -173,10 +184,11 @@ async def test_a_longer_outage_recovers_with_an_ice_restart(
     side_server, side_bots, side, traveller
 ):
     """Chromium's ICE says 'disconnected' ~5.5 s into an outage (3 s pass unnoticed): 2 s
-    later the client restarts its publication's ICE through the server and resubscribes."""
+    later the client restarts its publication's ICE through the server and resubscribes
+    (10 s: so that a loaded machine's late notice still falls within the outage)."""
     bot, browser_id = await meet(side_server, side_bots, traveller)
     offers_before = offers(bot)
-    await side.outage(8)
+    await side.outage(10)
     await media_flows_again(traveller, bot, browser_id)
     restarts = await traveller.evaluate("() => window.iceRestarts")
     assert restarts == ["camera"], restarts

@@ -34,6 +34,9 @@ async def create_room(handle: JanusHandle, room: int, admin_key: str, opts: Room
         "audiocodec": "opus",
         "videocodec": "vp8",
         "audiolevel_ext": True,
+        # Opus in-band FEC in Janus' answer to every publisher, whatever its offer said:
+        # the publisher's encoder adds it as the loss Janus reports to it grows.
+        "opus_fec": True,
         "audiolevel_event": True,
         "audio_active_packets": opts.audio_active_packets,
         "audio_level_average": opts.audio_level_average,
