@@ -14,11 +14,13 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.browser.conftest import CHROMIUM
+from tests.browser.test_firefox import join_in_firefox
 from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
 from tests.conftest import GENEROUS_LIMITS, Bots, start_server, stop_server
 from visio.client import VisioClient
 from visio.testing import netns, rtcstats
 from visio.testing.chromium import CHROMIUM_ARGS
+from visio.testing.firefox import Firefox, FirefoxPage
 from visio.testing.link import Conditions
 from visio.testing.server import ServerProcess
 
@@ -74,6 +76,16 @@ async def side_browser(
         await browser.close()
 
 
+@pytest.fixture(scope="module")
+async def side_firefox(side: netns.SideNamespace) -> AsyncIterator[Firefox]:
+    """Firefox ESR in the side namespace (its driver runs there too: it speaks to Firefox
+    on the namespace's loopback)."""
+    firefox = Firefox(prefix=side.command())
+    await firefox.start()
+    yield firefox
+    await firefox.close()
+
+
 @pytest.fixture
 async def traveller(side_browser: Browser, side: netns.SideNamespace) -> AsyncIterator[Page]:
 
@@ -107,7 +119,7 @@ async def meet(server: ServerProcess, bots: Bots, page: Page) -> tuple[VisioClie
     return bot, browser_id
 
 
-async def received(page: Page) -> dict:
+async def received(page: Page | FirefoxPage) -> dict:
     return await page.evaluate(rtcstats.RECEIVED)
 
 
@@ -138,7 +150,7 @@ async def test_audio_goes_on_through_loss_and_delay(
         assert rtcstats.video_frames(now) > rtcstats.video_frames(was) + 40
 
 
-async def media_flows_again(page: Page, bot: VisioClient, browser_id: str) -> None:
+async def media_flows_again(page: Page | FirefoxPage, bot: VisioClient, browser_id: str) -> None:
     """Video both ways and the browser's audio, decoded rather than concealed, once more."""
     await bot.wait_frames(browser_id, "video", count=bot.frames_from(browser_id) + 30, timeout=15)
     heard = bot.frames_from(browser_id, "audio")
@@ -157,7 +169,9 @@ async def media_flows_again(page: Page, bot: VisioClient, browser_id: str) -> No
         assert loop.time() < deadline, f"no media in the browser after the outage: {after}"
 
 
-async def stayed(page: Page, bot: VisioClient, browser_id: str, offers_before: int) -> None:
+async def stayed(
+    page: Page | FirefoxPage, bot: VisioClient, browser_id: str, offers_before: int
+) -> None:
     """The browser is the same participant, and nobody saw it leave or publish anew."""
     assert browser_id in bot.participants
     assert not [f for f in bot.frames if f.get("type") == "participant_left"]
@@ -193,3 +207,41 @@ async def test_a_longer_outage_recovers_with_an_ice_restart(
     restarts = await traveller.evaluate("() => window.iceRestarts")
     assert restarts == ["camera"], restarts
     await stayed(traveller, bot, browser_id, offers_before)
+
+
+async def test_firefox_through_loss_and_a_three_second_outage(
+    side_server, side_bots, side, side_firefox
+):
+    side.clear()
+    page = await side_firefox.new_page()
+    try:
+        room = side_server.create_room()
+        bot = await side_bots.join(room, "Bot")
+        browser_id = await join_in_firefox(page, f"{side_server.base_url}/{room}", "Fox")
+        await bot.wait_frames(browser_id, "video", count=10, timeout=20)
+        await decoded(page, 10)
+        offers_before = offers(bot)
+
+        side.shape(uplink=LOSSY, downlink=LOSSY)
+        await asyncio.sleep(2)
+        before = await received(page)
+        await asyncio.sleep(6)
+        after = await received(page)
+        assert rtcstats.concealment(before, after) < MAX_CONCEALMENT, (before, after)
+        side.clear()
+
+        await side.outage(3)
+        await media_flows_again(page, bot, browser_id)
+        await stayed(page, bot, browser_id, offers_before)
+        assert not await page.errors()
+    finally:
+        side.clear()
+        await page.close()
+
+
+async def decoded(page: FirefoxPage, frames: int, timeout: float = 20) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while rtcstats.video_frames(await received(page)) < frames:
+        assert loop.time() < deadline, await received(page)
+        await asyncio.sleep(0.25)
