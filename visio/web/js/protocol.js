@@ -673,7 +673,7 @@ export class VisioConnection extends EventTarget {
     this.renewedAt.set(target, Date.now());
     const pc = this.createPeer(target);
     Object.assign(pub, {
-      pc, pending: true, redo: false, answered: false, localCandidates: [], remoteCandidates: [],
+      pc, pending: true, redo: false, answered: false, restartingIce: false, localCandidates: [], remoteCandidates: [],
     });
     try {
       pub.transceivers = target === 'camera'
@@ -843,7 +843,7 @@ export class VisioConnection extends EventTarget {
     Object.assign(pub, { pending: true, answered: false, ref: this.nextRef(`restart-${pub.target}`) });
     const sdp = orderSimulcastRids(pc.localDescription.sdp);
     if (!this.send({ type: 'restart_ice', target: pub.target, ref: pub.ref, sdp })) {
-      pub.pending = false; // the next 'joined' republishes
+      Object.assign(pub, { pending: false, restartingIce: false }); // the next 'joined' republishes
       return;
     }
     clearTimeout(pub.answerTimer);
