@@ -125,6 +125,14 @@ class Resubscribe(Message):
     type: Literal["resubscribe"]
 
 
+class RestartIce(Message):
+    """A publisher's offer with new ICE credentials: its connection stopped getting through."""
+
+    type: Literal["restart_ice"]
+    target: Target
+    sdp: Sdp
+
+
 Quality = Literal["off", "low", "medium", "high"]
 
 
@@ -256,6 +264,7 @@ ClientMessage = Annotated[
     | Answer
     | Candidate
     | Resubscribe
+    | RestartIce
     | Layer
     | QualityReport
     | State
@@ -281,6 +290,7 @@ MESSAGE_TYPES = frozenset(
         "answer",
         "candidate",
         "resubscribe",
+        "restart_ice",
         "layer",
         "quality",
         "state",

@@ -84,6 +84,8 @@ async def test_bad_requests_inside_a_meeting_harm_no_one(bots, room):
         ({"type": "answer", "sdp": "v=0 garbage garbage"}, None),
         ({"type": "unpublish", "target": "screen"}, "not_published"),
         ({"type": "candidate", "target": "screen", "candidate": None}, "not_published"),
+        ({"type": "restart_ice", "target": "screen", "sdp": "v=0" * 10}, "not_published"),
+        ({"type": "restart_ice", "target": "camera", "sdp": "v=0 not an SDP at all"}, "bad_sdp"),
         ({"type": "layer", "mid": "99", "quality": "ultra"}, "bad_message"),
         ({"type": "join", "room": room, "name": "Again"}, "already_joined"),
         ({"type": "reaction", "emoji": "💩"}, "bad_message"),

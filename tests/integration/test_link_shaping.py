@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import statistics
 import sys
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.conftest import GENEROUS_LIMITS, Bots, start_server, stop_server
 from visio.testing import netns
 from visio.testing.link import Conditions
 
@@ -164,3 +166,41 @@ async def test_an_outage_drops_everything_then_the_link_comes_back(side, echo):
     assert 50 < len(lost) < 100, sorted(lost)  # ~1.5 s of 20 ms pings
     assert max(rtts) > max(lost), "the link came back"
     assert side.link.conditions["uplink"] == Conditions()
+
+
+async def test_a_bot_on_a_lossy_slow_link_meets_another(side):
+    """`visio bot` runs in the side namespace as browsers do; Janus gathers on its link."""
+    side.shape(
+        uplink=Conditions(loss=0.05, delay_ms=100, jitter_ms=20),
+        downlink=Conditions(loss=0.05, delay_ms=100, jitter_ms=20),
+    )
+    server, provider = start_server(
+        idp=False,
+        host="0.0.0.0",
+        guests_create_rooms=True,
+        janus_ice_interfaces=f"{netns.VETH},{netns.SIDE_VETH}",
+        **GENEROUS_LIMITS,
+    )
+    bots = Bots(server)
+    try:
+        room = server.create_room()
+        open_bot = await bots.join(room, "Open")
+        link = f"http://{netns.ADDRESS}:{server.port}/{room}"
+        process = await asyncio.create_subprocess_exec(
+            *side.command(
+                sys.executable, "-m", "visio", "bot", link, "--name", "Traveller",
+                "--until-video", "40", "--duration", "40",
+            ),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, out.decode()
+        assert f"{open_bot.id}/video" in out.decode()
+        assert side.link.counters()["downlink"]["dropped"] > 0  # it did cross a lossy link
+        traveller = re.search(r"joined \S+ as (\S+)", out.decode()).group(1)
+        assert open_bot.frames_from(traveller, "video") >= 10
+    finally:
+        await bots.close()
+        stop_server(server, provider)
+        side.clear()

@@ -57,6 +57,11 @@ def error(frame: Any, max_bytes: int = MAX) -> p.ProtocolError:
             {"target": "subscriber", "candidate": None},
         ),
         ({"type": "resubscribe"}, p.Resubscribe, {}),
+        (
+            {"type": "restart_ice", "target": "camera", "sdp": SDP},
+            p.RestartIce,
+            {"target": "camera", "sdp": SDP},
+        ),
         ({"type": "layer", "mid": "1", "quality": "medium"}, p.Layer, {"mid": "1"}),
         ({"type": "state", "hand": True}, p.State, {"audio": None, "video": None, "hand": True}),
         ({"type": "chat", "text": "Hello"}, p.Chat, {"text": "Hello"}),
@@ -390,3 +395,15 @@ def test_any_frame_parses_or_gives_a_protocol_error(raw):
 )
 def test_every_message_type_with_random_fields(frame):
     test_any_frame_parses_or_gives_a_protocol_error.hypothesis.inner_test(json.dumps(frame))
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "restart_ice", "target": "camera"},  # a publisher's restart is its offer
+        {"type": "restart_ice", "target": "subscriber", "sdp": SDP},  # resubscribe instead
+        {"type": "restart_ice", "target": "everything", "sdp": SDP},
+    ],
+)
+def test_an_ice_restart_is_a_publishers_offer(frame):
+    assert error(frame).code == "bad_message"

@@ -492,6 +492,16 @@ class Meeting:
         self.journal.participant(self, participant)
         return published.sdp
 
+    async def restart_publisher_ice(self, participant: Participant, target: str, sdp: str) -> str:
+        """An ICE restart of a publication, on the same Janus handle: nobody else notices."""
+        publication = participant.publications.get(target)
+        if publication is None:
+            raise ProtocolError("not_published", f"{target} is not published")
+        try:
+            return await publication.handle.restart_ice(sdp)
+        except (JanusError, ValueError) as exc:
+            raise ProtocolError("bad_sdp", f"media server refused the ICE restart: {exc}") from exc
+
     async def unpublish(self, participant: Participant, target: str) -> None:
         publication = participant.publications.pop(target, None)
         if publication is None:

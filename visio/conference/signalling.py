@@ -155,6 +155,9 @@ class ClientSession:
                 )
             case p.Resubscribe():
                 await meeting.resubscribe(me)
+            case p.RestartIce(target=target, sdp=sdp):
+                answer = await meeting.restart_publisher_ice(me, target, sdp)
+                self.outbox.send({"type": "answer", "target": target, "sdp": answer})
             case p.Layer(mid=mid, quality=quality):
                 await meeting.set_layer(me, mid, quality)
             case p.QualityReport():

@@ -34,6 +34,9 @@ async def create_room(handle: JanusHandle, room: int, admin_key: str, opts: Room
         "audiocodec": "opus",
         "videocodec": "vp8",
         "audiolevel_ext": True,
+        # Opus in-band FEC in Janus' answer to every publisher, whatever its offer said:
+        # the publisher's encoder adds it as the loss Janus reports to it grows.
+        "opus_fec": True,
         "audiolevel_event": True,
         "audio_active_packets": opts.audio_active_packets,
         "audio_level_average": opts.audio_level_average,
@@ -157,6 +160,15 @@ class PublisherHandle:
         if reply.jsep is None or reply.jsep.get("type") != "answer":
             raise ValueError("Janus gave no answer to the offer")
         return Published(str(reply.jsep["sdp"]), list(reply.data.get("streams", [])))
+
+    async def restart_ice(self, offer_sdp: str) -> str:
+        """The publisher's offer with new ICE credentials (an ICE restart): Janus' answer."""
+        reply = await self.handle.message(
+            {"request": "configure"}, {"type": "offer", "sdp": offer_sdp}
+        )
+        if reply.jsep is None or reply.jsep.get("type") != "answer":
+            raise ValueError("Janus gave no answer to the ICE restart")
+        return str(reply.jsep["sdp"])
 
     async def record(self, base: str | None) -> None:
         """Record every track of this feed to `<base>-<media>-<index>.mjr`, or stop (None)."""

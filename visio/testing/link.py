@@ -157,6 +157,9 @@ class _Direction:
                 packet = os.read(self.source, MAX_PACKET)
             except BlockingIOError:
                 return
+            except OSError:  # the device is gone with its namespace: nothing more to read
+                self.loop.remove_reader(self.source)
+                return
             self._shape(packet)
 
     def _shape(self, packet: bytes) -> None:

@@ -16,9 +16,13 @@ import asyncio
 import ctypes
 import dataclasses
 import os
+import shlex
 import subprocess
+import sys
+from pathlib import Path
 
 from visio.testing.link import CLEAR, Conditions, ShapedLink
+from visio.testing.process import stop_process
 
 CLONE_NEWNET = 0x40000000
 VETH = "visio0"
@@ -118,6 +122,7 @@ class SideNamespace:
             raise NetnsUnavailable("enter() the harness' namespace first")
         self.name = f"visio-side-{os.getpid()}"
         self.link: ShapedLink | None = None
+        self._forwarders: list[subprocess.Popen[str]] = []
 
     def create(self, nft_rules: str = "", shaped: bool = False) -> None:
         _ip("netns", "add", self.name)
@@ -176,10 +181,35 @@ class SideNamespace:
         """`args` run inside this namespace."""
         return ["ip", "netns", "exec", self.name, *args]
 
+    def wrap(self, executable: str, folder: Path) -> Path:
+        """A script in `folder` that runs `executable`, with its arguments, in this namespace:
+        for a launcher that takes an executable's path (Playwright's Chromium)."""
+        script = folder / f"{Path(executable).name}-in-{self.name}"
+        script.write_text(f'#!/bin/sh\nexec {shlex.join(self.command(executable))} "$@"\n')
+        script.chmod(0o700)
+        return script
+
+    def forward(self, port: int, host: str = ADDRESS) -> None:
+        """127.0.0.1:`port` in this namespace leads to `host`:`port` across the link, so that
+        a browser here opens the server at the same secure-context address as elsewhere."""
+        process = subprocess.Popen(
+            self.command(sys.executable, "-m", "visio.testing.forward", str(port), host, str(port)),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._forwarders.append(process)
+        if process.stdout.readline().strip() != "ready":
+            raise NetnsUnavailable(f"the forwarder of port {port} did not start")
+
     def remove(self) -> None:
         """Deletes the namespace; its end of the link, and so the link, goes with it."""
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
+        for process in self._forwarders:
+            process.stdin.close()  # it exits at the end of its input
+            stop_process(process, timeout=5)
+        self._forwarders.clear()
         if self.link is not None:
-            self.link.stop()
+            self.link.stop()  # its devices go with it
             self.link = None
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", SIDE_VETH], capture_output=True, check=False)

@@ -12,6 +12,7 @@
 //   track-ended      {mid, participant, target, media}
 //   speaking {id, speaking}   chat {message}   reaction {from, emoji}
 //   media {target, state}     peer-state {target, state}   error {code, message, ref, retryIn?}
+//   ice-restart {target}      our camera or screen stopped getting through: new ICE credentials
 //   room {room}               the room's settings (name, access, locked) or what is
 //                             captured (capture: {transcription, recording}) changed
 //   lobby-update {waiting}    moderators: who waits in the lobby now
@@ -54,6 +55,13 @@ const BACKOFF_MS = [500, 1000, 2000, 4000, 5000];
 const REPAIR_MIN_INTERVAL_MS = 5_000;
 const PUBLISH_TIMEOUT_MS = 20_000;
 const DISCONNECTED_GRACE_MS = 10_000;
+// ICE checks go on while 'disconnected' and a short blip heals alone; past this, a
+// publication gets new ICE credentials (an ICE restart) on the same connection, which its
+// subscribers never notice, and the subscriber connection is made anew (a resubscribe
+// nobody else notices either: after Janus' own ICE restart offer, Chromium 156 counted the
+// audio packets but played none).
+const ICE_RESTART_AFTER_MS = 2_000;
+const ICE_RESTART_MIN_INTERVAL_MS = 5_000;
 // Errors after which the server closes and a reconnection would not help.
 const FATAL_CODES = new Set(['replaced', 'server_shutdown', 'denied', 'lobby_expired', 'removed']);
 const JOIN_FAILURES = new Set(['room_not_found', 'room_full', 'lobby_full', 'name_taken', 'bad_message']);
@@ -544,6 +552,7 @@ export class VisioConnection extends EventTarget {
     }
     const pub = [...this.publications.values()].find((p) => p.ref && p.ref === ref);
     if (pub) this.failPublication(pub, new VisioError(code, message, ref));
+
     if (FATAL_CODES.has(code)) return this.shutdown(code);
     if (code === 'captions_unavailable') {
       // The server cannot caption (no speech model): do not ask again.
@@ -672,7 +681,7 @@ export class VisioConnection extends EventTarget {
     this.renewedAt.set(target, Date.now());
     const pc = this.createPeer(target);
     Object.assign(pub, {
-      pc, pending: true, redo: false, answered: false, localCandidates: [], remoteCandidates: [],
+      pc, pending: true, redo: false, answered: false, restartingIce: false, localCandidates: [], remoteCandidates: [],
     });
     try {
       pub.transceivers = target === 'camera'
@@ -711,6 +720,7 @@ export class VisioConnection extends EventTarget {
     clearTimeout(pub.answerTimer);
     pub.pending = false;
     pub.answered = true;
+    pub.restartingIce = false;
     closePeer(pub.retiring?.pc);
     pub.retiring = null;
     for (const c of pub.remoteCandidates.splice(0)) addCandidate(pc, c);
@@ -736,6 +746,11 @@ export class VisioConnection extends EventTarget {
     clearTimeout(pub.answerTimer);
     pub.pending = false;
     this.emit('error', { code: error.code, message: error.message, ref: error.ref, target: pub.target });
+    if (pub.restartingIce) {
+      pub.restartingIce = false; // the ICE restart failed: publish anew
+      this.repair(pub.target);
+      return;
+    }
     if (pub.retiring?.pc.connectionState === 'connected' && !pub.redo) {
       // The server kept the old publication: carry on with it.
       closePeer(pub.pc);
@@ -754,6 +769,7 @@ export class VisioConnection extends EventTarget {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
     pc.onicecandidate = (ev) => this.onLocalCandidate(target, pc, ev.candidate);
     pc.onconnectionstatechange = () => this.onPeerState(target, pc);
+    pc.oniceconnectionstatechange = () => this.onIceState(target, pc);
     return pc;
   }
 
@@ -791,12 +807,57 @@ export class VisioConnection extends EventTarget {
     if (!owner || owner.pc !== pc) return;
     this.emit('peer-state', { target, state });
     clearTimeout(owner.disconnectTimer);
-    if (state === 'failed') this.repair(target);
-    if (state === 'disconnected') {
+    if (state === 'failed' && !owner.restartingIce) this.repair(target);
+    if (state === 'disconnected' || state === 'failed') {
+      // What an ICE restart did not bring back within the grace: a new connection.
       owner.disconnectTimer = setTimeout(() => {
-        if (owner.pc === pc && pc.connectionState === 'disconnected') this.repair(target);
+        if (owner.pc === pc && ['disconnected', 'failed'].includes(pc.connectionState)) this.repair(target);
       }, DISCONNECTED_GRACE_MS);
     }
+  }
+
+  onIceState(target, pc) {
+    const state = pc.iceConnectionState;
+    const owner = target === 'subscriber' ? this.subscriber : this.publications.get(target);
+    if (!owner || owner.pc !== pc) return;
+    clearTimeout(owner.iceTimer);
+    const recover = () => (target === 'subscriber' ? this.repair(target) : this.restartIce(target));
+    if (state === 'failed') recover();
+    if (state === 'disconnected') {
+      owner.iceTimer = setTimeout(() => {
+        if (owner.pc === pc && pc.iceConnectionState === 'disconnected') recover();
+      }, ICE_RESTART_AFTER_MS);
+    }
+  }
+
+  // New ICE credentials on a publication's peer connection, through the server to Janus:
+  // the feed stays, so nobody else sees us leave or come back, nor renegotiates.
+  restartIce(target) {
+    if (!this.joined) return; // the next 'joined' restores everything
+    const pub = this.publications.get(target);
+    if (!pub || pub.restartingIce || pub.pending || !pub.answered) return;
+    if (Date.now() - (pub.iceRestartedAt || 0) < ICE_RESTART_MIN_INTERVAL_MS) return;
+    pub.iceRestartedAt = Date.now();
+    pub.restartingIce = true;
+    this.emit('ice-restart', { target });
+    this.restartPublisherIce(pub).catch((err) => this.failPublication(pub, new VisioError('webrtc', err.message)));
+  }
+
+  async restartPublisherIce(pub) {
+    const pc = pub.pc;
+    const offer = await pc.createOffer({ iceRestart: true });
+    await pc.setLocalDescription(offer);
+    if (pub.pc !== pc) return;
+    Object.assign(pub, { pending: true, answered: false, ref: this.nextRef(`restart-${pub.target}`) });
+    const sdp = orderSimulcastRids(pc.localDescription.sdp);
+    if (!this.send({ type: 'restart_ice', target: pub.target, ref: pub.ref, sdp })) {
+      Object.assign(pub, { pending: false, restartingIce: false }); // the next 'joined' republishes
+      return;
+    }
+    clearTimeout(pub.answerTimer);
+    pub.answerTimer = setTimeout(() => {
+      if (pub.pc === pc && pub.pending) this.failPublication(pub, new VisioError('media_error', 'no answer'));
+    }, PUBLISH_TIMEOUT_MS);
   }
 
   // Recover one media path while the WebSocket is fine: republish or resubscribe.
@@ -895,6 +956,7 @@ export class VisioConnection extends EventTarget {
     if (!sub) return;
     this.subscriber = null;
     clearTimeout(sub.disconnectTimer);
+    clearTimeout(sub.iceTimer);
     for (const mid of [...sub.active.keys()]) this.endTrack(sub, mid);
     closePeer(sub.pc);
   }
@@ -1017,7 +1079,7 @@ function addCandidate(pc, candidate) {
 
 function closePeer(pc) {
   if (!pc) return;
-  pc.onicecandidate = pc.onconnectionstatechange = null;
+  pc.onicecandidate = pc.onconnectionstatechange = pc.oniceconnectionstatechange = null;
   try { pc.close(); } catch { /* already closed */ }
 }
 
