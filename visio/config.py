@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     )
     session_secret: str = Field("", description="Signs login cookies; kept in data_dir if empty")
     session_ttl_s: int = Field(7 * 86400, ge=300)
+    session_check_s: float = Field(
+        30.0, gt=0, description="How often a live WebSocket checks its sign-in still holds"
+    )
     cookie_secure: bool | None = Field(None, description="Secure cookies; default: HTTPS in use")
     guests_create_rooms: bool | None = Field(None, description="Default: when sign-in is off")
 

@@ -25,7 +25,7 @@ from visio import metrics
 from visio.api import api_router
 from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
-from visio.auth.identity import identify
+from visio.auth.identity import SessionCheck, identify
 from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
 from visio.captions.service import CaptionService
 from visio.conference.meetings import Meetings
@@ -273,7 +273,8 @@ def create_app(settings: Settings) -> FastAPI:
             await ws.close(code=4003)  # before accept: the handshake gets a 403
             return
         identity = await identify(ws, services.store)
-        await serve_websocket(ws, settings, identity, services.router)
+        session = SessionCheck.of(ws, identity, services.store)
+        await serve_websocket(ws, settings, identity, services.router, session)
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 

@@ -10,8 +10,8 @@ const SCREENS = ['loading', 'not-found', 'prejoin', 'lobby', 'meeting', 'left'];
 const $ = (id) => document.getElementById(id);
 
 // Ends that come from the lobby or a moderator, each with its own title and message.
-const LEFT_REASONS = ['denied', 'lobby_expired', 'removed', 'ended'];
-const LEFT_MESSAGES = ['replaced', 'server_shutdown', 'room_not_found', 'room_full', 'denied', 'lobby_expired', 'removed'];
+const LEFT_REASONS = ['denied', 'lobby_expired', 'removed', 'ended', 'signed_out'];
+const LEFT_MESSAGES = ['replaced', 'server_shutdown', 'room_not_found', 'room_full', 'denied', 'lobby_expired', 'removed', 'signed_out'];
 
 let lastChoices = null; // to rejoin in one click
 let me = null; // GET /api/me

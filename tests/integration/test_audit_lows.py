@@ -1,0 +1,106 @@
+"""The audit's low findings (and the rest of M8, M9), each on the real parts.
+
+One test per finding, named after it. The module's server checks sign-ins every second
+and closes sockets that do not join within two seconds, so that the tests do not wait
+on the defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import websockets
+
+from tests.conftest import GENEROUS_LIMITS, People, start_server, stop_server
+from visio.testing.idp import sign_in
+from visio.testing.server import ServerProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lows() -> Iterator[ServerProcess]:
+    pair = start_server(guests_create_rooms=True, session_check_s=1, **GENEROUS_LIMITS)
+    yield pair[0]
+    stop_server(*pair)
+
+
+@pytest.fixture
+async def folks(lows: ServerProcess) -> AsyncIterator[People]:
+    found = People(lows)
+    yield found
+    await found.close()
+
+
+def ws_url(server: ServerProcess) -> str:
+    return server.base_url.replace("http", "ws", 1) + "/ws"
+
+
+def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+
+
+async def frames_until(ws: websockets.ClientConnection, kind: str, timeout: float = 10) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == kind or frame.get("code") == kind:
+                return frame
+
+
+async def closed_with(ws: websockets.ClientConnection, timeout: float = 10) -> int | None:
+    async with asyncio.timeout(timeout):
+        try:
+            while True:
+                await ws.recv()
+        except websockets.ConnectionClosed:
+            pass
+    return ws.close_code
+
+
+# -- L14: a WebSocket keeps its identity after sign-out ---------------------------------
+
+
+async def test_l14_sign_out_ends_live_sockets_and_a_new_sign_in_ends_the_old(lows, folks):
+    alice = await folks.signed_in("alice")
+    room = await alice.new_room()
+    join = {"type": "join", "room": room, "name": "Alice", "video": False}
+    headers = cookie_header(alice.cookies)
+
+    async with (
+        websockets.connect(ws_url(lows), additional_headers=headers) as in_meeting,
+        websockets.connect(ws_url(lows), additional_headers=headers) as not_joined_yet,
+        websockets.connect(ws_url(lows)) as witness,
+    ):
+        await in_meeting.send(json.dumps(join))
+        await frames_until(in_meeting, "joined")
+        await witness.send(json.dumps({**join, "name": "Witness"}))
+        joined = await frames_until(witness, "joined")
+        assert [p["name"] for p in joined["participants"]] == ["Alice"]
+
+        assert (await alice.api("POST", "/auth/logout")).status_code == 204
+
+        # The socket that had joined is told, closed, and out of the meeting at once.
+        told = await frames_until(in_meeting, "signed_out", timeout=5)
+        assert told["type"] == "error"
+        assert await closed_with(in_meeting) == 4401
+        left = await frames_until(witness, "participant_left", timeout=5)
+        assert left["id"] == joined["participants"][0]["id"]
+
+        # A socket opened while signed in and joining after the sign-out does not get in.
+        await not_joined_yet.send(json.dumps(join))
+        assert (await frames_until(not_joined_yet, "signed_out"))["type"] == "error"
+        assert await closed_with(not_joined_yet) == 4401
+
+    # Signing in again in the same browser ends the session its cookie held.
+    bob = await folks.signed_in("bob")
+    first = bob.cookies["visio_session"]
+    response = await sign_in(bob.http, f"{lows.base_url}/auth/login?next=/", "bob")
+    assert response.status_code == 302 and bob.cookies["visio_session"] != first
+    assert (await bob.api("GET", "/api/me")).json()["user"]["name"] == "Bob"
+    replay = await folks.guest()
+    replay.http.cookies.set("visio_session", first)
+    assert (await replay.api("GET", "/api/me")).json()["user"] is None  # the old one is dead
