@@ -108,6 +108,24 @@ class Settings(BaseSettings):
     )
     max_frame_bytes: int = Field(65536, ge=1024)
     ws_idle_timeout_s: float = Field(60.0, gt=0)
+    ws_join_timeout_s: float = Field(
+        30.0, gt=0, description="A WebSocket that has not sent join by then is closed (4408)"
+    )
+    max_connections: int = Field(
+        10_000,
+        ge=10,
+        description="Connections this process serves at once (uvicorn limit_concurrency): "
+        "beyond, 503. Keep it under the open-files limit",
+    )
+    max_connections_per_address: int = Field(
+        2000,
+        ge=1,
+        description="Connections one address (an IPv6 /64) holds at once, times its "
+        "limit_networks factor: a NAT's agents each hold one WebSocket",
+    )
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, description="A connection must send its first request's headers by then"
+    )
     rate_limit_per_s: float = Field(20.0, gt=0)
     rate_limit_burst: int = Field(60, ge=1)
     room_video_bitrate: int = Field(1_500_000, ge=64_000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import re
@@ -38,6 +39,7 @@ from visio.janus.embedded import EmbeddedJanus
 from visio.janus.nodes import JanusPool, NodeLoad
 from visio.limits.bodies import BodyLimit
 from visio.limits.callers import Limits
+from visio.limits.connections import ConnectionCounts
 from visio.protocol import ROOM_ID_PATTERN
 from visio.proxies.addresses import parse_networks
 from visio.proxies.trusted import TrustedProxies
@@ -85,6 +87,9 @@ class Services:
         self.captions = CaptionService(settings, self.store)
         self.meetings = Meetings(settings, self.store, self.pool, self.captures, self.captions)
         self.limits = Limits(settings)
+        self.sockets = ConnectionCounts(
+            settings.max_connections_per_address, self.limits.address_factor, "websocket"
+        )
         self.router: Router
         self.rooms: Rooms
         self.cluster: Cluster | None = None
@@ -180,6 +185,21 @@ def same_origin(ws: WebSocket, settings: Settings) -> bool:
     return urlsplit(origin).netloc in allowed
 
 
+TOO_MANY_CONNECTIONS = {
+    "type": "error",
+    "code": "too_many_connections",
+    "message": "too many connections from your network; try again later",
+}
+
+
+async def refuse_websocket(ws: WebSocket) -> None:
+    """Past the per-address cap: said in a frame, then closed 1013 (try again later)."""
+    await ws.accept()
+    with contextlib.suppress(Exception):
+        await ws.send_json(TOO_MANY_CONNECTIONS)
+        await ws.close(1013, "too many connections")
+
+
 def create_app(settings: Settings) -> FastAPI:
     ensure_secrets(settings)
     services = Services(settings)
@@ -272,9 +292,13 @@ def create_app(settings: Settings) -> FastAPI:
         if not same_origin(ws, settings):
             await ws.close(code=4003)  # before accept: the handshake gets a 403
             return
-        identity = await identify(ws, services.store)
-        session = SessionCheck.of(ws, identity, services.store)
-        await serve_websocket(ws, settings, identity, services.router, session)
+        with services.sockets.hold(ws.client.host if ws.client else None) as allowed:
+            if not allowed:
+                await refuse_websocket(ws)
+                return
+            identity = await identify(ws, services.store)
+            session = SessionCheck.of(ws, identity, services.store)
+            await serve_websocket(ws, settings, identity, services.router, session)
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 

@@ -8,6 +8,7 @@ on the defaults.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 
@@ -104,3 +105,84 @@ async def test_l14_sign_out_ends_live_sockets_and_a_new_sign_in_ends_the_old(low
     replay = await folks.guest()
     replay.http.cookies.set("visio_session", first)
     assert (await replay.api("GET", "/api/me")).json()["user"] is None  # the old one is dead
+
+
+# -- L2: idle connections are never capped or timed out ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def tight() -> Iterator[ServerProcess]:
+    """Small caps: 4 connections per address, 2 s for headers and for a join; 127.0.0.9
+    is a trusted reverse proxy."""
+    pair = start_server(
+        idp=False,
+        max_connections_per_address=4,
+        http_header_timeout_s=2,
+        ws_join_timeout_s=2,
+        trusted_proxies=json.dumps(["127.0.0.9/32"]),
+        **GENEROUS_LIMITS,
+    )
+    yield pair[0]
+    stop_server(*pair)
+
+
+async def tcp(server: ServerProcess, source: str = "127.0.0.1") -> tuple:
+    return await asyncio.open_connection("127.0.0.1", server.port, local_addr=(source, 0))
+
+
+async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
+    """Whether the server closes the connection (or resets it) within `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while await reader.read(4096):
+                pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_l2_silent_connections_time_out_and_each_address_holds_a_few(tight):
+    # Half-sent headers: closed after the header timeout, not kept for ever.
+    reader, writer = await tcp(tight)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    started = asyncio.get_running_loop().time()
+    assert await closed_by_server(reader, within=6)
+    assert asyncio.get_running_loop().time() - started < 5
+    writer.close()
+
+    # A WebSocket that never joins: told, and closed with 4408.
+    async with websockets.connect(ws_url(tight)) as silent:
+        assert (await frames_until(silent, "join_timeout", timeout=6))["type"] == "error"
+        assert await closed_with(silent) == 4408
+
+    # Four connections from one address are held; the fifth is closed at once, while
+    # another address still gets in.
+    held = [await tcp(tight, "127.0.0.2") for _ in range(4)]
+    fifth_reader, fifth_writer = await tcp(tight, "127.0.0.2")
+    assert await closed_by_server(fifth_reader, within=1)
+    fifth_writer.close()
+    other_reader, other_writer = await tcp(tight, "127.0.0.3")
+    other_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert (await other_reader.read()).startswith(b"HTTP/1.1 200")
+    other_writer.close()
+    for _, writer in held:
+        writer.close()
+
+    # Behind the trusted proxy, WebSockets count per client (X-Forwarded-For), not per proxy.
+    def through_proxy(client: str):  # type: ignore[no-untyped-def]
+        return websockets.connect(
+            ws_url(tight),
+            local_addr=("127.0.0.9", 0),
+            additional_headers={"X-Forwarded-For": client},
+        )
+
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(4):
+            await stack.enter_async_context(through_proxy("198.51.100.7"))
+        for n in range(4):
+            await stack.enter_async_context(through_proxy(f"198.51.100.{20 + n}"))
+        refused = await stack.enter_async_context(through_proxy("198.51.100.7"))
+        assert (await frames_until(refused, "too_many_connections"))["type"] == "error"
+        assert await closed_with(refused) == 1013

@@ -29,6 +29,8 @@ OUTBOX_BYTES = 4 * 1024 * 1024  # and their size: a slow reader costs memory, no
 RATE_LIMITED = {"type": "error", "code": "rate_limited", "message": "too many messages; slow down"}
 SIGNED_OUT = {"type": "error", "code": "signed_out", "message": "your sign-in has ended"}
 SIGNED_OUT_CLOSE = 4401
+JOIN_TIMEOUT = {"type": "error", "code": "join_timeout", "message": "no join in time"}
+JOIN_TIMEOUT_CLOSE = 4408
 LEAVE = '{"type": "leave"}'
 
 
@@ -106,11 +108,18 @@ async def serve_websocket(
     watch = None
     if session is not None:
         watch = asyncio.create_task(_watch(session, settings.session_check_s, signed_out))
+    join_by = asyncio.get_running_loop().time() + settings.ws_join_timeout_s
     try:
         while outbox.closing is None and not (connection and connection.left):
-            raw = await _receive(
-                websocket, outbox, settings.ws_idle_timeout_s, signed_out if session else None
-            )
+            try:
+                raw = await _receive(
+                    websocket,
+                    _wait_s(settings, connection, join_by),
+                    signed_out if session else None,
+                )
+            except TimeoutError:
+                _timed_out(outbox, joined=connection is not None)
+                break
             if raw is None or signed_out.is_set():
                 break
             if not limiter.allow():
@@ -136,6 +145,22 @@ async def serve_websocket(
         elif connection is not None:
             connection.disconnected()
         await outbox.drain()
+
+
+def _wait_s(settings: Settings, connection: Connection | None, join_by: float) -> float:
+    """Idle sockets go after ws_idle_timeout_s; those that never join, sooner."""
+    if connection is not None:
+        return settings.ws_idle_timeout_s
+    left = join_by - asyncio.get_running_loop().time()
+    return max(0.0, min(settings.ws_idle_timeout_s, left))
+
+
+def _timed_out(outbox: WebSocketOutbox, joined: bool) -> None:
+    if joined:
+        outbox.close(1001, "idle")
+    else:
+        outbox.send(JOIN_TIMEOUT)
+        outbox.close(JOIN_TIMEOUT_CLOSE, "no join in time")
 
 
 async def _watch(session: SessionCheck, every_s: float, signed_out: asyncio.Event) -> None:
@@ -181,21 +206,14 @@ async def _first_frames(
 
 
 async def _receive(
-    websocket: WebSocket,
-    outbox: WebSocketOutbox,
-    idle_timeout_s: float,
-    stop: asyncio.Event | None = None,
+    websocket: WebSocket, timeout_s: float, stop: asyncio.Event | None = None
 ) -> str | bytes | None:
-    """The next frame; None when the client went away, idled, or `stop` was set."""
-    try:
-        async with asyncio.timeout(idle_timeout_s):
-            if stop is None:
-                message = await websocket.receive()
-            else:
-                message = await _receive_unless(websocket, stop)
-    except TimeoutError:
-        outbox.close(1001, "idle")
-        return None
+    """The next frame; None when the client went away or `stop` was set; TimeoutError."""
+    async with asyncio.timeout(timeout_s):
+        if stop is None:
+            message = await websocket.receive()
+        else:
+            message = await _receive_unless(websocket, stop)
     if message is None or message["type"] == "websocket.disconnect":
         return None
     return message.get("text") if message.get("text") is not None else message.get("bytes")
