@@ -16,6 +16,7 @@ import pytest
 import websockets
 
 from tests.conftest import GENEROUS_LIMITS, People, start_server, stop_server
+from visio.client import VisioClient
 from visio.testing.idp import sign_in
 from visio.testing.server import ServerProcess
 
@@ -186,3 +187,88 @@ async def test_l2_silent_connections_time_out_and_each_address_holds_a_few(tight
         refused = await stack.enter_async_context(through_proxy("198.51.100.7"))
         assert (await frames_until(refused, "too_many_connections"))["type"] == "error"
         assert await closed_with(refused) == 1013
+
+
+# -- L1: revoking access does not apply to people already in the meeting -----------------
+
+
+async def test_l1_revoked_access_moves_out_who_entered_by_right(lows, folks):
+    alice, dave, erin = [await folks.signed_in(n) for n in ("alice", "dave", "erin")]
+    room = await alice.new_room()
+    for email, role in (("dave@visio.test", "admin"), ("erin@visio.test", "member")):
+        assert (
+            await alice.api("PUT", f"/api/rooms/{room}/members/{email}", {"role": role})
+        ).is_success
+    clients: list[VisioClient] = []
+
+    async def enter(name: str, person=None) -> VisioClient:  # type: ignore[no-untyped-def]
+        client = VisioClient(lows.base_url, room, name, cookies=person.cookies if person else None)
+        clients.append(client)
+        await client.connect()
+        return client
+
+    async def revoked(client: VisioClient) -> None:
+        frame = await client.wait_for(lambda f: f.get("code") == "access_revoked", 5)
+        assert frame["type"] == "error" and client.auto_reconnect is False
+        async with asyncio.timeout(5):
+            while client.ws is None or client.ws.close_code is None:
+                await asyncio.sleep(0.05)
+        assert client.ws.close_code == 4003
+
+    try:
+        owner = await enter("Alice", alice)
+        admin, member = await enter("Dave", dave), await enter("Erin", erin)
+        guest, admitted = await enter("Gus"), await enter("Gil")
+        assert admin.joined["you"]["role"] == "admin"
+
+        # A public room made trusted: the guests inside by right leave.
+        await owner.send({"type": "lock", "locked": True})
+        await owner.wait_for(lambda f: f["type"] == "room" and f["room"]["locked"])
+        assert (await alice.api("PATCH", f"/api/rooms/{room}", {"access": "trusted"})).is_success
+        await revoked(guest)
+        await revoked(admitted)
+        assert guest.errors[-1]["reason"] == "trusted"
+        await owner.wait_until(lambda: set(owner.participants) == {admin.id, member.id})
+        assert (
+            admin.ws.close_code is None and member.ws.close_code is None
+        )  # a lock is no revocation
+
+        # One a moderator lets in from the lobby stays when the access changes again.
+        await owner.send({"type": "lock", "locked": False})
+        again = VisioClient(lows.base_url, room, "Gil")
+        clients.append(again)
+        assert (await again.connect())["type"] == "lobby"
+        waiting = await owner.wait_for(lambda f: f["type"] == "lobby_update" and f["waiting"])
+        await owner.send({"type": "admit", "id": waiting["waiting"][0]["id"]})
+        await again.admitted()
+
+        # Restricted, then the member and the admin struck off: each leaves; the owner never.
+        assert (await alice.api("PATCH", f"/api/rooms/{room}", {"access": "restricted"})).is_success
+        delete = await alice.api("DELETE", f"/api/rooms/{room}/members/erin@visio.test")
+        assert delete.status_code == 204
+        await revoked(member)
+        assert member.errors[-1]["reason"] == "restricted"
+        delete = await alice.api("DELETE", f"/api/rooms/{room}/members/dave@visio.test")
+        assert delete.status_code == 204
+        await revoked(admin)
+        await owner.wait_until(lambda: set(owner.participants) == {again.id})
+        assert owner.ws.close_code is None and again.ws.close_code is None
+
+        # Coming back, the member waits in the lobby.
+        back = VisioClient(lows.base_url, room, "Erin", cookies=erin.cookies)
+        clients.append(back)
+        assert (await back.connect())["reason"] == "restricted"
+
+        # The owner keeps an admin out: removed, the admin waits in the lobby when back.
+        assert (
+            await alice.api("PUT", f"/api/rooms/{room}/members/dave@visio.test", {"role": "admin"})
+        ).is_success
+        admin = await enter("Dave", dave)
+        await owner.send({"type": "moderate", "id": admin.id, "action": "remove"})
+        await admin.wait_for(lambda f: f.get("code") == "removed")
+        returning = VisioClient(lows.base_url, room, "Dave", cookies=dave.cookies)
+        clients.append(returning)
+        assert (await returning.connect())["reason"] == "removed"
+    finally:
+        for client in clients:
+            await client.close()

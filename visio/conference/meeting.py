@@ -190,6 +190,7 @@ class Meeting:
             identity=data.identity.identity(),
             role=data.role,
             silenced=set(data.silenced),
+            admitted=data.admitted,
             node=room.url if room else None,
             media_reset=data.node is not None and room is None,
         )

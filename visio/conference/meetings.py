@@ -472,8 +472,9 @@ class Meetings:
         self.journal.waiter_gone(waiter)
         return True
 
-    def admit(self, meeting: Meeting, waiter_id: str | None) -> None:
-        """Let one waiter (or all, with None) into the running meeting."""
+    def admit(self, meeting: Meeting, waiter_id: str | None, by_moderator: bool = True) -> None:
+        """Let one waiter (or all, with None) into the running meeting: by a moderator's
+        decision, or (by_moderator False) because the room now lets them in by right."""
         for waiter in self._take_waiters(meeting.room_id, waiter_id):
             try:
                 participant = self._enter(
@@ -487,6 +488,7 @@ class Meetings:
             except ProtocolError as error:
                 waiter.dismiss(error.frame(), 4009, error.code)
                 continue
+            participant.admitted = by_moderator
             if waiter.on_admitted is not None:
                 waiter.on_admitted(meeting, participant)
         self._lobby_changed(meeting.room_id)
@@ -535,7 +537,32 @@ class Meetings:
                     )
                     meeting.updated(participant)
                     self._show_lobby(meeting, participant)
+            await self._move_out_who_may_no_longer_enter(meeting, policy)
             self._admit_who_may_now_enter(meeting, policy)
+
+    async def _move_out_who_may_no_longer_enter(self, meeting: Meeting, policy: RoomPolicy) -> None:
+        """Access revoked (a stricter level, a member or admin removed): those who were in
+        by right and would now wait leave, told `access_revoked`; coming back, they wait
+        in the lobby. A lock does not move anyone out, nor does it touch those a
+        moderator let in."""
+        banned = frozenset(meeting.banned)
+        for participant in list(meeting.participants.values()):
+            if participant.admitted:
+                continue
+            reason = lobby_reason(policy, participant.identity, locked=False, banned=banned)
+            if reason is None:
+                continue
+            participant.send(
+                {
+                    "type": "error",
+                    "code": "access_revoked",
+                    "message": "you may no longer enter this room; ask to be let in",
+                    "reason": reason,
+                }
+            )
+            if participant.outbox is not None:
+                participant.outbox.close(4003, "access revoked")
+            await meeting.remove(participant, "access_revoked")
 
     def _admit_who_may_now_enter(self, meeting: Meeting, policy: RoomPolicy) -> None:
         lobby = self.lobbies.get(meeting.room_id)
@@ -544,7 +571,7 @@ class Meetings:
                 policy, waiter.identity, locked=meeting.locked, banned=frozenset(meeting.banned)
             )
             if reason is None:
-                self.admit(meeting, waiter.id)
+                self.admit(meeting, waiter.id, by_moderator=False)
 
     async def set_locked(self, meeting: Meeting, locked: bool) -> None:
         """Lock or unlock; unlocking lets in those who only waited because of the lock."""

@@ -91,6 +91,9 @@ class Participant:
     silenced: set[str] = field(default_factory=set)  # media a moderator stopped at Janus
     node: str | None = None  # the node of the meeting's room they are placed in
     media_reset: bool = False  # the media server lost their connections: start them anew
+    # A moderator let them in from the lobby: a later change of the room's access does
+    # not move them out (those who entered by right lose it with the right).
+    admitted: bool = False
 
     def __post_init__(self) -> None:
         if not self.resume_digest and self.resume_token:
@@ -112,6 +115,7 @@ class Participant:
             role=self.role,
             node=self.node,
             silenced=sorted(self.silenced),
+            admitted=self.admitted,
             connected=self.connected,
             publications={
                 target: PublicationRecord(

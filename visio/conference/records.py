@@ -114,6 +114,7 @@ class ParticipantRecord(Record):
     role: Role
     node: str | None = None  # the node of the room they are placed in
     silenced: list[str] = []
+    admitted: bool = False  # let in from the lobby by a moderator
     connected: bool = False  # their connection is up (or they are within the grace)
     publications: dict[str, PublicationRecord] = {}
     subscription: SubscriptionRecord = SubscriptionRecord()

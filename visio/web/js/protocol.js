@@ -54,7 +54,7 @@ const REPAIR_MIN_INTERVAL_MS = 5_000;
 const PUBLISH_TIMEOUT_MS = 20_000;
 const DISCONNECTED_GRACE_MS = 10_000;
 // Errors after which the server closes and a reconnection would not help.
-const FATAL_CODES = new Set(['replaced', 'server_shutdown', 'denied', 'lobby_expired', 'removed', 'signed_out']);
+const FATAL_CODES = new Set(['replaced', 'server_shutdown', 'denied', 'lobby_expired', 'removed', 'signed_out', 'access_revoked']);
 const JOIN_FAILURES = new Set(['room_not_found', 'room_full', 'lobby_full', 'name_taken', 'bad_message']);
 export const MODERATION_ACTIONS = ['mute', 'camera_off', 'stop_screen', 'remove'];
 export const CAPTURE_KINDS = ['transcription', 'recording'];
