@@ -210,9 +210,9 @@ async def test_l1_revoked_access_moves_out_who_entered_by_right(lows, folks):
     async def revoked(client: VisioClient) -> None:
         frame = await client.wait_for(lambda f: f.get("code") == "access_revoked", 5)
         assert frame["type"] == "error" and client.auto_reconnect is False
+        assert client.ws is not None
         async with asyncio.timeout(5):
-            while client.ws is None or client.ws.close_code is None:
-                await asyncio.sleep(0.05)
+            await client.ws.wait_closed()
         assert client.ws.close_code == 4003
 
     try:
@@ -272,3 +272,41 @@ async def test_l1_revoked_access_moves_out_who_entered_by_right(lows, folks):
     finally:
         for client in clients:
             await client.close()
+
+
+# -- L6: information is exposed without authentication ----------------------------------
+
+
+async def test_l6_a_room_tells_others_only_what_the_pre_join_screen_needs(lows, folks):
+    alice, bob, erin, guest = [await folks.signed_in(n) for n in ("alice", "bob", "erin")] + [
+        await folks.guest()
+    ]
+    restricted = await alice.new_room(name="Board", access="restricted")
+    assert (
+        await alice.api(
+            "PUT", f"/api/rooms/{restricted}/members/erin@visio.test", {"role": "member"}
+        )
+    ).is_success
+    assert (
+        await alice.api("PATCH", f"/api/rooms/{restricted}", {"max_participants": 5})
+    ).is_success
+    trusted = await alice.new_room(access="trusted")
+
+    async def seen(who, room: str) -> dict:  # type: ignore[no-untyped-def]
+        response = await who.api("GET", f"/api/rooms/{room}")
+        assert response.status_code == 200
+        return response.json()
+
+    for outsider in (guest, bob):
+        info = await seen(outsider, restricted)
+        assert info["owner"] is None and info["participants"] is None
+        assert info["max_participants"] is None and info["your_role"] is None
+        assert info["name"] == "Board" and info["access"] == "restricted"
+        assert info["capture"] == {"transcription": False, "recording": False}  # the notice
+    member = await seen(erin, restricted)
+    assert member["owner"]["name"] == "Alice" and member["participants"] == 0
+    assert member["max_participants"] == 5
+
+    assert (await seen(guest, trusted))["participants"] is None  # a guest would wait
+    signed_in = await seen(bob, trusted)
+    assert signed_in["participants"] == 0 and signed_in["owner"] is None

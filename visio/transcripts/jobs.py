@@ -197,6 +197,8 @@ class JobRunner:
         return last
 
     async def _succeed(self, capture: Capture, problems: list[str]) -> None:
+        if problems:
+            log.warning("tracks not used", extra={"capture": capture.id, "problems": problems})
         await self.store.update_capture(
             capture.id,
             status="done",
