@@ -4,9 +4,11 @@ mid-job, damaged recordings. Each ends in a clear state, and nothing else is los
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -182,3 +184,48 @@ async def test_damaged_recordings_are_reported_and_the_rest_is_transcribed(
     assert failed["error"] == (
         "nothing to transcribe: no usable audio was captured (Alice's microphone could not be read)"
     )
+
+
+async def test_l10_deleting_a_room_while_its_job_runs_leaves_no_files(
+    job_server, people, bots, tmp_path
+):
+    if "VISIO_SPEECH_MODEL_DIR" in job_server.env:  # run on its own: a model that works
+        restart(job_server, VISIO_SPEECH_MODEL_DIR=None)
+    alice, room, folder, owner = await captured_meeting(
+        job_server, people, bots, [("Alice", LINE), ("Bob", OTHER)], tmp_path
+    )
+    await end(owner)
+    running = await wait_for_status(alice, room, "running")
+    while running["progress"] == 0:  # the worker is at work, its audio read
+        await asyncio.sleep(0.05)
+        running = await latest_capture(alice, room)
+    assert (await alice.api("DELETE", f"/api/rooms/{room}")).status_code == 204
+    async with asyncio.timeout(30):
+        while True:
+            with contextlib.suppress(psutil.Error):  # a worker on its way out (a zombie)
+                if worker_of(job_server) is None:
+                    break
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(1)  # whatever the runner does once its worker is gone
+    assert not folder.exists(), sorted(p.name for p in folder.rglob("*"))
+
+    # A worker elsewhere (a `visio worker` machine) may still write after the deletion,
+    # or a server may have died mid-way: the retention sweep (at start, then every ten
+    # minutes) deletes folders no capture points at, once untouched for an hour.
+    leftover = folder.parent / "0123456789abcdef01234567"
+    (leftover / "raw").mkdir(parents=True)
+    (leftover / "transcript.json").write_text("{}")
+    fresh = folder.parent / "76543210fedcba9876543210"
+    fresh.mkdir()
+    owner = folder.parent.stat()  # the service user's, as the server would have made them
+    for path in (leftover, leftover / "raw", leftover / "transcript.json", fresh):
+        os.chown(path, owner.st_uid, owner.st_gid)
+    hour_ago = time.time() - 3700
+    os.utime(leftover, (hour_ago, hour_ago))
+    restart(job_server)
+    for _ in range(200):
+        if not leftover.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not leftover.exists()
+    assert fresh.exists()  # it may be a capture being made: not an hour old
