@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     retention_days: float = Field(
         30.0, gt=0, description="Transcripts and recordings kept this long"
     )
+    room_retention_days: float = Field(
+        90.0, ge=0, description="Rooms that are not permanent go after this long unused (0: kept)"
+    )
+    ownerless_room_retention_days: float = Field(
+        7.0, ge=0, description="The same for rooms without an owner, a guest's (0: kept)"
+    )
     transcription_attempts: int = Field(3, ge=1, description="Tries of a job cut by a restart")
     job_queue: Literal["embedded", "procrastinate"] = Field(
         "embedded",

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     delete,
     func,
     or_,
@@ -86,6 +87,8 @@ class Room(Base):
     access: Mapped[str] = mapped_column(String(16), default="public")
     language: Mapped[str] = mapped_column(String(8), default="auto")
     max_participants: Mapped[int | None] = mapped_column(nullable=True)  # a moderator's cap
+    # The last meeting's start or end; None: never used since it was created.
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class RoomMember(Base):
@@ -329,6 +332,32 @@ class Store:
                 return None
             room.owner_id = owner_id
         return room
+
+    async def room_used(self, room_id: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(update(Room).where(Room.id == room_id).values(used_at=_now()))
+
+    async def unused_rooms(
+        self, owned_before: datetime | None, ownerless_before: datetime | None
+    ) -> list[str]:
+        """Rooms that are not permanent, last used before the cutoff of their kind (owned
+        or ownerless; None: kept whatever their age), with no capture still kept."""
+        last_used = func.coalesce(Room.used_at, Room.created_at)
+        stale = []
+        if owned_before is not None:
+            stale.append(and_(Room.owner_id.is_not(None), last_used < owned_before))
+        if ownerless_before is not None:
+            stale.append(and_(Room.owner_id.is_(None), last_used < ownerless_before))
+        if not stale:
+            return []
+        captured = select(Capture.room_id)
+        async with self.sessions() as session:
+            found = await session.scalars(
+                select(Room.id)
+                .where(Room.permanent.is_(False), Room.id.not_in(captured))
+                .where(or_(*stale))
+            )
+            return list(found)
 
     async def delete_room(self, room_id: str) -> bool:
         """Delete the room with its members and capture records (not their files)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -310,3 +311,42 @@ async def test_l6_a_room_tells_others_only_what_the_pre_join_screen_needs(lows, 
     assert (await seen(guest, trusted))["participants"] is None  # a guest would wait
     signed_in = await seen(bob, trusted)
     assert signed_in["participants"] == 0 and signed_in["owner"] is None
+
+
+# -- L13: temporary rooms are never purged ---------------------------------------------
+
+
+async def test_l13_rooms_nobody_uses_are_purged_unless_permanent(lows, folks):
+    alice, guest = await folks.signed_in("alice"), await folks.guest()
+    ages = {  # room -> days since it was made
+        await alice.new_room(): 91,  # owned, past room_retention_days (90)
+        await alice.new_room(): 30,  # owned, within it
+        await alice.new_room(id="l13-board"): 1000,  # permanent
+        await guest.new_room(): 8,  # ownerless, past ownerless_room_retention_days (7)
+        await guest.new_room(): 1,  # ownerless, within it
+        await guest.new_room(): 10,  # ownerless, but a meeting was held in it just now
+    }
+    rooms = list(ages)
+    bot = VisioClient(lows.base_url, rooms[-1], "Ann")
+    await bot.connect()
+    await bot.leave()
+    await bot.close()
+
+    lows.stop()
+    with sqlite3.connect(lows.data_dir / "visio.db") as db:
+        for room, days in ages.items():
+            db.execute(
+                "UPDATE rooms SET created_at = datetime('now', ?) WHERE id = ?",
+                (f"-{days} days", room),
+            )
+    lows.start()  # the retention sweep runs at start
+
+    async def exists(room: str) -> bool:
+        return (await alice.api("GET", f"/api/rooms/{room}")).status_code == 200
+
+    for _ in range(100):
+        if not await exists(rooms[0]):
+            break
+        await asyncio.sleep(0.1)
+    kept = [await exists(room) for room in rooms]
+    assert kept == [False, True, True, False, True, True]

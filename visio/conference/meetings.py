@@ -291,7 +291,15 @@ class Meetings:
         except JanusError as exc:
             raise ProtocolError("media_error", f"could not start the meeting: {exc}") from exc
         self.running[policy.room_id] = meeting
+        await self._mark_used(policy.room_id)
         return meeting
+
+    async def _mark_used(self, room_id: str) -> None:
+        """Keeps the room from the purge of unused rooms (visio.transcripts.jobs)."""
+        try:
+            await self.store.room_used(room_id)
+        except Exception:  # the database may be away a moment: the meeting goes on
+            log.warning("could not note a room's use", extra={"room": room_id}, exc_info=True)
 
     # -- media nodes: load and placement -------------------------------------------------
 
@@ -606,6 +614,7 @@ class Meetings:
         await self.captions.meeting_closed(meeting)
         await meeting.close()
         await self.captures.meeting_ended(meeting)
+        await self._mark_used(meeting.room_id)
 
     # -- losing and resuming connections -------------------------------------------------
 

@@ -248,7 +248,26 @@ class JobRunner:
             await self.store.delete_capture(capture.id)
             log.info("capture expired", extra={"capture": capture.id, "room": capture.room_id})
         await self.sweep_orphans()
+        await self.purge_rooms()
         return len(expired)
+
+    async def purge_rooms(self) -> int:
+        """Delete the rooms nobody used for `room_retention_days` (rooms without an owner:
+        `ownerless_room_retention_days`), unless permanent or still holding captures."""
+        settings = self.settings
+        now = _now()
+
+        def cutoff(days: float) -> datetime | None:
+            return now - timedelta(days=days) if days > 0 else None
+
+        unused = await self.store.unused_rooms(
+            cutoff(settings.room_retention_days), cutoff(settings.ownerless_room_retention_days)
+        )
+        for room_id in unused:
+            await self.store.delete_room(room_id)
+        if unused:
+            log.info("unused rooms deleted", extra={"rooms": len(unused)})
+        return len(unused)
 
     async def sweep_orphans(self, older_than_s: float = ORPHAN_AGE_S) -> int:
         """Delete capture folders that no capture row points at any more (a room deleted
