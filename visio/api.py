@@ -19,6 +19,7 @@ from visio.conference.rooms import Rooms
 from visio.config import Settings
 from visio.db import (
     Access,
+    CaptionsPolicy,
     Language,
     Room,
     RoomExists,
@@ -53,6 +54,9 @@ class RoomChange(Strict):
     name: RoomName | None = None
     access: Access | None = None
     language: Language | None = Field(None, description="Of transcripts and captions")
+    captions: CaptionsPolicy | None = Field(
+        None, description="Who may start live captions: everyone, or moderators only"
+    )
     max_participants: int | None = Field(
         None,
         ge=0,
@@ -91,6 +95,7 @@ class RoomOut(BaseModel):
     permanent: bool
     access: Access
     language: Language = "auto"
+    captions: CaptionsPolicy = "everyone"
     max_participants: int | None = Field(None, description="The cap its moderators set")
     owner: Person | None = Field(None, description="To the room's owner, admins and members")
     participants: int | None = Field(
@@ -171,6 +176,7 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
             permanent=room.permanent,
             access=room.access,  # type: ignore[arg-type]
             language=room.language,  # type: ignore[arg-type]
+            captions=room.captions,  # type: ignore[arg-type]
             max_participants=room.max_participants if role else None,
             owner=Person(id=owner.id, name=owner.name) if owner else None,
             participants=len(meeting.participants) if enters else None,
@@ -244,6 +250,7 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
             access=body.access,
             language=body.language,
             max_participants=body.max_participants,
+            captions=body.captions,
         )
         if room is None:
             raise HTTPException(404, "no such room")

@@ -39,6 +39,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 Access = Literal["public", "trusted", "restricted"]
 MemberRole = Literal["member", "admin"]
 Language = Literal["auto", "en", "fr"]
+CaptionsPolicy = Literal["everyone", "moderators"]
 ACCESS_LEVELS: tuple[Access, ...] = ("public", "trusted", "restricted")
 MEMBER_ROLES: tuple[MemberRole, ...] = ("member", "admin")
 LANGUAGES: tuple[Language, ...] = ("auto", "en", "fr")
@@ -87,6 +88,9 @@ class Room(Base):
     access: Mapped[str] = mapped_column(String(16), default="public")
     language: Mapped[str] = mapped_column(String(8), default="auto")
     max_participants: Mapped[int | None] = mapped_column(nullable=True)  # a moderator's cap
+    # Who may start live captions: "everyone", or "moderators" (others may then only
+    # follow captions a moderator started).
+    captions: Mapped[str] = mapped_column(String(16), default="everyone")
     # The last meeting's start or end; None: never used since it was created.
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -139,6 +143,7 @@ class RoomPolicy:
     roles: dict[str, str]  # email -> member | admin
     language: Language = "auto"
     max_participants: int | None = None  # a moderator's cap, under the server's
+    captions: CaptionsPolicy = "everyone"
 
 
 class RoomExists(Exception):
@@ -308,6 +313,7 @@ class Store:
         access: Access | None = None,
         language: Language | None = None,
         max_participants: int | None = None,
+        captions: CaptionsPolicy | None = None,
     ) -> Room | None:
         """Change what is given; `max_participants` 0 removes the cap."""
         async with self.sessions.begin() as session:
@@ -322,6 +328,8 @@ class Store:
                 room.access = access
             if language is not None:
                 room.language = language
+            if captions is not None:
+                room.captions = captions
         return room
 
     async def set_room_owner(self, room_id: str, owner_id: str | None) -> Room | None:
@@ -381,6 +389,7 @@ class Store:
                 roles={m.email: m.role for m in members},
                 language=room.language,  # type: ignore[arg-type]
                 max_participants=room.max_participants,
+                captions=room.captions,  # type: ignore[arg-type]
             )
 
     # -- members ---------------------------------------------------------------------

@@ -76,7 +76,9 @@ class RoomCaptions:
             self.subscribers.discard(participant.id)
         await self.sync()  # the reply comes once the forwards follow
         if on:
-            participant.send({"type": "captions", "on": True, "history": list(self.history)})
+            # What was said before they joined is not theirs to read (audit L5).
+            history = [f for f in self.history if f["end"] >= participant.joined_at]
+            participant.send({"type": "captions", "on": True, "history": history})
         else:
             participant.send({"type": "captions", "on": False})
         if self.subscribers and self._task is None:
@@ -114,6 +116,15 @@ class RoomCaptions:
             for feed_id, (participant, target, mid) in wanted.items():
                 if feed_id not in self.forwards:
                     await self._start(feed_id, participant, target, mid)
+            self._announce()
+
+    def _announce(self) -> None:
+        """Everyone is told while speech is recognised, as for a capture (audit L5)."""
+        on = not self.closed and bool(self._audience())
+        if self.meeting.captions_on != on:
+            self.meeting.captions_on = on
+            if not self.meeting.closed:
+                self.meeting.broadcast({"type": "room", "room": self.meeting.room_info()})
 
     async def _start(self, feed_id: int, participant: Participant, target: str, mid: str) -> None:
         room = self.meeting.room_of_feed(feed_id)  # the node the feed is published on

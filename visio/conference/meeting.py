@@ -73,6 +73,7 @@ class Meeting:
         self.access = "public"
         self.max_participants: int | None = None  # the room's cap, set by its moderators
         self.locked = False
+        self.captions_on = False  # someone follows live captions: speech is recognised
         self.banned: set[str] = set()  # identity keys of people removed by a moderator
         self.room_options = room_options
         self.rooms: dict[str, MediaRoom] = {}  # node URL -> room; the first is the home
@@ -191,6 +192,7 @@ class Meeting:
             role=data.role,
             silenced=set(data.silenced),
             admitted=data.admitted,
+            joined_at=data.joined_at,
             node=room.url if room else None,
             media_reset=data.node is not None and room is None,
         )
@@ -361,6 +363,7 @@ class Meeting:
             "locked": self.locked,
             "max_participants": self.max_participants,
             "capture": self.capture_state(),
+            "captions": self.captions_on,
         }
 
     def capture_state(self) -> dict[str, bool]:

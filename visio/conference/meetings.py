@@ -242,6 +242,7 @@ class Meetings:
         identity: Identity,
         role: Role,
         waited: Waiter | None = None,
+        admitted: bool = False,
     ) -> Participant:
         cap = min(self.settings.max_participants, meeting.max_participants or 10**9)
         if len(meeting.participants) >= cap:
@@ -253,6 +254,7 @@ class Meetings:
             outbox=outbox,
             identity=identity,
             role=role,
+            admitted=admitted,
         )
         if waited is not None:  # admitted from the lobby: the token they waited with goes on
             participant.resume_token = waited.resume_token
@@ -342,6 +344,8 @@ class Meetings:
 
     def _joined(self, meeting: Meeting, participant: Participant, resumed: bool) -> dict[str, Any]:
         chat = newest_chat(meeting.chat, self.settings.chat_history_bytes)
+        if participant.admitted:  # let in from the lobby: what was said before is not theirs
+            chat = [m for m in chat if m["ts"] >= participant.joined_at]
         return {
             "type": "joined",
             "room": meeting.room_info(),
@@ -492,11 +496,11 @@ class Meetings:
                     waiter.identity,
                     "participant",
                     waited=waiter,
+                    admitted=by_moderator,
                 )
             except ProtocolError as error:
                 waiter.dismiss(error.frame(), 4009, error.code)
                 continue
-            participant.admitted = by_moderator
             if waiter.on_admitted is not None:
                 waiter.on_admitted(meeting, participant)
         self._lobby_changed(meeting.room_id)

@@ -188,6 +188,7 @@ export class Meeting {
     this.ready = true;
     this.renderHeader();
     this.onCapture(room?.capture);
+    this.capture.setCaptions(room?.captions, { announce: !!room?.captions });
     if (rejoined) {
       // The server tells a moderator who waits only after a fresh join, and only when
       // someone does: start from nothing, and ask once in case this was a resume.
@@ -242,6 +243,7 @@ export class Meeting {
       toast(t('access.changed', { access: t(`access.${room.access}.short`) }));
     }
     this.onCapture(room.capture);
+    this.capture.setCaptions(room.captions);
   }
 
   onCapture(capture) {
