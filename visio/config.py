@@ -171,6 +171,20 @@ class Settings(BaseSettings):
     diarizer: str = Field(
         "", description="'' (speaker embeddings), 'pyannote:CONFIG' or module:Class"
     )
+    capture_max_tracks: int = Field(
+        200, ge=1, description="Tracks one capture records; later publications are not"
+    )
+    capture_min_free_mb: int = Field(
+        2048,
+        ge=0,
+        description="Free space captures_dir must keep: below it, no capture starts and "
+        "running ones stop",
+    )
+    capture_video: bool = Field(
+        False,
+        description="Keep the video Janus records with a capture (nothing uses it); off: "
+        "emptied as it is written, deleted when the meeting ends",
+    )
     retention_days: float = Field(
         30.0, gt=0, description="Transcripts and recordings kept this long"
     )

@@ -83,7 +83,7 @@ class Services:
             self.jobs = TranscriptionQueue(settings, self.store)
         else:
             self.jobs = JobRunner(settings, self.store)
-        self.captures = Captures(self.store, settings.capture_root, self.jobs.wake)
+        self.captures = Captures(self.store, settings, self.jobs.wake)
         self.captions = CaptionService(settings, self.store)
         self.meetings = Meetings(settings, self.store, self.pool, self.captures, self.captions)
         self.limits = Limits(settings)

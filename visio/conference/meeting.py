@@ -501,10 +501,31 @@ class Meeting:
                 publication.feed_id,
                 participant.guest,
             )
+            if base is None:
+                self._capture_full()
+                return
         try:
             await publication.handle.record(base)
         except JanusError as exc:
             log.warning("janus record failed", extra={"room": self.room_id, "error": str(exc)})
+
+    def _capture_full(self) -> None:
+        """Past capture_max_tracks (audit M8): said to the moderators once, and logged."""
+        assert self.capture is not None
+        if self.capture.over_cap > 1:
+            return
+        log.warning(
+            "capture track cap reached",
+            extra={"room": self.room_id, "capture": self.capture.capture_id},
+        )
+        frame = {
+            "type": "error",
+            "code": "capture_limit",
+            "message": f"only {self.capture.max_tracks} tracks are recorded per capture; "
+            "later publications are not",
+        }
+        for moderator in self.moderators():
+            moderator.send(frame)
 
     async def silence(self, participant: Participant, media: str) -> None:
         """A moderator turns someone's microphone (audio) or camera (video) off.

@@ -140,7 +140,7 @@ export class CaptureControls {
     const { on } = this.pending.get(kind);
     this.clearPending(kind);
     this.render();
-    const known = ['forbidden', 'rate_limited'];
+    const known = ['forbidden', 'rate_limited', 'disk_full'];
     toast(known.includes(code) ? t(`error.${code}`) : t(`capture.error.${kind}.${on ? 'on' : 'off'}`),
       { timeout: 8000 });
     return true;

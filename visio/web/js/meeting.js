@@ -170,7 +170,9 @@ export class Meeting {
     console.warn('visio:', code, message || '');
     if (this.capture.failed({ code, ref })) return; // said by the capture controls
     if (this.captions.failed({ code })) return; // captions_unavailable
-    if (code === 'forbidden' || code === 'not_found') toast(t(`error.${code}`));
+    if (['forbidden', 'not_found', 'disk_full', 'capture_limit'].includes(code)) {
+      toast(t(`error.${code}`), { timeout: 8000 });
+    }
   }
 
   onJoined({ room, you, chat, chatEarlier, rejoined }) {
