@@ -194,6 +194,12 @@ class Settings(BaseSettings):
     ownerless_room_retention_days: float = Field(
         7.0, ge=0, description="The same for rooms without an owner, a guest's (0: kept)"
     )
+    transcription_memory_mb: int = Field(
+        8192,
+        ge=0,
+        description="Address space a transcription job may take (RLIMIT_AS); 0: no cap "
+        "(needed for a GPU, whose driver reserves much address space)",
+    )
     transcription_attempts: int = Field(3, ge=1, description="Tries of a job cut by a restart")
     job_queue: Literal["embedded", "procrastinate"] = Field(
         "embedded",

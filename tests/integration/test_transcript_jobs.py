@@ -229,3 +229,24 @@ async def test_l10_deleting_a_room_while_its_job_runs_leaves_no_files(
         await asyncio.sleep(0.05)
     assert not leftover.exists()
     assert fresh.exists()  # it may be a capture being made: not an hour old
+
+
+async def test_m9_a_job_past_its_memory_cap_fails_alone(job_server, people, bots, tmp_path):
+    restart(job_server, VISIO_SPEECH_MODEL_DIR=None, VISIO_TRANSCRIPTION_MEMORY_MB="700")
+    try:
+        alice, room, _, owner = await captured_meeting(
+            job_server, people, bots, [("Alice", LINE)], tmp_path
+        )
+        await end(owner)
+        failed = await wait_for_status(alice, room, "failed", "done")
+        assert failed["status"] == "failed"
+        log = job_server.log_path.read_text()
+        reason = json.loads(
+            [line for line in log.splitlines() if '"transcription failed"' in line][-1]
+        )["error"]
+        assert any(
+            sign in reason for sign in ("memory", "MemoryError", "bad_alloc", "failed to map")
+        ), reason
+        assert job_server.process.poll() is None  # the server itself is untouched
+    finally:
+        restart(job_server, VISIO_TRANSCRIPTION_MEMORY_MB=None)

@@ -134,6 +134,7 @@ class JobRunner:
             "--language", capture.language,
             "--models", str(settings.models_dir),
             "--threads", str(settings.speech_threads),
+            "--memory-mb", str(settings.transcription_memory_mb),
         ]  # fmt: skip
         if settings.speech_model_dir:
             command += ["--model-dir", settings.speech_model_dir]
