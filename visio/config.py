@@ -428,6 +428,12 @@ def ensure_secrets(settings: Settings) -> None:
     if settings.embedded_janus:
         settings.janus_api_secret = settings.janus_api_secret or secrets.token_urlsafe(24)
         settings.janus_admin_key = settings.janus_admin_key or secrets.token_urlsafe(24)
+    elif not settings.janus_api_secret or not settings.janus_admin_key:
+        # Anyone who reaches a node's API could otherwise run it (audit L8).
+        raise ConfigError(
+            "janus_urls (remote media nodes) need janus_api_secret and janus_admin_key: "
+            "the api_secret and VideoRoom admin_key those nodes were started with"
+        )
 
 
 MIN_SECRET_CHARS = 32

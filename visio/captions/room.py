@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from visio.captions.listener import AudioListener, listen
+from visio.captions.listener import AudioListener, listen, srtp_key
 from visio.captions.speaker import Speaker
 from visio.conference.media import MediaRoom, media_address
 from visio.conference.meeting import Meeting
@@ -131,11 +131,12 @@ class RoomCaptions:
         if room is None or not room.up:
             return
         speaker = Speaker(participant.id, participant.name, target, participant.guest)
-        listener = await listen(self.bind_host, media_address(room.node), speaker.hear)
+        key = srtp_key()
+        listener = await listen(self.bind_host, media_address(room.node), speaker.hear, key)
         try:
             stream_id = await rtp_forward(
                 room.control, room.janus_room, feed_id, mid,
-                self.forward_host, listener.port, room.node.admin_key,
+                self.forward_host, listener.port, room.node.admin_key, key,
             )  # fmt: skip
         except (JanusError, ValueError) as exc:
             listener.close()
