@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
@@ -36,6 +37,7 @@ from visio.transcripts.service import Captures
 from visio.turn import ice_servers
 
 log = logging.getLogger(__name__)
+USED_NOTED_EVERY_S = 3600.0  # a room's last use, for the purge of unused rooms (in days)
 # Called once a join is known to count (its room exists, it takes no place back), with
 # whether it waits in the lobby; raises ProtocolError to refuse it (visio.limits).
 Admission = Callable[[bool], Awaitable[None]]
@@ -119,6 +121,7 @@ class Meetings:
         # The load other server processes put on the media nodes (with several of them).
         self.other_loads: Callable[[], dict[str, NodeLoad]] = dict
         self._locks = KeyedLocks()
+        self._used_noted: dict[str, float] = {}  # room -> when its use was last written
         self._background: set[asyncio.Task[None]] = set()
         pool.on_node_lost(self._node_lost)
 
@@ -293,15 +296,25 @@ class Meetings:
         except JanusError as exc:
             raise ProtocolError("media_error", f"could not start the meeting: {exc}") from exc
         self.running[policy.room_id] = meeting
-        await self._mark_used(policy.room_id)
+        self._mark_used(policy.room_id)
         return meeting
 
-    async def _mark_used(self, room_id: str) -> None:
-        """Keeps the room from the purge of unused rooms (visio.transcripts.jobs)."""
+    def _mark_used(self, room_id: str) -> None:
+        """Keeps the room from the purge of unused rooms (visio.transcripts.jobs), which
+        counts in days: noted once an hour at most, off the join's path (a database write
+        per meeting start would queue joins behind SQLite's lock)."""
+        now = time.monotonic()
+        if now - self._used_noted.get(room_id, -USED_NOTED_EVERY_S) < USED_NOTED_EVERY_S:
+            return
+        self._used_noted[room_id] = now
+        self._spawn(self._note_used(room_id))
+
+    async def _note_used(self, room_id: str) -> None:
         try:
             await self.store.room_used(room_id)
-        except Exception:  # the database may be away a moment: the meeting goes on
-            log.warning("could not note a room's use", extra={"room": room_id}, exc_info=True)
+        except Exception:  # the database may be busy a moment: the next meeting notes it
+            self._used_noted.pop(room_id, None)
+            log.warning("could not note a room's use", extra={"room": room_id})
 
     # -- media nodes: load and placement -------------------------------------------------
 
@@ -618,7 +631,7 @@ class Meetings:
         await self.captions.meeting_closed(meeting)
         await meeting.close()
         await self.captures.meeting_ended(meeting)
-        await self._mark_used(meeting.room_id)
+        self._mark_used(meeting.room_id)
 
     # -- losing and resuming connections -------------------------------------------------
 
