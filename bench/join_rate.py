@@ -16,7 +16,9 @@ while --loops scripted loops join as fast as the server answers, each join follo
 `leave`: with one guest key from one address (`person`), then with a new guest key every
 time from that one address (`keys`). Reported: the abusive attempts per second and the
 share refused (and by which limit), and the legitimate clients' join p95 and refusals,
-beside a baseline with no abuser.
+beside a baseline with no abuser. Last (`sockets`), one address opens --flood WebSockets
+as fast as it can and holds them without joining (audit L2): how many it holds, how many
+are refused (the per-address connection cap), and the legitimate clients' join p95.
 
 Run as root (it makes a private network namespace):
     PYTHONPATH=. .venv/bin/python bench/join_rate.py [--rates 25,50,100,150] [--step 6]
@@ -45,7 +47,7 @@ from visio.testing.server import ServerProcess
 ROOMS = 100
 # The bench makes its rooms from one address, faster than the default allows.
 ROOM_MAKING = {"address_room_creations_per_minute": 100_000}
-ABUSERS = {"person": "127.2.0.1", "keys": "127.2.0.2"}  # an address of their own each
+ABUSERS = {"person": "127.2.0.1", "keys": "127.2.0.2", "sockets": "127.2.0.3"}
 
 
 @dataclass
@@ -231,23 +233,57 @@ async def abuse_loop(ws_url: str, room: str, kind: str, until: float, n: int) ->
     return attempts
 
 
+async def flood(ws_url: str, until: float, count: int) -> list[Join]:
+    """Open `count` WebSockets from one address, join on none, hold them until `until`."""
+    opening = asyncio.Semaphore(100)
+    release = asyncio.Event()
+
+    async def hold_one() -> Join:
+        started = time.monotonic()
+        try:
+            async with opening:
+                ws = await websockets.connect(
+                    ws_url, local_addr=(ABUSERS["sockets"], 0), open_timeout=30, ping_interval=None
+                )
+        except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+            return Join(type(exc).__name__, time.monotonic() - started)
+        try:
+            with contextlib.suppress(TimeoutError):
+                first = await asyncio.wait_for(ws.recv(), 0.5)  # refused: said at once
+                if "too_many_connections" in str(first):
+                    return Join("too_many_connections", time.monotonic() - started)
+            await release.wait()
+            return Join("held", time.monotonic() - started)
+        except websockets.ConnectionClosed:
+            return Join("closed", time.monotonic() - started)
+        finally:
+            await ws.close()
+
+    tasks = [asyncio.create_task(hold_one()) for _ in range(count)]
+    await asyncio.sleep(max(0.0, until - time.monotonic()))
+    release.set()
+    return list(await asyncio.gather(*tasks))
+
+
 async def abuse(server: ServerProcess, args: argparse.Namespace) -> list[list]:
     rooms = [server.create_room() for _ in range(ROOMS)]
     people = Population()
     people.count = 100_000  # other addresses and keys than the ramp's
     ws_url = server.base_url.replace("http", "ws", 1) + "/ws"
     rows = []
-    for kind in ("none", "person", "keys"):
+    for kind in ("none", "person", "keys", "sockets"):
         await asyncio.sleep(3)
         until = time.monotonic() + args.abuse
         loops = [
             asyncio.create_task(abuse_loop(ws_url, rooms[0], kind, until, n))
-            for n in range(args.loops if kind != "none" else 0)
+            for n in range(args.loops if kind in ("person", "keys") else 0)
         ]
+        if kind == "sockets":
+            loops = [asyncio.create_task(flood(ws_url, until, args.flood))]
         with Cpu(server) as cpu:
             legit, _ = await offer(server, rooms, people, args.legit_rate, args.abuse, args.hold)
         attempts = [a for loop in await asyncio.gather(*loops) for a in loop]
-        refused = Counter(a.outcome for a in attempts if a.outcome != "joined")
+        refused = Counter(a.outcome for a in attempts if a.outcome not in ("joined", "held"))
         ok = joined(legit)
         stats = h.summary([r.seconds for r in ok]) if ok else {"median": 0, "p95": 0}
         rows.append(
@@ -341,6 +377,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--legit-rate", type=float, default=10.0)
     parser.add_argument("--abuse", type=float, default=20.0, help="seconds of each abuse run")
     parser.add_argument("--loops", type=int, default=4, help="abusive loops at once")
+    parser.add_argument(
+        "--flood", type=int, default=3000, help="idle WebSockets one address tries to hold"
+    )
     parser.add_argument("--skip-ramp", action="store_true")
     parser.add_argument("--skip-abuse", action="store_true")
     return parser.parse_args()

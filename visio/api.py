@@ -21,6 +21,7 @@ from visio.conference.rooms import Rooms
 from visio.config import Settings
 from visio.db import (
     Access,
+    CaptionsPolicy,
     Language,
     Room,
     RoomExists,
@@ -58,6 +59,9 @@ class RoomChange(Strict):
     name: RoomName | None = None
     access: Access | None = None
     language: Language | None = Field(None, description="Of transcripts and captions")
+    captions: CaptionsPolicy | None = Field(
+        None, description="Who may start live captions: everyone, or moderators only"
+    )
     max_participants: int | None = Field(
         None,
         ge=0,
@@ -96,9 +100,12 @@ class RoomOut(BaseModel):
     permanent: bool
     access: Access
     language: Language = "auto"
+    captions: CaptionsPolicy = "everyone"
     max_participants: int | None = Field(None, description="The cap its moderators set")
-    owner: Person | None = None
-    participants: int = 0
+    owner: Person | None = Field(None, description="To the room's owner, admins and members")
+    participants: int | None = Field(
+        None, description="People in the meeting now; to those who may enter without waiting"
+    )
     your_role: YourRole | None = None
     capture: dict[str, bool] = Field(
         default_factory=dict, description="Is the meeting being transcribed or recorded now"
@@ -167,8 +174,13 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
     async def room_out(request: Request, room: Room, user: User | None) -> RoomOut:
         policy = await store.policy(room.id)
         roles = policy.roles if policy else {}
-        owner = await store.get_user(room.owner_id) if room.owner_id else None
+        role = your_role(room.owner_id, user, roles)
         meeting = await rooms.view(room.id)
+        # Others get what the pre-join screen needs, and the capture notice (audit L6): not
+        # who owns the room, nor, where they would wait, how many are inside.
+        owner = await store.get_user(room.owner_id) if room.owner_id and role else None
+        enters = role is not None or room.access == "public"
+        enters = enters or (room.access == "trusted" and user is not None)
         return RoomOut(
             id=room.id,
             name=room.name,
@@ -176,10 +188,11 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
             permanent=room.permanent,
             access=room.access,  # type: ignore[arg-type]
             language=room.language,  # type: ignore[arg-type]
-            max_participants=room.max_participants,
+            captions=room.captions,  # type: ignore[arg-type]
+            max_participants=room.max_participants if role else None,
             owner=Person(id=owner.id, name=owner.name) if owner else None,
-            participants=len(meeting.participants),
-            your_role=your_role(room.owner_id, user, roles),
+            participants=len(meeting.participants) if enters else None,
+            your_role=role,
             capture=meeting.capture,
         )
 
@@ -268,6 +281,7 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
             access=body.access,
             language=body.language,
             max_participants=body.max_participants,
+            captions=body.captions,
         )
         if room is None:
             raise HTTPException(404, "no such room")

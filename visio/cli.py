@@ -7,9 +7,13 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from visio import __version__
 from visio.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from visio.limits.callers import Limits
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -49,22 +53,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # The app reads forwarded headers itself, from trusted_proxies only
         # (visio.proxies): uvicorn's own default trusts anyone on 127.0.0.1.
         proxy_headers=False,
-        http=_http_protocol(settings),
+        http=_http_protocol(settings, app.state.services.limits),
+        limit_concurrency=settings.max_connections,
     )
     DrainingServer(config, app.state.services).run()
     return 0
 
 
-def _http_protocol(settings: Settings) -> type | str:
-    """uvicorn's HTTP protocol, behind a reader of the PROXY protocol when configured."""
-    if not settings.proxy_protocol:
-        return "auto"
+def _http_protocol(settings: Settings, limits: Limits) -> type:
+    """uvicorn's HTTP protocol, behind a reader of the PROXY protocol when configured,
+    behind the gate that caps connections per address and times out silent ones."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+    from visio.limits.connections import ConnectionCounts, gate
     from visio.proxies.addresses import parse_networks
     from visio.proxies.proxy_protocol import protocol_class
 
-    return protocol_class(AutoHTTPProtocol, parse_networks(settings.trusted_proxies))
+    trusted = parse_networks(settings.trusted_proxies)
+    inner: type = AutoHTTPProtocol
+    if settings.proxy_protocol:
+        inner = protocol_class(AutoHTTPProtocol, trusted)
+    counts = ConnectionCounts(settings.max_connections_per_address, limits.address_factor, "tcp")
+    return gate(inner, counts, trusted, settings.http_header_timeout_s)
 
 
 def cmd_rooms(args: argparse.Namespace) -> int:

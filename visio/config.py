@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     )
     session_secret: str = Field("", description="Signs login cookies; kept in data_dir if empty")
     session_ttl_s: int = Field(7 * 86400, ge=300)
+    session_check_s: float = Field(
+        30.0, gt=0, description="How often a live WebSocket checks its sign-in still holds"
+    )
     cookie_secure: bool | None = Field(None, description="Secure cookies; default: HTTPS in use")
     guests_create_rooms: bool | None = Field(None, description="Default: when sign-in is off")
 
@@ -105,6 +108,24 @@ class Settings(BaseSettings):
     )
     max_frame_bytes: int = Field(65536, ge=1024)
     ws_idle_timeout_s: float = Field(60.0, gt=0)
+    ws_join_timeout_s: float = Field(
+        30.0, gt=0, description="A WebSocket that has not sent join by then is closed (4408)"
+    )
+    max_connections: int = Field(
+        10_000,
+        ge=10,
+        description="Connections this process serves at once (uvicorn limit_concurrency): "
+        "beyond, 503. Keep it under the open-files limit",
+    )
+    max_connections_per_address: int = Field(
+        2000,
+        ge=1,
+        description="Connections one address (an IPv6 /64) holds at once, times its "
+        "limit_networks factor: a NAT's agents each hold one WebSocket",
+    )
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, description="A connection must send its first request's headers by then"
+    )
     rate_limit_per_s: float = Field(20.0, gt=0)
     rate_limit_burst: int = Field(60, ge=1)
     room_video_bitrate: int = Field(1_500_000, ge=64_000)
@@ -150,8 +171,34 @@ class Settings(BaseSettings):
     diarizer: str = Field(
         "", description="'' (speaker embeddings), 'pyannote:CONFIG' or module:Class"
     )
+    capture_max_tracks: int = Field(
+        200, ge=1, description="Tracks one capture records; later publications are not"
+    )
+    capture_min_free_mb: int = Field(
+        2048,
+        ge=0,
+        description="Free space captures_dir must keep: below it, no capture starts and "
+        "running ones stop",
+    )
+    capture_video: bool = Field(
+        False,
+        description="Keep the video Janus records with a capture (nothing uses it); off: "
+        "emptied as it is written, deleted when the meeting ends",
+    )
     retention_days: float = Field(
         30.0, gt=0, description="Transcripts and recordings kept this long"
+    )
+    room_retention_days: float = Field(
+        90.0, ge=0, description="Rooms that are not permanent go after this long unused (0: kept)"
+    )
+    ownerless_room_retention_days: float = Field(
+        7.0, ge=0, description="The same for rooms without an owner, a guest's (0: kept)"
+    )
+    transcription_memory_mb: int = Field(
+        8192,
+        ge=0,
+        description="Address space a transcription job may take (RLIMIT_AS); 0: no cap "
+        "(needed for a GPU, whose driver reserves much address space)",
     )
     transcription_attempts: int = Field(3, ge=1, description="Tries of a job cut by a restart")
     job_queue: Literal["embedded", "procrastinate"] = Field(
@@ -415,6 +462,12 @@ def ensure_secrets(settings: Settings) -> None:
     if settings.embedded_janus:
         settings.janus_api_secret = settings.janus_api_secret or secrets.token_urlsafe(24)
         settings.janus_admin_key = settings.janus_admin_key or secrets.token_urlsafe(24)
+    elif not settings.janus_api_secret or not settings.janus_admin_key:
+        # Anyone who reaches a node's API could otherwise run it (audit L8).
+        raise ConfigError(
+            "janus_urls (remote media nodes) need janus_api_secret and janus_admin_key: "
+            "the api_secret and VideoRoom admin_key those nodes were started with"
+        )
 
 
 MIN_SECRET_CHARS = 32

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     delete,
     func,
     or_,
@@ -38,6 +39,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 Access = Literal["public", "trusted", "restricted"]
 MemberRole = Literal["member", "admin"]
 Language = Literal["auto", "en", "fr"]
+CaptionsPolicy = Literal["everyone", "moderators"]
 ACCESS_LEVELS: tuple[Access, ...] = ("public", "trusted", "restricted")
 MEMBER_ROLES: tuple[MemberRole, ...] = ("member", "admin")
 LANGUAGES: tuple[Language, ...] = ("auto", "en", "fr")
@@ -86,6 +88,11 @@ class Room(Base):
     access: Mapped[str] = mapped_column(String(16), default="public")
     language: Mapped[str] = mapped_column(String(8), default="auto")
     max_participants: Mapped[int | None] = mapped_column(nullable=True)  # a moderator's cap
+    # Who may start live captions: "everyone", or "moderators" (others may then only
+    # follow captions a moderator started).
+    captions: Mapped[str] = mapped_column(String(16), default="everyone")
+    # The last meeting's start or end; None: never used since it was created.
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class RoomMember(Base):
@@ -136,6 +143,7 @@ class RoomPolicy:
     roles: dict[str, str]  # email -> member | admin
     language: Language = "auto"
     max_participants: int | None = None  # a moderator's cap, under the server's
+    captions: CaptionsPolicy = "everyone"
 
 
 class RoomExists(Exception):
@@ -305,6 +313,7 @@ class Store:
         access: Access | None = None,
         language: Language | None = None,
         max_participants: int | None = None,
+        captions: CaptionsPolicy | None = None,
     ) -> Room | None:
         """Change what is given; `max_participants` 0 removes the cap."""
         async with self.sessions.begin() as session:
@@ -319,6 +328,8 @@ class Store:
                 room.access = access
             if language is not None:
                 room.language = language
+            if captions is not None:
+                room.captions = captions
         return room
 
     async def set_room_owner(self, room_id: str, owner_id: str | None) -> Room | None:
@@ -329,6 +340,32 @@ class Store:
                 return None
             room.owner_id = owner_id
         return room
+
+    async def room_used(self, room_id: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(update(Room).where(Room.id == room_id).values(used_at=_now()))
+
+    async def unused_rooms(
+        self, owned_before: datetime | None, ownerless_before: datetime | None
+    ) -> list[str]:
+        """Rooms that are not permanent, last used before the cutoff of their kind (owned
+        or ownerless; None: kept whatever their age), with no capture still kept."""
+        last_used = func.coalesce(Room.used_at, Room.created_at)
+        stale = []
+        if owned_before is not None:
+            stale.append(and_(Room.owner_id.is_not(None), last_used < owned_before))
+        if ownerless_before is not None:
+            stale.append(and_(Room.owner_id.is_(None), last_used < ownerless_before))
+        if not stale:
+            return []
+        captured = select(Capture.room_id)
+        async with self.sessions() as session:
+            found = await session.scalars(
+                select(Room.id)
+                .where(Room.permanent.is_(False), Room.id.not_in(captured))
+                .where(or_(*stale))
+            )
+            return list(found)
 
     async def delete_room(self, room_id: str) -> bool:
         """Delete the room with its members and capture records (not their files)."""
@@ -352,6 +389,7 @@ class Store:
                 roles={m.email: m.role for m in members},
                 language=room.language,  # type: ignore[arg-type]
                 max_participants=room.max_participants,
+                captions=room.captions,  # type: ignore[arg-type]
             )
 
     # -- members ---------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import re
@@ -27,7 +28,7 @@ from visio.api import api_router
 from visio.audit import purge_expired
 from visio.auth.cookies import BrowserCookies
 from visio.auth.csrf import CsrfGuard
-from visio.auth.identity import identify
+from visio.auth.identity import SessionCheck, identify
 from visio.auth.oidc import LOGIN_COOKIE, LOGIN_MAX_AGE_S, auth_router
 from visio.captions.service import CaptionService
 from visio.conference.meetings import Meetings
@@ -40,6 +41,7 @@ from visio.janus.embedded import EmbeddedJanus
 from visio.janus.nodes import JanusPool, NodeLoad
 from visio.limits.bodies import BodyLimit
 from visio.limits.callers import Limits
+from visio.limits.connections import ConnectionCounts
 from visio.protocol import ROOM_ID_PATTERN
 from visio.proxies.addresses import parse_networks
 from visio.proxies.trusted import TrustedProxies
@@ -87,10 +89,13 @@ class Services:
             self.jobs = TranscriptionQueue(settings, self.store)
         else:
             self.jobs = JobRunner(settings, self.store)
-        self.captures = Captures(self.store, settings.capture_root, self.jobs.wake)
+        self.captures = Captures(self.store, settings, self.jobs.wake)
         self.captions = CaptionService(settings, self.store)
         self.meetings = Meetings(settings, self.store, self.pool, self.captures, self.captions)
         self.limits = Limits(settings)
+        self.sockets = ConnectionCounts(
+            settings.max_connections_per_address, self.limits.address_factor, "websocket"
+        )
         self.router: Router
         self.rooms: Rooms
         self.cluster: Cluster | None = None
@@ -199,6 +204,21 @@ def same_origin(ws: WebSocket, settings: Settings) -> bool:
     return urlsplit(origin).netloc in allowed
 
 
+TOO_MANY_CONNECTIONS = {
+    "type": "error",
+    "code": "too_many_connections",
+    "message": "too many connections from your network; try again later",
+}
+
+
+async def refuse_websocket(ws: WebSocket) -> None:
+    """Past the per-address cap: said in a frame, then closed 1013 (try again later)."""
+    await ws.accept()
+    with contextlib.suppress(Exception):
+        await ws.send_json(TOO_MANY_CONNECTIONS)
+        await ws.close(1013, "too many connections")
+
+
 def create_app(settings: Settings) -> FastAPI:
     ensure_secrets(settings)
     services = Services(settings)
@@ -293,8 +313,13 @@ def create_app(settings: Settings) -> FastAPI:
         if not same_origin(ws, settings):
             await ws.close(code=4003)  # before accept: the handshake gets a 403
             return
-        identity = await identify(ws, services.store)
-        await serve_websocket(ws, settings, identity, services.router)
+        with services.sockets.hold(ws.client.host if ws.client else None) as allowed:
+            if not allowed:
+                await refuse_websocket(ws)
+                return
+            identity = await identify(ws, services.store)
+            session = SessionCheck.of(ws, identity, services.store)
+            await serve_websocket(ws, settings, identity, services.router, session)
 
     @app.get("/.well-known/security.txt", include_in_schema=False)
     async def security_txt() -> Response:

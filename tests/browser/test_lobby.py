@@ -330,8 +330,11 @@ async def test_the_owner_caps_the_number_of_people_from_the_people_panel(server,
     await cap.fill("7")
     await cap.press("Enter")  # a keyboard user submits the form
     await expect(owner.locator("#toasts")).to_contain_text("At most 7 people")
-    assert server.get(f"/api/rooms/{room}")[1]["max_participants"] == 7
+    # As the owner sees it: others are not told the cap (audit L6).
+    seen = f"fetch('/api/rooms/{room}').then(r => r.json()).then(r => r.max_participants)"
+    assert await owner.evaluate(seen) == 7
+    assert server.get(f"/api/rooms/{room}")[1]["max_participants"] is None
     await cap.fill("")
     await owner.get_by_role("button", name="Apply").click()
     await expect(owner.locator("#toasts")).to_contain_text("No more limit")
-    assert server.get(f"/api/rooms/{room}")[1]["max_participants"] is None
+    assert await owner.evaluate(seen) is None

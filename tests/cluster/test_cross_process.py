@@ -51,7 +51,9 @@ async def test_lobby_moderation_and_capture_across_processes(deployment, people,
     )
     assert room_frame["room"]["capture"] == {"transcription": True, "recording": False}
     status, seen = b.get(f"/api/rooms/{room}")
-    assert status == 200 and seen["capture"]["transcription"] and seen["participants"] == 2
+    assert status == 200 and seen["capture"]["transcription"]
+    assert seen["participants"] is None  # a guest would wait: not told who is in (audit L6)
+    assert (await alice.api("GET", f"/api/rooms/{room}")).json()["participants"] == 2
 
     # Live captions run where the room is held; the relayed guest gets them through B.
     await guest.send({"type": "captions", "on": True})

@@ -129,6 +129,58 @@ async def test_two_speakers_in_turn_are_kept_apart(bots, room, tmp_path):
     late = await bots.join(room, "Late", publish=False)
     await late.send({"type": "captions", "on": True})
     history = await late.wait_for(lambda f: f["type"] == "captions" and f["on"])
-    assert [f["id"] for f in history["history"]] == [f["id"] for f in finals(reader)]
+    assert history["history"] == []  # all said before they joined (audit L5)
     with contextlib.suppress(Exception):
         await reader.leave()
+
+
+async def test_l5_captions_are_announced_follow_the_room_policy_and_history_starts_at_join(
+    bots, people, tmp_path
+):
+    alice, bob, carol = [await people.signed_in(n) for n in ("alice", "bob", "carol")]
+    room = await alice.new_room(access="trusted")
+    changed = await alice.api("PATCH", f"/api/rooms/{room}", {"captions": "moderators"})
+    assert changed.json()["captions"] == "moderators"
+    owner = await bots.join(room, "Alice", publish=False, cookies=alice.cookies)
+    speaker, mic = await speaking_bot(bots, room, "Bob", cookies=bob.cookies)
+    assert owner.joined["room"]["captions"] is False
+    await owner.chat_send("before the guest")
+
+    guest = await bots.join(room, "Gus", publish=False)
+    waiting = await owner.wait_for(lambda f: f["type"] == "lobby_update" and f["waiting"])
+    await owner.send({"type": "admit", "id": waiting["waiting"][0]["id"]})
+    assert (await guest.admitted())["chat"] == []  # said before they were let in
+
+    # Only a host starts captions in this room; everyone is told they are on.
+    await guest.send({"type": "captions", "on": True})
+    refused = await guest.wait_for(lambda f: f["type"] == "error")
+    assert refused["code"] == "forbidden"
+    await owner.wait_frames(speaker.id, "audio", count=10)
+    await owner.send({"type": "captions", "on": True})
+    await owner.wait_for(lambda f: f["type"] == "captions" and f["on"], timeout=60)
+    for client in (guest, speaker):
+        await client.wait_for(lambda f: f["type"] == "room" and f["room"]["captions"])
+    announced = len(speaker.frames)
+    await guest.send({"type": "captions", "on": True})  # following them is anyone's
+    await guest.wait_for(lambda f: f["type"] == "captions" and f["on"])
+    await asyncio.sleep(1.0)
+
+    await speak_now(mic, sentence(LINE, tmp_path))
+    final = await owner.wait_for(lambda f: f["type"] == "caption" and f["final"], timeout=30)
+    late = await bots.join(room, "Carol", publish=False, cookies=carol.cookies)
+    assert late.joined["room"]["captions"] is True
+    assert [m["text"] for m in late.joined["chat"]] == ["before the guest"]  # by right: kept
+    await late.send({"type": "captions", "on": True})
+    answer = await late.wait_for(lambda f: f["type"] == "captions" and f["on"])
+    assert answer["history"] == []  # said before Carol joined
+    await guest.send({"type": "captions", "on": True})
+    again = await guest.wait_for(
+        lambda f: f["type"] == "captions" and f["on"], since=len(guest.frames)
+    )
+    assert final["id"] in [f["id"] for f in again["history"]]  # said while Gus was there
+
+    for client in (owner, guest, late):
+        await client.send({"type": "captions", "on": False})
+    await speaker.wait_for(
+        lambda f: f["type"] == "room" and not f["room"]["captions"], timeout=10, since=announced
+    )

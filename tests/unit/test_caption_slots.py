@@ -52,7 +52,7 @@ def room_with(speakers: list[Speaker], slots: int) -> tuple[RoomCaptions, Reader
     room = SimpleNamespace(up=False)  # no Janus: forwards are never stopped there
     for feed, speaker in enumerate(speakers):
         captions.forwards[feed] = Forward(
-            feed, feed, AudioListener("127.0.0.1", speaker.hear), speaker, room
+            feed, feed, AudioListener(frozenset({"127.0.0.1"}), speaker.hear), speaker, room
         )
     return captions, reader
 

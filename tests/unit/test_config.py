@@ -175,10 +175,17 @@ def test_operator_secrets_are_kept():
     assert (settings.janus_api_secret, settings.janus_admin_key) == ("mine", "ours")
 
 
-def test_remote_janus_secrets_are_not_invented():
-    settings = Settings(janus_urls=["ws://10.0.0.5:8188"])
+def test_l8_remote_janus_nodes_need_their_secrets():
+    """Remote nodes' secrets are neither invented nor left empty (audit L8)."""
+    for secrets in ({}, {"janus_api_secret": "s"}, {"janus_admin_key": "k"}):
+        settings = Settings(janus_urls=["wss://10.0.0.5:8989"], **secrets)
+        with pytest.raises(ConfigError, match="janus_api_secret and janus_admin_key"):
+            ensure_secrets(settings)
+    settings = Settings(
+        janus_urls=["wss://10.0.0.5:8989"], janus_api_secret="s", janus_admin_key="k"
+    )
     ensure_secrets(settings)
-    assert (settings.janus_api_secret, settings.janus_admin_key) == ("", "")
+    assert (settings.janus_api_secret, settings.janus_admin_key) == ("s", "k")
 
 
 # -- where `visio transcribe` keeps the speech model ----------------------------------------

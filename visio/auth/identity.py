@@ -30,6 +30,29 @@ async def identify(connection: HTTPConnection, store: Store) -> Identity:
     )
 
 
+class SessionCheck:
+    """Whether the sign-in a WebSocket opened with still holds (not signed out, not expired).
+
+    The identity of a socket is read once, at connect: this is asked again at its `join`
+    and every `session_check_s` while it lives."""
+
+    def __init__(self, token: str, store: Store) -> None:
+        self.token = token
+        self.store = store
+
+    @classmethod
+    def of(
+        cls, connection: HTTPConnection, identity: Identity, store: Store
+    ) -> SessionCheck | None:
+        token = connection.cookies.get(SESSION)
+        if identity.user_id is None or not token:
+            return None  # a guest: no sign-in to lose
+        return cls(token, store)
+
+    async def holds(self) -> bool:
+        return await self.store.session_user(self.token) is not None
+
+
 async def require_user(request: Request, store: Store) -> User:
     user = await current_user(request, store)
     if user is None:

@@ -111,6 +111,9 @@ def auth_router(settings: Settings, store: Store) -> APIRouter:
             email=verified_email(claims, settings.oidc_email_verified_by_issuer),
             name=str(claims.get("name") or claims.get("preferred_username") or subject),
         )
+        earlier = request.cookies.get(SESSION)
+        if earlier and len(earlier) <= 128:  # one browser, one sign-in: the old one ends
+            await store.close_session(earlier)
         session_token = await store.open_session(user.id, settings.session_ttl_s)
         target = safe_next(request.session.pop("next", None))
         request.session.clear()

@@ -1,11 +1,20 @@
-"""A UDP port that Janus forwards one speaker's audio to, decoded as it arrives."""
+"""A UDP port that Janus forwards one speaker's audio to, decoded as it arrives.
+
+The audio comes as SRTP with a key drawn for this one forward (audit L8): a packet
+someone else sends, from whatever address, fails authentication and is dropped. Packets
+are also taken only from the media node's addresses (its name resolved: a node named by
+DNS sends from an IP).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+import socket
 from collections.abc import Callable
 
 import numpy as np
+import pylibsrtp
 
 from visio.captions.rtp import OPUS_RATE, TARGET_RATE, OpusToPcm, RtpError, parse_rtp
 
@@ -18,11 +27,27 @@ def _ahead(timestamp: int, expected: int) -> int:
     return (timestamp - expected + 2**31) % 2**32 - 2**31
 
 
-class AudioListener(asyncio.DatagramProtocol):
-    """Takes RTP only from the media server's address; anything else is dropped."""
+def srtp_key() -> bytes:
+    """A fresh master key and salt for AES_CM_128_HMAC_SHA1_80 (30 bytes)."""
+    return secrets.token_bytes(30)
 
-    def __init__(self, sender_host: str, sink: AudioSink) -> None:
-        self.sender_host = sender_host
+
+def srtp_session(key: bytes) -> pylibsrtp.Session:
+    policy = pylibsrtp.Policy(
+        key=key,
+        ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
+        srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    )
+    return pylibsrtp.Session(policy=policy)
+
+
+class AudioListener(asyncio.DatagramProtocol):
+    """Takes RTP only from the media server's addresses, and with `key`, only SRTP that
+    authenticates with it; anything else is dropped."""
+
+    def __init__(self, senders: frozenset[str], sink: AudioSink, key: bytes | None = None) -> None:
+        self.senders = senders
+        self.srtp = srtp_session(key) if key is not None else None
         self.sink = sink
         self.decoder = OpusToPcm()
         self.transport: asyncio.DatagramTransport | None = None
@@ -33,11 +58,11 @@ class AudioListener(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if addr[0] != self.sender_host:
+        if addr[0] not in self.senders:
             return
         try:
-            packet = parse_rtp(data)
-        except RtpError:
+            packet = parse_rtp(self.srtp.unprotect(data) if self.srtp else data)
+        except (RtpError, pylibsrtp.Error):
             return
         gap = 0 if self._expected is None else _ahead(packet.timestamp, self._expected)
         if gap < 0:
@@ -62,10 +87,24 @@ class AudioListener(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-async def listen(bind_host: str, sender_host: str, sink: AudioSink) -> AudioListener:
-    """A listener on a free port of bind_host."""
+async def listen(
+    bind_host: str, sender_host: str, sink: AudioSink, key: bytes | None = None
+) -> AudioListener:
+    """A listener on a free port of bind_host, for RTP from sender_host (a name or an
+    address), SRTP with `key` if given."""
     loop = asyncio.get_running_loop()
+    senders = await resolve(sender_host)
     _, listener = await loop.create_datagram_endpoint(
-        lambda: AudioListener(sender_host, sink), local_addr=(bind_host, 0)
+        lambda: AudioListener(senders, sink, key), local_addr=(bind_host, 0)
     )
     return listener
+
+
+async def resolve(host: str) -> frozenset[str]:
+    """The addresses of a host name (an address stands for itself)."""
+    loop = asyncio.get_running_loop()
+    try:
+        found = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except OSError:
+        return frozenset({host})
+    return frozenset({str(info[4][0]) for info in found}) | {host}

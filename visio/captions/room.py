@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from visio.captions.listener import AudioListener, listen
+from visio.captions.listener import AudioListener, listen, srtp_key
 from visio.captions.speaker import Speaker
 from visio.conference.media import MediaRoom, media_address
 from visio.conference.meeting import Meeting
@@ -76,7 +76,9 @@ class RoomCaptions:
             self.subscribers.discard(participant.id)
         await self.sync()  # the reply comes once the forwards follow
         if on:
-            participant.send({"type": "captions", "on": True, "history": list(self.history)})
+            # What was said before they joined is not theirs to read (audit L5).
+            history = [f for f in self.history if f["end"] >= participant.joined_at]
+            participant.send({"type": "captions", "on": True, "history": history})
         else:
             participant.send({"type": "captions", "on": False})
         if self.subscribers and self._task is None:
@@ -114,17 +116,27 @@ class RoomCaptions:
             for feed_id, (participant, target, mid) in wanted.items():
                 if feed_id not in self.forwards:
                     await self._start(feed_id, participant, target, mid)
+            self._announce()
+
+    def _announce(self) -> None:
+        """Everyone is told while speech is recognised, as for a capture (audit L5)."""
+        on = not self.closed and bool(self._audience())
+        if self.meeting.captions_on != on:
+            self.meeting.captions_on = on
+            if not self.meeting.closed:
+                self.meeting.broadcast({"type": "room", "room": self.meeting.room_info()})
 
     async def _start(self, feed_id: int, participant: Participant, target: str, mid: str) -> None:
         room = self.meeting.room_of_feed(feed_id)  # the node the feed is published on
         if room is None or not room.up:
             return
         speaker = Speaker(participant.id, participant.name, target, participant.guest)
-        listener = await listen(self.bind_host, media_address(room.node), speaker.hear)
+        key = srtp_key()
+        listener = await listen(self.bind_host, media_address(room.node), speaker.hear, key)
         try:
             stream_id = await rtp_forward(
                 room.control, room.janus_room, feed_id, mid,
-                self.forward_host, listener.port, room.node.admin_key,
+                self.forward_host, listener.port, room.node.admin_key, key,
             )  # fmt: skip
         except (JanusError, ValueError) as exc:
             listener.close()

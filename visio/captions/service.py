@@ -64,7 +64,14 @@ class CaptionService:
             raise ProtocolError("captions_unavailable", f"captions are unavailable: {exc}") from exc
 
     async def switch(self, meeting: Meeting, participant: Participant, on: bool) -> None:
-        """Turn captions on or off for one participant."""
+        """Turn captions on or off for one participant. In a room whose `captions` policy is
+        `moderators`, only a moderator starts them; others may follow them once started."""
+        if on and not participant.moderator and not meeting.captions_on:
+            policy = await self.store.policy(meeting.room_id)
+            if policy is not None and policy.captions == "moderators":
+                raise ProtocolError(
+                    "forbidden", "in this room, only a host may start live captions"
+                )
         async with self._opening:
             captions = self.rooms.get(meeting.room_id)
             if captions is None or captions.meeting is not meeting:

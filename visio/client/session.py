@@ -33,7 +33,17 @@ Frame = dict[str, Any]
 
 
 # The server closes after these: coming back would not help.
-FINAL_ERRORS = frozenset(("removed", "denied", "lobby_expired", "replaced", "server_shutdown"))
+FINAL_ERRORS = frozenset(
+    (
+        "removed",
+        "denied",
+        "lobby_expired",
+        "replaced",
+        "server_shutdown",
+        "signed_out",
+        "access_revoked",
+    )
+)
 
 
 class VisioError(Exception):

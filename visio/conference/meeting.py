@@ -74,6 +74,7 @@ class Meeting:
         self.access = "public"
         self.max_participants: int | None = None  # the room's cap, set by its moderators
         self.locked = False
+        self.captions_on = False  # someone follows live captions: speech is recognised
         self.banned: set[str] = set()  # identity keys of people removed by a moderator
         self.room_options = room_options
         self.rooms: dict[str, MediaRoom] = {}  # node URL -> room; the first is the home
@@ -191,6 +192,8 @@ class Meeting:
             identity=data.identity.identity(),
             role=data.role,
             silenced=set(data.silenced),
+            admitted=data.admitted,
+            joined_at=data.joined_at,
             node=room.url if room else None,
             media_reset=data.node is not None and room is None,
         )
@@ -362,6 +365,7 @@ class Meeting:
             "locked": self.locked,
             "max_participants": self.max_participants,
             "capture": self.capture_state(),
+            "captions": self.captions_on,
         }
 
     def capture_state(self) -> dict[str, bool]:
@@ -528,10 +532,31 @@ class Meeting:
                 publication.feed_id,
                 participant.guest,
             )
+            if base is None:
+                self._capture_full()
+                return
         try:
             await publication.handle.record(base)
         except JanusError as exc:
             log.warning("janus record failed", extra={"room": self.room_id, "error": str(exc)})
+
+    def _capture_full(self) -> None:
+        """Past capture_max_tracks (audit M8): said to the moderators once, and logged."""
+        assert self.capture is not None
+        if self.capture.over_cap > 1:
+            return
+        log.warning(
+            "capture track cap reached",
+            extra={"room": self.room_id, "capture": self.capture.capture_id},
+        )
+        frame = {
+            "type": "error",
+            "code": "capture_limit",
+            "message": f"only {self.capture.max_tracks} tracks are recorded per capture; "
+            "later publications are not",
+        }
+        for moderator in self.moderators():
+            moderator.send(frame)
 
     async def silence(self, participant: Participant, media: str) -> None:
         """A moderator turns someone's microphone (audio) or camera (video) off.

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
@@ -36,6 +37,7 @@ from visio.transcripts.service import Captures
 from visio.turn import ice_servers
 
 log = logging.getLogger(__name__)
+USED_NOTED_EVERY_S = 3600.0  # a room's last use, for the purge of unused rooms (in days)
 # Called once a join is known to count (its room exists, it takes no place back), with
 # whether it waits in the lobby; raises ProtocolError to refuse it (visio.limits).
 Admission = Callable[[bool], Awaitable[None]]
@@ -119,6 +121,7 @@ class Meetings:
         # The load other server processes put on the media nodes (with several of them).
         self.other_loads: Callable[[], dict[str, NodeLoad]] = dict
         self._locks = KeyedLocks()
+        self._used_noted: dict[str, float] = {}  # room -> when its use was last written
         self._background: set[asyncio.Task[None]] = set()
         pool.on_node_lost(self._node_lost)
 
@@ -242,6 +245,7 @@ class Meetings:
         identity: Identity,
         role: Role,
         waited: Waiter | None = None,
+        admitted: bool = False,
     ) -> Participant:
         cap = min(self.settings.max_participants, meeting.max_participants or 10**9)
         if len(meeting.participants) >= cap:
@@ -253,6 +257,7 @@ class Meetings:
             outbox=outbox,
             identity=identity,
             role=role,
+            admitted=admitted,
         )
         if waited is not None:  # admitted from the lobby: the token they waited with goes on
             participant.resume_token = waited.resume_token
@@ -291,7 +296,25 @@ class Meetings:
         except JanusError as exc:
             raise ProtocolError("media_error", f"could not start the meeting: {exc}") from exc
         self.running[policy.room_id] = meeting
+        self._mark_used(policy.room_id)
         return meeting
+
+    def _mark_used(self, room_id: str) -> None:
+        """Keeps the room from the purge of unused rooms (visio.transcripts.jobs), which
+        counts in days: noted once an hour at most, off the join's path (a database write
+        per meeting start would queue joins behind SQLite's lock)."""
+        now = time.monotonic()
+        if now - self._used_noted.get(room_id, -USED_NOTED_EVERY_S) < USED_NOTED_EVERY_S:
+            return
+        self._used_noted[room_id] = now
+        self._spawn(self._note_used(room_id))
+
+    async def _note_used(self, room_id: str) -> None:
+        try:
+            await self.store.room_used(room_id)
+        except Exception:  # the database may be busy a moment: the next meeting notes it
+            self._used_noted.pop(room_id, None)
+            log.warning("could not note a room's use", extra={"room": room_id})
 
     # -- media nodes: load and placement -------------------------------------------------
 
@@ -334,6 +357,8 @@ class Meetings:
 
     def _joined(self, meeting: Meeting, participant: Participant, resumed: bool) -> dict[str, Any]:
         chat = newest_chat(meeting.chat, self.settings.chat_history_bytes)
+        if participant.admitted:  # let in from the lobby: what was said before is not theirs
+            chat = [m for m in chat if m["ts"] >= participant.joined_at]
         return {
             "type": "joined",
             "room": meeting.room_info(),
@@ -472,8 +497,12 @@ class Meetings:
         self.journal.waiter_gone(waiter)
         return True
 
-    def admit(self, meeting: Meeting, waiter_id: str | None) -> list[Waiter]:
-        """Let one waiter (or all, with None) into the running meeting; those let in."""
+    def admit(
+        self, meeting: Meeting, waiter_id: str | None, by_moderator: bool = True
+    ) -> list[Waiter]:
+        """Let one waiter (or all, with None) into the running meeting: by a moderator's
+        decision, or (by_moderator False) because the room now lets them in by right.
+        Returns those let in."""
         admitted = []
         for waiter in self._take_waiters(meeting.room_id, waiter_id):
             try:
@@ -484,6 +513,7 @@ class Meetings:
                     waiter.identity,
                     "participant",
                     waited=waiter,
+                    admitted=by_moderator,
                 )
             except ProtocolError as error:
                 waiter.dismiss(error.frame(), 4009, error.code)
@@ -540,7 +570,32 @@ class Meetings:
                     )
                     meeting.updated(participant)
                     self._show_lobby(meeting, participant)
+            await self._move_out_who_may_no_longer_enter(meeting, policy)
             self._admit_who_may_now_enter(meeting, policy)
+
+    async def _move_out_who_may_no_longer_enter(self, meeting: Meeting, policy: RoomPolicy) -> None:
+        """Access revoked (a stricter level, a member or admin removed): those who were in
+        by right and would now wait leave, told `access_revoked`; coming back, they wait
+        in the lobby. A lock does not move anyone out, nor does it touch those a
+        moderator let in."""
+        banned = frozenset(meeting.banned)
+        for participant in list(meeting.participants.values()):
+            if participant.admitted:
+                continue
+            reason = lobby_reason(policy, participant.identity, locked=False, banned=banned)
+            if reason is None:
+                continue
+            participant.send(
+                {
+                    "type": "error",
+                    "code": "access_revoked",
+                    "message": "you may no longer enter this room; ask to be let in",
+                    "reason": reason,
+                }
+            )
+            if participant.outbox is not None:
+                participant.outbox.close(4003, "access revoked")
+            await meeting.remove(participant, "access_revoked")
 
     def _admit_who_may_now_enter(self, meeting: Meeting, policy: RoomPolicy) -> None:
         lobby = self.lobbies.get(meeting.room_id)
@@ -549,7 +604,7 @@ class Meetings:
                 policy, waiter.identity, locked=meeting.locked, banned=frozenset(meeting.banned)
             )
             if reason is None:
-                for admitted in self.admit(meeting, waiter.id):  # nobody decided: the rules
+                for admitted in self.admit(meeting, waiter.id, by_moderator=False):
                     target = audit.waiting(admitted.identity, admitted.id)
                     audit.record(
                         "lobby_admitted", None, room=meeting.room_id, target=target, reason="rules"
@@ -588,6 +643,7 @@ class Meetings:
         await self.captions.meeting_closed(meeting)
         await meeting.close()
         await self.captures.meeting_ended(meeting)
+        self._mark_used(meeting.room_id)
 
     # -- losing and resuming connections -------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,6 +95,10 @@ class Participant:
     media_reset: bool = False  # the media server lost their connections: start them anew
     # What their client measured of the call (in this process: a takeover starts afresh).
     quality: CallQuality = field(default_factory=CallQuality)
+    # A moderator let them in from the lobby: a later change of the room's access does
+    # not move them out (those who entered by right lose it with the right).
+    admitted: bool = False
+    joined_at: int = field(default_factory=lambda: int(time.time() * 1000))  # epoch ms
 
     def __post_init__(self) -> None:
         if not self.resume_digest and self.resume_token:
@@ -115,6 +120,8 @@ class Participant:
             role=self.role,
             node=self.node,
             silenced=sorted(self.silenced),
+            admitted=self.admitted,
+            joined_at=self.joined_at,
             connected=self.connected,
             publications={
                 target: PublicationRecord(

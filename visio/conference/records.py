@@ -114,6 +114,8 @@ class ParticipantRecord(Record):
     role: Role
     node: str | None = None  # the node of the room they are placed in
     silenced: list[str] = []
+    admitted: bool = False  # let in from the lobby by a moderator
+    joined_at: int = 0  # epoch ms: history before it is not theirs
     connected: bool = False  # their connection is up (or they are within the grace)
     publications: dict[str, PublicationRecord] = {}
     subscription: SubscriptionRecord = SubscriptionRecord()

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from visio import protocol as p
 from visio.access import Identity
+from visio.auth.identity import SessionCheck
 from visio.config import Settings
 from visio.limits.budgets import RateLimiter
 
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 2000  # frames waiting for a client that does not read
 OUTBOX_BYTES = 4 * 1024 * 1024  # and their size: a slow reader costs memory, not more
 RATE_LIMITED = {"type": "error", "code": "rate_limited", "message": "too many messages; slow down"}
+SIGNED_OUT = {"type": "error", "code": "signed_out", "message": "your sign-in has ended"}
+SIGNED_OUT_CLOSE = 4401
+JOIN_TIMEOUT = {"type": "error", "code": "join_timeout", "message": "no join in time"}
+JOIN_TIMEOUT_CLOSE = 4408
+LEAVE = '{"type": "leave"}'
 
 
 class WebSocketOutbox:
@@ -85,22 +91,44 @@ class Router(Protocol):
 
 
 async def serve_websocket(
-    websocket: WebSocket, settings: Settings, identity: Identity, router: Router
+    websocket: WebSocket,
+    settings: Settings,
+    identity: Identity,
+    router: Router,
+    session: SessionCheck | None = None,
 ) -> None:
+    """Serve one client. `session`: its sign-in, checked again at `join` and every
+    `session_check_s`: once signed out (or expired) it leaves, told `signed_out`."""
     await websocket.accept()
     outbox = WebSocketOutbox(websocket)
     client = websocket.client.host if websocket.client else "?"
     connection: Connection | None = None
     limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    signed_out = asyncio.Event()
+    watch = None
+    if session is not None:
+        watch = asyncio.create_task(_watch(session, settings.session_check_s, signed_out))
+    join_by = asyncio.get_running_loop().time() + settings.ws_join_timeout_s
     try:
         while outbox.closing is None and not (connection and connection.left):
-            raw = await _receive(websocket, outbox, settings.ws_idle_timeout_s)
-            if raw is None:
+            try:
+                raw = await _receive(
+                    websocket,
+                    _wait_s(settings, connection, join_by),
+                    signed_out if session else None,
+                )
+            except TimeoutError:
+                _timed_out(outbox, joined=connection is not None)
+                break
+            if raw is None or signed_out.is_set():
                 break
             if not limiter.allow():
                 outbox.send(RATE_LIMITED)
                 continue
             if connection is None:
+                if session is not None and not await session.holds():
+                    signed_out.set()
+                    break
                 connection = await _first_frames(raw, outbox, identity, client, router, settings)
             if connection is not None:
                 await connection.handle(raw)
@@ -110,9 +138,49 @@ async def serve_websocket(
             with contextlib.suppress(Exception):
                 await websocket.close(1011)
     finally:
-        if connection is not None:
+        if watch is not None:
+            watch.cancel()
+        if signed_out.is_set():
+            await _sign_out(outbox, connection)
+        elif connection is not None:
             connection.disconnected()
         await outbox.drain()
+
+
+def _wait_s(settings: Settings, connection: Connection | None, join_by: float) -> float:
+    """Idle sockets go after ws_idle_timeout_s; those that never join, sooner."""
+    if connection is not None:
+        return settings.ws_idle_timeout_s
+    left = join_by - asyncio.get_running_loop().time()
+    return max(0.0, min(settings.ws_idle_timeout_s, left))
+
+
+def _timed_out(outbox: WebSocketOutbox, joined: bool) -> None:
+    if joined:
+        outbox.close(1001, "idle")
+    else:
+        outbox.send(JOIN_TIMEOUT)
+        outbox.close(JOIN_TIMEOUT_CLOSE, "no join in time")
+
+
+async def _watch(session: SessionCheck, every_s: float, signed_out: asyncio.Event) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            if not await session.holds():
+                signed_out.set()
+                return
+        except Exception:  # the database may be away a moment: ask again later
+            log.warning("could not check a websocket's sign-in", exc_info=True)
+
+
+async def _sign_out(outbox: WebSocketOutbox, connection: Connection | None) -> None:
+    """Out of the meeting at once (no place kept for a resume: the identity is gone)."""
+    outbox.send(SIGNED_OUT)
+    outbox.close(SIGNED_OUT_CLOSE, "signed out")
+    if connection is not None and not connection.left:
+        with contextlib.suppress(Exception):
+            await connection.handle(LEAVE)
 
 
 async def _first_frames(
@@ -138,13 +206,27 @@ async def _first_frames(
 
 
 async def _receive(
-    websocket: WebSocket, outbox: WebSocketOutbox, idle_timeout_s: float
+    websocket: WebSocket, timeout_s: float, stop: asyncio.Event | None = None
 ) -> str | bytes | None:
-    try:
-        message = await asyncio.wait_for(websocket.receive(), idle_timeout_s)
-    except TimeoutError:
-        outbox.close(1001, "idle")
-        return None
-    if message["type"] == "websocket.disconnect":
+    """The next frame; None when the client went away or `stop` was set; TimeoutError."""
+    async with asyncio.timeout(timeout_s):
+        if stop is None:
+            message = await websocket.receive()
+        else:
+            message = await _receive_unless(websocket, stop)
+    if message is None or message["type"] == "websocket.disconnect":
         return None
     return message.get("text") if message.get("text") is not None else message.get("bytes")
+
+
+async def _receive_unless(websocket: WebSocket, stop: asyncio.Event) -> dict[str, Any] | None:
+    receiving = asyncio.ensure_future(websocket.receive())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((receiving, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        received = receiving.done()
+        if not received:
+            receiving.cancel()
+    return receiving.result() if received else None

@@ -6,6 +6,7 @@ per published target (camera, screen) and one multistream subscriber handle.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,9 +61,17 @@ async def moderate(handle: JanusHandle, room: int, feed: int, mid: str, mute: bo
 
 
 async def rtp_forward(
-    handle: JanusHandle, room: int, feed: int, mid: str, host: str, port: int, admin_key: str
+    handle: JanusHandle,
+    room: int,
+    feed: int,
+    mid: str,
+    host: str,
+    port: int,
+    admin_key: str,
+    srtp_key: bytes | None = None,
 ) -> int:
-    """Have Janus send one track of a publisher, as plain RTP, to host:port; its stream id."""
+    """Have Janus send one track of a publisher to host:port; its stream id. With
+    `srtp_key` (30 bytes: master key and salt), as SRTP (AES_CM_128_HMAC_SHA1_80)."""
     body: dict[str, Any] = {
         "request": "rtp_forward",
         "room": room,
@@ -71,6 +80,9 @@ async def rtp_forward(
         "host_family": "ipv6" if ":" in host else "ipv4",
         "streams": [{"mid": mid, "port": port}],
     }
+    if srtp_key is not None:
+        body["srtp_suite"] = 80
+        body["srtp_crypto"] = base64.b64encode(srtp_key).decode()
     if admin_key:
         body["admin_key"] = admin_key
     data = await handle.request(body)

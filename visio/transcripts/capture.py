@@ -52,6 +52,8 @@ class CaptureSession:
     transcription: bool = False
     recording: bool = False
     tracks: list[Track] = field(default_factory=list)
+    max_tracks: int = 10**9
+    over_cap: int = 0  # publications not recorded, past max_tracks
 
     @property
     def active(self) -> bool:
@@ -63,8 +65,12 @@ class CaptureSession:
 
     def new_track(
         self, participant: str, name: str, target: str, feed_id: int, guest: bool = False
-    ) -> str:
-        """Register a track about to be recorded; return the base path to give Janus."""
+    ) -> str | None:
+        """Register a track about to be recorded; return the base path to give Janus, or
+        None past `max_tracks` (it is not recorded)."""
+        if len(self.tracks) >= self.max_tracks:
+            self.over_cap += 1
+            return None
         raw = self.folder / RAW
         raw.mkdir(parents=True, exist_ok=True)
         base = f"{participant}-{target}-{feed_id}-{len(self.tracks)}"

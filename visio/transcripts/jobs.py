@@ -32,6 +32,7 @@ from visio.db import Capture, CaptureStatus, Store
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 30.0  # other processes may queue jobs too
 SWEEP_EVERY_S = 600.0
+ORPHAN_AGE_S = 3600.0  # a capture folder with no row, untouched this long, is left over
 PROGRESS_EVERY_S = 1.0
 
 
@@ -133,6 +134,7 @@ class JobRunner:
             "--language", capture.language,
             "--models", str(settings.models_dir),
             "--threads", str(settings.speech_threads),
+            "--memory-mb", str(settings.transcription_memory_mb),
         ]  # fmt: skip
         if settings.speech_model_dir:
             command += ["--model-dir", settings.speech_model_dir]
@@ -164,16 +166,29 @@ class JobRunner:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child.pid, signal.SIGKILL)
                 await child.wait()
+        if report.get("deleted"):
+            self._deleted_meanwhile(capture)
+            return
         if code == 0 and report.get("done"):
-            await self._succeed(capture, report.get("problems") or [])
+            if not await self._succeed(capture, report.get("problems") or []):
+                self._deleted_meanwhile(capture)
+                return
             log.info(
                 "transcription done",
                 extra={"capture": capture.id, "seconds": round(time.monotonic() - started, 1)},
             )
             return
         reason = report.get("error") or _crash_reason(code, errors)
-        await self.fail(capture, str(reason))
+        if not await self.fail(capture, str(reason)):
+            self._deleted_meanwhile(capture)
+            return
         log.warning("transcription failed", extra={"capture": capture.id, "error": reason})
+
+    def _deleted_meanwhile(self, capture: Capture) -> None:
+        """Its room (or the capture) was deleted while the worker ran: what the worker
+        wrote has no row left to expire it, so it goes now (audit L10)."""
+        delete_files(self.settings, capture.id)
+        log.info("capture deleted while transcribed", extra={"capture": capture.id})
 
     async def _follow(
         self, capture: Capture, child: asyncio.subprocess.Process
@@ -193,11 +208,16 @@ class JobRunner:
             progress = report.get("progress")
             if isinstance(progress, float | int) and time.monotonic() - saved_at > PROGRESS_EVERY_S:
                 saved_at = time.monotonic()
-                await self.store.update_capture(capture.id, progress=float(progress))
+                if not await self.store.update_capture(capture.id, progress=float(progress)):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(child.pid, signal.SIGKILL)  # deleted: no use going on
+                    return {"deleted": True}
         return last
 
-    async def _succeed(self, capture: Capture, problems: list[str]) -> None:
-        await self.store.update_capture(
+    async def _succeed(self, capture: Capture, problems: list[str]) -> bool:
+        if problems:
+            log.warning("tracks not used", extra={"capture": capture.id, "problems": problems})
+        return await self.store.update_capture(
             capture.id,
             status="done",
             progress=1.0,
@@ -205,8 +225,8 @@ class JobRunner:
             expires_at=self._expiry(),
         )
 
-    async def fail(self, capture: Capture, reason: str) -> None:
-        await self.store.update_capture(
+    async def fail(self, capture: Capture, reason: str) -> bool:
+        return await self.store.update_capture(
             capture.id, status="failed", error=reason[:2000], expires_at=self._expiry()
         )
 
@@ -228,7 +248,50 @@ class JobRunner:
             delete_files(self.settings, capture.id)
             await self.store.delete_capture(capture.id)
             log.info("capture expired", extra={"capture": capture.id, "room": capture.room_id})
+        await self.sweep_orphans()
+        await self.purge_rooms()
         return len(expired)
+
+    async def purge_rooms(self) -> int:
+        """Delete the rooms nobody used for `room_retention_days` (rooms without an owner:
+        `ownerless_room_retention_days`), unless permanent or still holding captures."""
+        settings = self.settings
+        now = _now()
+
+        def cutoff(days: float) -> datetime | None:
+            return now - timedelta(days=days) if days > 0 else None
+
+        unused = await self.store.unused_rooms(
+            cutoff(settings.room_retention_days), cutoff(settings.ownerless_room_retention_days)
+        )
+        for room_id in unused:
+            await self.store.delete_room(room_id)
+        if unused:
+            log.info("unused rooms deleted", extra={"rooms": len(unused)})
+        return len(unused)
+
+    async def sweep_orphans(self, older_than_s: float = ORPHAN_AGE_S) -> int:
+        """Delete capture folders that no capture row points at any more (a room deleted
+        while a worker, here or on another machine, was still writing)."""
+        root = self.settings.capture_root
+        if not root.is_dir():
+            return 0
+        swept = 0
+        for folder in root.iterdir():
+            try:
+                untouched_s = time.time() - folder.stat().st_mtime
+            except OSError:
+                continue
+            if not folder.is_dir() or untouched_s < older_than_s:
+                continue
+            if await self.store.get_capture(folder.name) is None:
+                shutil.rmtree(folder, ignore_errors=True)
+                if folder.exists():
+                    log.warning("orphan capture folder not deleted", extra={"folder": str(folder)})
+                    continue
+                log.info("orphan capture folder deleted", extra={"capture": folder.name})
+                swept += 1
+        return swept
 
 
 def delete_files(settings: Settings, capture_id: str) -> None:

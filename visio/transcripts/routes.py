@@ -34,6 +34,29 @@ FILES = {
 }
 
 
+# "Bob's microphone: <why>" (a track that would not convert), "Bob: screen: <why>" (one
+# that would not decode): who is named to the room's members; why stays in the log.
+TRACK = re.compile(r"([^;:,()]+?)(?:'s |: )(microphone|screen)\b")
+SAID_AS_IS = ("interrupted ", "stopped by an operator")
+
+
+def public_error(status: str, error: str | None) -> str | None:
+    """What members are told of a job's trouble: which tracks, not paths or tool output
+    (audit L6). The whole reason is in the server's log and the database."""
+    if not error:
+        return None
+    tracks = sorted({f"{name.strip()}'s {label}" for name, label in TRACK.findall(error)})
+    named = f": {', '.join(tracks)}" if tracks else ""
+    if status == "done":
+        return f"Some tracks could not be used{named}"
+    if error.startswith(("nothing to transcribe", "nothing to record")):
+        unread = f" ({', '.join(tracks)} could not be read)" if tracks else ""
+        return f"{error.split(':')[0]}: no usable audio was captured{unread}"
+    if error.startswith(SAID_AS_IS):
+        return error
+    return "the transcription failed; the server's log says why"
+
+
 class CaptureFile(BaseModel):
     name: str
     format: str
@@ -99,7 +122,7 @@ def captures_router(settings: Settings, store: Store, runner: Jobs) -> APIRouter
             recording=capture.record,
             status=capture.status,  # type: ignore[arg-type]
             progress=round(capture.progress, 3),
-            error=capture.error,
+            error=public_error(capture.status, capture.error),
             started_at=capture.started_at,
             ended_at=capture.ended_at,
             expires_at=capture.expires_at,

@@ -3,11 +3,22 @@
 A moderator turns transcription or recording on: Janus records every publication of the
 meeting from then on, and everyone sees it in the room's state. When the meeting ends
 the capture is queued for transcription (and mixing, for a recording).
+
+While a capture runs, a guard (audit M8) watches it every few seconds:
+- free space in captures_dir under `capture_min_free_mb`: the capture stops, the
+  moderators are told (`disk_full`), and it is logged; none starts until space is back;
+- video: Janus 1.1's VideoRoom records every stream of a publisher (it has no per-stream
+  recording), while only the audio is used. Unless `capture_video`, the video files are
+  emptied as they are written (so they hold a few seconds at most, as sparse files) and
+  deleted when the meeting ends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,18 +27,24 @@ from typing import Literal
 
 from visio.conference.meeting import Meeting
 from visio.conference.records import CaptureRecord
+from visio.config import Settings
 from visio.db import Store
-from visio.transcripts.capture import CaptureSession, Track, read_manifest
+from visio.protocol import ProtocolError
+from visio.transcripts.capture import RAW, CaptureSession, Track, read_manifest
 
 log = logging.getLogger(__name__)
 CaptureKind = Literal["transcription", "recording"]
+GUARD_EVERY_S = 2.0
+DISK_FULL = "the server is short of disk space for recordings"
 
 
 class Captures:
-    def __init__(self, store: Store, root: Path, on_queued: Callable[[str], None]) -> None:
+    def __init__(self, store: Store, settings: Settings, on_queued: Callable[[str], None]) -> None:
         self.store = store
-        self.root = root
+        self.settings = settings
+        self.root = settings.capture_root
         self._on_queued = on_queued
+        self._guards: dict[str, asyncio.Task[None]] = {}
 
     def folder(self, capture_id: str) -> Path:
         return self.root / capture_id
@@ -35,6 +52,9 @@ class Captures:
     async def switch(self, meeting: Meeting, kind: CaptureKind, on: bool) -> None:
         """Turn transcription or recording on or off; tell everyone in the meeting."""
         capture = meeting.capture
+        if on and self.short_of_disk():
+            log.error("capture refused: disk space low", extra={"room": meeting.room_id})
+            raise ProtocolError("disk_full", f"{DISK_FULL}; nothing is captured")
         if capture is None:
             if not on:
                 return
@@ -51,6 +71,50 @@ class Captures:
             "capture switched",
             extra={"room": meeting.room_id, "capture": capture.capture_id, kind: on},
         )
+        if capture.active:
+            self._guard(meeting)
+
+    # -- the guard: disk space and video ---------------------------------------------------
+
+    def short_of_disk(self) -> bool:
+        root = self.root if self.root.exists() else self.root.parent
+        try:
+            free = shutil.disk_usage(root).free
+        except OSError:
+            return False  # cannot tell: Janus' own errors will
+        return free < self.settings.capture_min_free_mb * 1024 * 1024
+
+    def _guard(self, meeting: Meeting) -> None:
+        running = self._guards.get(meeting.room_id)
+        if running is None or running.done():
+            self._guards[meeting.room_id] = asyncio.create_task(self._watch(meeting))
+
+    async def _watch(self, meeting: Meeting) -> None:
+        try:
+            while not meeting.closed and meeting.capture is not None and meeting.capture.active:
+                if not self.settings.capture_video:
+                    empty_video(meeting.capture.folder)
+                if self.short_of_disk():
+                    await self._stop_for_disk(meeting)
+                    return
+                await asyncio.sleep(GUARD_EVERY_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("capture guard failed", extra={"room": meeting.room_id})
+
+    async def _stop_for_disk(self, meeting: Meeting) -> None:
+        assert meeting.capture is not None
+        log.error(
+            "capture stopped: disk space low",
+            extra={"room": meeting.room_id, "capture": meeting.capture.capture_id},
+        )
+        for kind in ("transcription", "recording"):
+            if meeting.capture is not None and getattr(meeting.capture, kind):
+                await self.switch(meeting, kind, False)  # type: ignore[arg-type]
+        frame = {"type": "error", "code": "disk_full", "message": f"{DISK_FULL}: capture stopped"}
+        for moderator in meeting.moderators():
+            moderator.send(frame)
 
     async def _open(self, meeting: Meeting) -> CaptureSession:
         policy = await self.store.policy(meeting.room_id)
@@ -59,6 +123,7 @@ class Captures:
             meeting.room_id, meeting.name, language, transcribe=False, record=False
         )
         capture = CaptureSession(record.id, self.folder(record.id), meeting.name, language)
+        capture.max_tracks = self.settings.capture_max_tracks
         capture.save()
         meeting.capture = capture
         return capture
@@ -77,6 +142,7 @@ class Captures:
             started_at=record.started_at,
             transcription=record.transcription,
             recording=record.recording,
+            max_tracks=self.settings.capture_max_tracks,
         )
         try:
             capture.tracks = [Track(**t) for t in read_manifest(folder).get("tracks", [])]
@@ -85,12 +151,19 @@ class Captures:
                 "capture manifest unreadable", extra={"capture": record.id, "error": str(exc)}
             )
         meeting.capture = capture
+        if capture.active:
+            self._guard(meeting)
 
     async def meeting_ended(self, meeting: Meeting) -> None:
         """Queue what the meeting captured (Janus has closed its files by now)."""
         capture, meeting.capture = meeting.capture, None
+        guard = self._guards.pop(meeting.room_id, None)
+        if guard is not None:
+            guard.cancel()
         if capture is None:
             return
+        if not self.settings.capture_video:
+            delete_video(capture.folder)
         capture.save()
         if not capture.tracks:
             await self.store.delete_capture(capture.capture_id)
@@ -105,3 +178,17 @@ class Captures:
 
 def _column(kind: CaptureKind) -> str:
     return "transcribe" if kind == "transcription" else "record"
+
+
+def empty_video(folder: Path) -> None:
+    """Empty the video files Janus writes: their space is given back at once, and what
+    Janus writes next lands past a hole (a sparse file of a few seconds)."""
+    for path in (folder / RAW).glob("*-video-*.mjr"):
+        with contextlib.suppress(OSError):
+            os.truncate(path, 0)
+
+
+def delete_video(folder: Path) -> None:
+    for path in (folder / RAW).glob("*-video-*.mjr"):
+        with contextlib.suppress(OSError):
+            path.unlink()

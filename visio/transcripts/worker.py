@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,14 @@ from visio.transcripts.capture import read_manifest
 
 def _say(**message: Any) -> None:
     print(json.dumps(message), flush=True)
+
+
+def limit_memory(megabytes: int) -> None:
+    """Cap this process's address space (audit M9): a job too big for the machine fails
+    alone, rather than the kernel's OOM killer picking the server or Janus."""
+    if megabytes > 0:
+        size = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
 
 
 def run(args: argparse.Namespace) -> list[str]:
@@ -67,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", default="")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--diarizer", default="")
+    parser.add_argument("--memory-mb", type=int, default=0, help="address space cap (0: none)")
     args = parser.parse_args(argv)
+    limit_memory(args.memory_mb)
     from visio.speech.audio import AudioError
     from visio.speech.model import ModelError
     from visio.speech.speakers import SpeakerModelError
@@ -79,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         problems = run(args)
     except known as exc:
         _say(error=str(exc))
+        return 1
+    except MemoryError:
+        _say(error=f"the job needs more memory than transcription_memory_mb ({args.memory_mb})")
         return 1
     except (OSError, KeyError) as exc:
         _say(error=f"the capture folder is incomplete: {exc}")

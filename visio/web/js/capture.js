@@ -74,6 +74,7 @@ export class CaptureControls {
     this.buttons = buttons;
     this.onToggle = onToggle;
     this.state = captureState(null);
+    this.captions = false; // someone follows live captions: speech is being recognised
     this.known = false; // a first state came (from 'joined')
     this.pending = new Map(); // kind -> {ref, on, timer}
     this.listeners = new AbortController();
@@ -108,6 +109,14 @@ export class CaptureControls {
     }
   }
 
+  // room.captions from 'joined' or 'room': everyone is told, as for a capture.
+  setCaptions(on, { announce = true } = {}) {
+    if (typeof on !== 'boolean' || on === this.captions) return;
+    this.captions = on;
+    this.renderStatus();
+    if (announce) toast(t(on ? 'captions.started' : 'captions.stopped'), { timeout: on ? 8000 : 4000 });
+  }
+
   toggle(kind) {
     if (this.pending.has(kind)) return;
     const on = !this.state[kind];
@@ -131,7 +140,7 @@ export class CaptureControls {
     const { on } = this.pending.get(kind);
     this.clearPending(kind);
     this.render();
-    const known = ['forbidden', 'rate_limited'];
+    const known = ['forbidden', 'rate_limited', 'disk_full'];
     toast(known.includes(code) ? t(`error.${code}`) : t(`capture.error.${kind}.${on ? 'on' : 'off'}`),
       { timeout: 8000 });
     return true;
@@ -166,6 +175,7 @@ export class CaptureControls {
   // Rebuilt only when the words change: the region is live, so a rebuild is read out.
   renderStatus() {
     const kinds = CAPTURE_KINDS.filter((kind) => this.state[kind]);
+    if (this.captions) kinds.push('captions');
     const text = kinds.map((kind) => t(`capture.status.${kind}`)).join(' · ');
     if (this.status.dataset.text === text) return;
     this.status.dataset.text = text;
@@ -178,6 +188,7 @@ export class CaptureControls {
     this.listeners.abort();
     for (const kind of CAPTURE_KINDS) this.clearPending(kind);
     this.state = captureState(null);
+    this.captions = false;
     this.known = false;
     this.render();
     this.setModerator(false);

@@ -173,7 +173,9 @@ export class Meeting {
     console.warn('visio:', code, message || '');
     if (this.capture.failed({ code, ref })) return; // said by the capture controls
     if (this.captions.failed({ code })) return; // captions_unavailable
-    if (code === 'forbidden' || code === 'not_found') toast(t(`error.${code}`));
+    if (['forbidden', 'not_found', 'disk_full', 'capture_limit'].includes(code)) {
+      toast(t(`error.${code}`), { timeout: 8000 });
+    }
   }
 
   onJoined({ room, you, chat, chatEarlier, rejoined }) {
@@ -191,6 +193,7 @@ export class Meeting {
     this.ready = true;
     this.renderHeader();
     this.onCapture(room?.capture);
+    this.capture.setCaptions(room?.captions, { announce: !!room?.captions });
     if (rejoined) {
       // The server tells a moderator who waits only after a fresh join, and only when
       // someone does: start from nothing, and ask once in case this was a resume.
@@ -245,6 +248,7 @@ export class Meeting {
       toast(t('access.changed', { access: t(`access.${room.access}.short`) }));
     }
     this.onCapture(room.capture);
+    this.capture.setCaptions(room.captions);
   }
 
   onCapture(capture) {

@@ -63,7 +63,7 @@ const DISCONNECTED_GRACE_MS = 10_000;
 const ICE_RESTART_AFTER_MS = 2_000;
 const ICE_RESTART_MIN_INTERVAL_MS = 5_000;
 // Errors after which the server closes and a reconnection would not help.
-const FATAL_CODES = new Set(['replaced', 'server_shutdown', 'denied', 'lobby_expired', 'removed']);
+const FATAL_CODES = new Set(['replaced', 'server_shutdown', 'denied', 'lobby_expired', 'removed', 'signed_out', 'access_revoked']);
 const JOIN_FAILURES = new Set(['room_not_found', 'room_full', 'lobby_full', 'name_taken', 'bad_message']);
 export const MODERATION_ACTIONS = ['mute', 'camera_off', 'stop_screen', 'remove'];
 export const CAPTURE_KINDS = ['transcription', 'recording'];

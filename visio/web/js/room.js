@@ -10,8 +10,8 @@ const SCREENS = ['loading', 'not-found', 'prejoin', 'lobby', 'meeting', 'left'];
 const $ = (id) => document.getElementById(id);
 
 // Ends that come from the lobby or a moderator, each with its own title and message.
-const LEFT_REASONS = ['denied', 'lobby_expired', 'removed', 'ended'];
-const LEFT_MESSAGES = ['replaced', 'server_shutdown', 'room_not_found', 'room_full', 'denied', 'lobby_expired', 'removed'];
+const LEFT_REASONS = ['denied', 'lobby_expired', 'removed', 'ended', 'signed_out', 'access_revoked'];
+const LEFT_MESSAGES = ['replaced', 'server_shutdown', 'room_not_found', 'room_full', 'denied', 'lobby_expired', 'removed', 'signed_out', 'access_revoked'];
 
 let lastChoices = null; // to rejoin in one click
 let me = null; // GET /api/me
@@ -167,7 +167,7 @@ function showLeft(room, reason, { by = null, byMe = false, captured = false } = 
   const rejoin = $('rejoin-button');
   rejoin.hidden = ['replaced', 'room_not_found', 'ended'].includes(reason);
   // After the lobby or a removal, going back means asking again.
-  setText(rejoin, ['denied', 'lobby_expired', 'removed'].includes(reason) ? 'left.ask' : 'left.rejoin');
+  setText(rejoin, ['denied', 'lobby_expired', 'removed', 'access_revoked'].includes(reason) ? 'left.ask' : 'left.rejoin');
   rejoin.onclick = () => rejoinMeeting(room);
   (rejoin.hidden ? document.querySelector('#left a') : rejoin).focus();
 }
