@@ -325,9 +325,11 @@ class WhisperStreamingEngine:
         text = tokenizer.decode(tokens).strip()
         if not any(c.isalnum() for c in text):
             text = ""
-        if not final and (_looped(text) or logprob < PARTIAL_MIN_LOGPROB):
-            text = ""  # a partial Whisper is unsure of, or looping on: not worth showing
         words = self._align(encoded, tokenizer, tokens, len(audio)) if text else ()
+        if not final and (_looped(text) or logprob < PARTIAL_MIN_LOGPROB):
+            # A partial Whisper is unsure of, or looping on: not shown, but its words still
+            # count for agreement (two decodes agreeing is a better judge than one's score).
+            return Decoded("", language, detected, () if _looped(text) else words)
         collapsed = collapse_repetitions(text)
         return Decoded(collapsed, language, detected, words if collapsed == text else ())
 
@@ -634,7 +636,7 @@ class WhisperCaptionStream:
             tail = _key(words[0].text)
             if tail and tail != self._committed_word and self._committed_word.endswith(tail):
                 words = words[1:]
-        return replace(decoded, text=_text(words), words=tuple(words))
+        return replace(decoded, text=_text(words) if decoded.text else "", words=tuple(words))
 
     def _update(self, decoded: Decoded, start: int, end: int, *, final: bool) -> CaptionUpdate:
         return CaptionUpdate(
