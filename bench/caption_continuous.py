@@ -21,7 +21,7 @@ meeting while the microphone plays.
 
 Timings are wall-clock: on a shared machine, other work makes them noisy (say so when
 quoting them). No server, no namespace, no root:
-    .venv/bin/python bench/caption_continuous.py [--runs 3] [--loops 3] [--language en]
+    PYTHONPATH=. .venv/bin/python bench/caption_continuous.py [--runs 3] [--loops 3] [--language en]
 """
 
 from __future__ import annotations

@@ -29,12 +29,12 @@ pytestmark = pytest.mark.browser
 
 SCRIPT = ["Please send me the report before Friday.", "Let us meet again next Tuesday morning."]
 PAUSE_S = 0.2
-# Measured on 2 shared cores (bench/README.md, "Live captions on continuous speech"): the
-# right words 1.9-3.1 s after the speaker joined, each sentence's final 0.5-1.3 s after
-# its end. The bounds leave room for a loaded 2-core CI machine.
+# Measured on 2 shared cores under load 5-16 (bench/README.md): the right words 0.6-1.5 s
+# after the speaker's media flowed, a final per sentence. The bounds leave room for a
+# loaded 2-core CI machine.
 FIRST_WORDS_WITHIN_S = 9.0
-FINALS = 3  # finals awaited, within FINALS_WITHIN_S of the media flowing
-FINALS_WITHIN_S = 25.0
+FINALS = 2  # finals awaited, within FINALS_WITHIN_S of the media flowing
+FINALS_WITHIN_S = 30.0
 
 
 def words(text: str) -> list[str]:
