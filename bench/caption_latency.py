@@ -196,8 +196,13 @@ def script(sentences: list[Sentence], count: int, rng: random.Random) -> Speaker
     return Speaker(chosen, offsets, np.concatenate(parts))
 
 
-def play(engine: WhisperStreamingEngine, speaker: Speaker, barrier: threading.Barrier) -> None:
-    stream = engine.open_stream("en")
+def play(
+    engine: WhisperStreamingEngine,
+    speaker: Speaker,
+    barrier: threading.Barrier,
+    language: str | None = "en",
+) -> None:
+    stream = engine.open_stream(language)
     barrier.wait()
     began = time.perf_counter()
     fed = 0

@@ -32,10 +32,14 @@ from visio.speech.streaming import (
     LanguageVotes,
     WhisperCaptionStream,
     WhisperStreamingEngine,
+    _agreed_cut,
+    _hallucination,
     _looped,
+    _quietest,
     load_engine,
 )
 from visio.speech.vad import WINDOW, Endpointer, EndpointOptions, SileroVad, SpeechEnd, SpeechStart
+from visio.speech.words import Word
 from visio.testing.speech import speak
 
 CHUNK = 320  # 20 ms, as the server gets them from Opus
@@ -209,6 +213,65 @@ def test_looped_text_is_recognised(text: str, looped: bool) -> None:
     assert _looped(text) is looped
 
 
+def timed(text: str, gap_after: int = -1) -> tuple[Word, ...]:
+    """Words 0.3 s long, back to back, but a 0.2 s gap after word `gap_after`."""
+    words, at = [], 0.0
+    for i, word in enumerate(text.split()):
+        words.append(Word(at, at + 0.3, f" {word}"))
+        at += 0.5 if i == gap_after else 0.3
+    return tuple(words)
+
+
+def test_a_sentence_end_is_committed_once_two_decodes_agree() -> None:
+    before = timed("Please send me the report before Friday.")
+    after = timed("please send me the report before Friday, let us")
+    latest = timed("Please send me the report before Friday. Let us meet")
+    # The words up to the full stop agree, whatever the case and punctuation.
+    assert _agreed_cut(after, latest, paused=False, long=False) == 7
+    assert _agreed_cut(before, latest, paused=False, long=False) == 7
+    # Whisper ends audio cut short with a full stop: last, it is no sentence end unless the
+    # VAD heard a pause there.
+    assert _agreed_cut(before, before, paused=False, long=False) is None
+    assert _agreed_cut(before, before, paused=True, long=False) == 7
+    # A word changed: no agreement, no commit.
+    changed = timed("Please send me the reply before")
+    assert _agreed_cut(changed, latest, paused=False, long=False) is None
+    assert _agreed_cut((), latest, paused=False, long=False) is None
+
+
+def test_a_long_utterance_without_sentence_end_is_cut_at_its_best_agreed_word() -> None:
+    previous = timed("we will review the hiring plan, and then the office layout", gap_after=7)
+    latest = timed("we will review the hiring plan and then the office layout too", gap_after=7)
+    assert _agreed_cut(previous, latest, paused=False, long=False) is None
+    assert _agreed_cut(previous, latest, paused=False, long=True) == 6  # after the comma
+    no_comma = timed("we will review the hiring plan and then the office", gap_after=7)
+    assert _agreed_cut(no_comma, latest, paused=False, long=True) == 8  # the widest gap
+
+
+def test_the_cut_is_in_the_quiet_between_words() -> None:
+    rng = np.random.default_rng(1)
+    audio = rng.normal(0, 0.1, 3 * SAMPLE_RATE).astype(np.float32)
+    audio[round(1.30 * SAMPLE_RATE) : round(1.45 * SAMPLE_RATE)] *= 0.01  # a 150 ms pause
+    audio[round(1.05 * SAMPLE_RATE) : round(1.09 * SAMPLE_RATE)] *= 0.01  # a stop's closure
+    assert 1.30 < _quietest(audio, 1.0, 1.6) / SAMPLE_RATE < 1.45
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "no_speech", "dropped"),
+    [
+        ("Thank you.", 1.0, 0.1, False),  # said, briefly
+        ("Thank you.", 4.0, 0.1, True),  # too long for it
+        (" you", 1.0, 0.5, True),  # likely not speech
+        ("It.", 3.0, 0.0, True),
+        ("Thank you for the report.", 4.0, 0.1, False),
+    ],
+)
+def test_whisper_inventions_are_dropped(
+    text: str, seconds: float, no_speech: float, dropped: bool
+) -> None:
+    assert _hallucination(text, seconds, no_speech) is dropped
+
+
 def test_the_language_waits_for_a_sure_detection() -> None:
     sure = LanguageVotes()
     assert sure.add({"en": 0.98, "cy": 0.01}, 3.0) == "en"
@@ -259,6 +322,50 @@ def test_two_sentences_make_two_utterances(
     # Updates come in order: nothing about utterance 0 after its final.
     assert [u.utterance for u in run.updates] == sorted(u.utterance for u in run.updates)
     assert run.finals[0].end <= run.finals[1].start
+
+
+def sentence_audio(voice: np.ndarray) -> np.ndarray:
+    start, end = speech_bounds(voice)
+    return voice[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+
+
+def test_continuous_speech_gets_a_final_per_sentence_without_a_pause(
+    engine: WhisperStreamingEngine, voices: dict[str, np.ndarray]
+) -> None:
+    """Three sentences back to back (no pause at all): each has its final before the next
+    one ends, cut near its end, with its words."""
+    said = [FIRST, SECOND, FIRST]
+    parts = [sentence_audio(voices["first"]), sentence_audio(voices["second"])]
+    parts.append(parts[0])
+    ends = np.cumsum([len(p) for p in parts]) / SAMPLE_RATE
+    audio = np.concatenate([silence(0.5), *parts, silence(1)])
+    run = feed(engine.open_stream("en"), audio)
+    finals = run.finals
+    print("\n".join(f"{u.start:5.2f}-{u.end:5.2f} {u.text}" for u in finals))
+    assert len(finals) == len(said), [u.text for u in finals]
+    for final, text, end in zip(finals, said, ends + 0.5, strict=True):
+        assert abs(final.end - end) < 0.4, (final, end)
+        assert wer(text, final.text) <= 0.3, final.text
+    # The first came while the speech went on; none waited for the end of the stream's
+    # speech plus 1 s (Whisper may read a comma at a sentence end without a pause: that
+    # sentence ends at the next sentence end, or 5 s into its utterance).
+    arrived = [e / SAMPLE_RATE for e, u in zip(run.ends, run.updates, strict=True) if u.final]
+    assert arrived[0] < ends[1] + 0.5 and arrived[1] < ends[2] + 0.5 + 1.0, arrived
+
+
+def test_a_stream_that_starts_mid_sentence_shows_no_fragment_first(
+    engine: WhisperStreamingEngine, voices: dict[str, np.ndarray]
+) -> None:
+    """The speaker was talking when the stream started: the first partial waits for a second
+    of speech, and the sentence after is captioned whole (with or without the fragment)."""
+    first = sentence_audio(voices["first"])
+    clipped = first[round(1.2 * SAMPLE_RATE) :]  # "…port before Friday."
+    audio = np.concatenate([clipped, silence(0.2), sentence_audio(voices["second"]), silence(1)])
+    run = feed(engine.open_stream("en"), audio)
+    partials = [u for u in run.updates if not u.final]
+    assert partials and partials[0].end >= 1.0
+    heard = normalise(" ".join(u.text for u in run.finals))
+    assert normalise(SECOND) in heard and heard.endswith(normalise(SECOND)), heard
 
 
 def test_silence_gives_nothing(engine: WhisperStreamingEngine) -> None:
@@ -339,6 +446,7 @@ class ScriptedEngine:
         self.endpoint = EndpointOptions()
         self.partial_every_s = 0.5
         self.early_finals = False  # one final decode per utterance, in script order
+        self.commit_after_s = 8.0
         self.script = script
         self.finals = 0
 
@@ -353,14 +461,17 @@ class ScriptedEngine:
 def test_no_text_gives_no_final_and_retracted_partials_an_empty_one(
     voices: dict[str, np.ndarray],
 ) -> None:
-    # Utterance 1: nothing at all; 2: partials then nothing; 3: text.
-    engine = ScriptedEngine([("", ""), ("cough", ""), ("Hello", "Hello.")])
+    # Utterance 1: nothing at all; 2: partials then nothing; 3: text. (Texts as long as the
+    # 2.8 s said: a word or two for that long is taken for misread audio.)
+    engine = ScriptedEngine(
+        [("", ""), ("a cough or two", ""), ("Hello there", "Hello there, everyone.")]
+    )
     pause = silence(1.5)
     audio = np.concatenate([pause, voices["first"], pause, voices["first"], pause, voices["first"]])
     stream = WhisperCaptionStream(engine, None)  # type: ignore[arg-type]
     run = feed(stream, np.concatenate([audio, pause]))
-    assert [(u.utterance, u.text) for u in run.finals] == [(0, ""), (1, "Hello.")]
-    assert {u.text for u in run.updates if not u.final} == {"cough", "Hello"}
+    assert [(u.utterance, u.text) for u in run.finals] == [(0, ""), (1, "Hello there, everyone.")]
+    assert {u.text for u in run.updates if not u.final} == {"a cough or two", "Hello there"}
 
 
 # -- plug-ins -------------------------------------------------------------------------

@@ -144,6 +144,18 @@ class Endpointer:
             self._window += 1
         return out
 
+    def restart(self, sample: int) -> None:
+        """The caller ended the current utterance at `sample` (a sentence end) and goes on
+        with a new one from there: max_utterance_s and the voiced count start from it."""
+        if self._start is None:
+            return
+        window = min(sample // WINDOW, self._window)
+        silent_from = self._silent_from
+        self._open(sample, window)
+        self._voiced = self._window - window
+        if silent_from is not None and silent_from >= window:
+            self._silent_from = silent_from  # a pause under way goes on counting
+
     def flush(self) -> list[Boundary]:
         """End of the stream: the current utterance, if any, ends where the audio does."""
         if self._start is None:
