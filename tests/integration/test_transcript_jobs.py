@@ -115,8 +115,10 @@ async def test_missing_model_fails_clearly_then_restart_and_retry_succeed(
     )
     await end(owner)
     failed = await wait_for_status(alice, room, "failed")
-    # Members are told it failed, not the server's paths; the log says why (audit L6).
-    assert failed["error"] == "the transcription failed; the server's log says why"
+    # Members are told it is the operator's to fix, not the server's paths; the log says
+    # which path (audit L6).
+    assert "speech_model_dir" in failed["error"]
+    assert "/nonexistent" not in failed["error"]
     assert "/nonexistent/whisper" in job_server.log_path.read_text()
     assert (folder / "manifest.json").exists() and list((folder / "raw").glob("*.mjr"))
 

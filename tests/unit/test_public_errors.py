@@ -8,9 +8,12 @@ from visio.transcripts.routes import public_error
 def test_l6_job_errors_name_tracks_but_never_paths_or_tool_output():
     crash = "the transcription worker was killed by signal 9: /srv/visio/lib/x.py line 3"
     model = "no speech model in /nonexistent/whisper (model.bin missing)"
-    for reason in (crash, model, "Traceback (most recent call last): ..."):
+    for reason in (crash, "Traceback (most recent call last): ..."):
         told = public_error("failed", reason)
         assert told == "the transcription failed; the server's log says why"
+    # A missing model is the operator's to fix: told so, by the setting's name, not its path.
+    told = public_error("failed", model)
+    assert "speech_model_dir" in told and "/nonexistent" not in told
     partial = (
         "Some tracks could not be used: Bob's microphone: janus-pp-rec failed on "
         "p-1-camera-2-audio-0.mjr: /usr/bin/janus-pp-rec: bad header; Ann: screen: bad Opus"

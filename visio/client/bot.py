@@ -40,6 +40,7 @@ async def run_bot(
         print(f"visio bot: {exc}", file=sys.stderr)
         return 2
     client = VisioClient(base, room, name, relay_only=relay_only, turn_transport=turn_transport)
+    opened = time.monotonic()
     try:
         joined = await client.connect()
         if joined["type"] == "lobby":
@@ -65,7 +66,10 @@ async def run_bot(
     try:
         while duration <= 0 or time.monotonic() - started < duration:
             if until_video and _most_video(client) >= until_video:
-                print(f"received {_summary(client)} in {time.monotonic() - started:.1f} s")
+                print(
+                    f"received {_summary(client)} in {time.monotonic() - started:.1f} s, "
+                    f"first video {_first_video_at(client) - opened:.2f} s after connecting"
+                )
                 return 0
             await asyncio.sleep(0.2 if until_video else 5)
             if not until_video:
@@ -84,6 +88,11 @@ async def run_bot(
 
 def _most_video(client: VisioClient) -> int:
     return max((r.frames for r in client.received.values() if r.media == "video"), default=0)
+
+
+def _first_video_at(client: VisioClient) -> float:
+    firsts = [r.first_frame_at for r in client.received.values() if r.media == "video"]
+    return min(t for t in firsts if t is not None)
 
 
 def _summary(client: VisioClient) -> str:

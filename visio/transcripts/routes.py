@@ -54,6 +54,8 @@ def public_error(status: str, error: str | None) -> str | None:
         return f"{error.split(':')[0]}: no usable audio was captured{unread}"
     if error.startswith(SAID_AS_IS):
         return error
+    if "speech model" in error or "speech_model_dir" in error:  # the operator's to fix
+        return "no usable speech model on this server: its operator should check speech_model_dir"
     return "the transcription failed; the server's log says why"
 
 
