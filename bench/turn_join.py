@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -47,7 +48,7 @@ async def publisher(base_url: str, room: str) -> VisioClient:
     return client
 
 
-def measure(joins: int) -> dict[str, list[float]]:
+async def measure(joins: int) -> dict[str, list[float]]:
     turn = TurnServer(listen=netns.SIDE_ADDRESS, relay=netns.ADDRESS)
     times: dict[str, list[float]] = {}
     for path, rules in (("udp", ""), ("tcp", netns.NO_UDP_RULES), ("tls", netns.NO_UDP_RULES)):
@@ -59,20 +60,20 @@ def measure(joins: int) -> dict[str, list[float]]:
             guests_create_rooms=True,
             turn_urls=json.dumps([turn.tcp_url, turn.tls_url]),
             turn_secret=turn.secret,
+            janus_ice_interfaces=f"{netns.VETH},{netns.SIDE_VETH}",  # the side reaches it directly
             joins_per_minute=10_000,
             address_joins_per_minute=10_000,
             max_joins_per_second=10_000,
         )
         try:
             room = server.create_room()
-            loop = asyncio.new_event_loop()
-            client = loop.run_until_complete(publisher(server.base_url, room))
+            client = await publisher(server.base_url, room)  # its media flow while we wait
             link = f"http://{netns.ADDRESS}:{server.port}/{room}"
             options = () if path == "udp" else ("--turn", path)
-            bot_join(side, link, turn, *options)  # warm-up: imports, caches
-            times[path] = [bot_join(side, link, turn, *options) for _ in range(joins)]
-            loop.run_until_complete(client.close())
-            loop.close()
+            join = functools.partial(bot_join, side, link, turn, *options)
+            await asyncio.to_thread(join)  # warm-up: imports, caches
+            times[path] = [await asyncio.to_thread(join) for _ in range(joins)]
+            await client.close()
         finally:
             server.stop()
             turn.stop()
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--joins", type=int, default=10, help="joins per path (default 10)")
     args = parser.parse_args()
     _harness.setup()
-    times = measure(args.joins)
+    times = asyncio.run(measure(args.joins))
     udp = _harness.summary(times["udp"])
     rows = []
     for path, values in times.items():
