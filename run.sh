@@ -11,6 +11,8 @@ cd "$(dirname "$0")"
 apt_install janus janus-tools ffmpeg python3 python3-venv ca-certificates
 disable_system_janus
 python_venv ""
+# The web app's own copies of its browser libraries (RNNoise, MediaPipe), served under /vendor/.
+node_packages visio/web/vendor
 if [ "$(id -u)" != 0 ]; then
     exec .venv/bin/visio serve "$@"
 fi

@@ -15,6 +15,7 @@ python_venv "[test]"
 service_user visio "$PWD/var"
 let_reach visio
 node_packages tests/idp
+node_packages visio/web/vendor
 # puppeteer-core drives Debian's Firefox: it must never fetch a browser of its own.
 PUPPETEER_SKIP_DOWNLOAD=1 node_packages tests/firefox
 .venv/bin/ruff check visio tests bench

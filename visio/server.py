@@ -334,6 +334,9 @@ def create_app(settings: Settings) -> FastAPI:
         return Response("\n".join(lines) + "\n", media_type="text/plain; charset=utf-8")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
+    # Browser libraries from npm (visio/web/vendor/package.json), served by Visio itself: no CDN.
+    vendor = WEB / "vendor" / "node_modules"
+    app.mount("/vendor", StaticFiles(directory=vendor, check_dir=False), name="vendor")
 
     @app.get("/", include_in_schema=False)
     async def home() -> FileResponse:
