@@ -18,6 +18,7 @@ import pytest
 
 from visio.client import PcmAudioTrack, TestPatternTrack, VisioClient
 from visio.testing import netns
+from visio.testing.coturn import TurnServer
 from visio.testing.idp import IdentityProvider, sign_in
 from visio.testing.server import ServerProcess
 
@@ -73,6 +74,14 @@ def start_server(idp: bool = True, **settings: object) -> tuple[ServerProcess, I
         provider.stop()
         raise
     return process, provider
+
+
+def start_open_server(**settings: object) -> tuple[ServerProcess, IdentityProvider]:
+    """A server for tests with a side namespace: it listens on every address of the
+    harness' namespace (the side one reaches it across its link), guests create rooms."""
+    return start_server(
+        idp=False, host="0.0.0.0", guests_create_rooms=True, **{**GENEROUS_LIMITS, **settings}
+    )
 
 
 def stop_server(process: ServerProcess, provider: IdentityProvider) -> None:
@@ -188,3 +197,31 @@ async def people(server: ServerProcess) -> AsyncIterator[People]:
     found = People(server)
     yield found
     await found.close()
+
+
+@pytest.fixture(scope="module")
+def shaped_side() -> Iterator[netns.SideNamespace]:
+    """A side namespace whose link to the harness' one can be shaped (visio.testing.link)."""
+    namespace = netns.SideNamespace()
+    namespace.create(shaped=True)
+    yield namespace
+    namespace.remove()
+
+
+@pytest.fixture(scope="module")
+def turn() -> Iterator[TurnServer]:
+    """coturn on the side link's address, relaying from the address Janus uses."""
+    server = TurnServer(listen=netns.SIDE_ADDRESS, relay=netns.ADDRESS)
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def udp_blocked_side(turn: TurnServer) -> Iterator[netns.SideNamespace]:
+    """A side namespace whose nftables rules drop every UDP datagram: TCP to the harness'
+    namespace (the server, coturn) is its only way out."""
+    namespace = netns.SideNamespace()
+    namespace.create(netns.NO_UDP_RULES)
+    turn.start()  # listens on the side link's address: after the link exists
+    yield namespace
+    namespace.remove()

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_firefox import join_in_firefox
 from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
-from tests.conftest import GENEROUS_LIMITS, Bots, start_server, stop_server
+from tests.conftest import Bots, start_open_server, stop_server
 from visio.client import VisioClient
 from visio.testing import netns, rtcstats
 from visio.testing.chromium import CHROMIUM_ARGS
@@ -38,36 +38,22 @@ MAX_CONCEALMENT = 0.15
 
 
 @pytest.fixture(scope="module")
-def side() -> Iterator[netns.SideNamespace]:
-    namespace = netns.SideNamespace()
-    namespace.create(shaped=True)
-    yield namespace
-    namespace.remove()
-
-
-@pytest.fixture(scope="module")
-def side_server(side: netns.SideNamespace) -> Iterator[ServerProcess]:
+def side_server(shaped_side: netns.SideNamespace) -> Iterator[ServerProcess]:
     """A server on every address of the harness' namespace; 127.0.0.1 in the side one.
 
     Janus gathers on the side link too: it sends from a socket bound to its interface, so
     its host candidate on the harness' veth reaches nobody in the side namespace."""
-    process, provider = start_server(
-        idp=False,
-        host="0.0.0.0",
-        guests_create_rooms=True,
-        janus_ice_interfaces=f"{netns.VETH},{netns.SIDE_VETH}",
-        **GENEROUS_LIMITS,
-    )
-    side.forward(process.port)
+    process, provider = start_open_server(janus_ice_interfaces=f"{netns.VETH},{netns.SIDE_VETH}")
+    shaped_side.forward(process.port)
     yield process
     stop_server(process, provider)
 
 
 @pytest.fixture(scope="module")
 async def side_browser(
-    side: netns.SideNamespace, tmp_path_factory: pytest.TempPathFactory
+    shaped_side: netns.SideNamespace, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Browser]:
-    executable = side.wrap(CHROMIUM, tmp_path_factory.mktemp("side-chromium"))
+    executable = shaped_side.wrap(CHROMIUM, tmp_path_factory.mktemp("side-chromium"))
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(executable), args=CHROMIUM_ARGS
@@ -77,17 +63,17 @@ async def side_browser(
 
 
 @pytest.fixture(scope="module")
-async def side_firefox(side: netns.SideNamespace) -> AsyncIterator[Firefox]:
+async def side_firefox(shaped_side: netns.SideNamespace) -> AsyncIterator[Firefox]:
     """Firefox ESR in the side namespace (its driver runs there too: it speaks to Firefox
     on the namespace's loopback)."""
-    firefox = Firefox(under=side.command())
+    firefox = Firefox(under=shaped_side.command())
     await firefox.start()
     yield firefox
     await firefox.close()
 
 
 @pytest.fixture
-async def traveller(side_browser: Browser, side: netns.SideNamespace) -> AsyncIterator[Page]:
+async def traveller(side_browser: Browser, shaped_side: netns.SideNamespace) -> AsyncIterator[Page]:
 
     context = await side_browser.new_context(viewport={"width": 1280, "height": 720})
     page = await context.new_page()
@@ -127,7 +113,7 @@ async def received(page: Page | FirefoxPage) -> dict:
     "conditions", [pytest.param(LOSSY, id="5%-loss"), pytest.param(SLOW, id="300ms-rtt-jitter")]
 )
 async def test_audio_goes_on_through_loss_and_delay(
-    side_server, side, traveller, new_page, conditions
+    side_server, shaped_side, traveller, new_page, conditions
 ):
     """The traveller and someone on a clean link hear each other; each side's concealment
     (samples the decoder made up) stays low: Opus FEC covers the traveller's lossy uplink,
@@ -138,7 +124,7 @@ async def test_audio_goes_on_through_loss_and_delay(
     await join_through_the_ui(traveller, f"{side_server.base_url}/{room}", "Traveller")
     await wait_decoding(traveller, CAMERA, 10)
     await wait_decoding(listener, CAMERA, 10)
-    side.shape(uplink=conditions, downlink=conditions)
+    shaped_side.shape(uplink=conditions, downlink=conditions)
     await asyncio.sleep(3)  # the jitter buffer settles, the encoder learns of the loss
     before = [await received(listener), await received(traveller)]
     await asyncio.sleep(8)
@@ -185,17 +171,17 @@ def offers(bot: VisioClient) -> int:
 
 
 async def test_a_three_second_outage_recovers_without_leaving(
-    side_server, side_bots, side, traveller
+    side_server, side_bots, shaped_side, traveller
 ):
     bot, browser_id = await meet(side_server, side_bots, traveller)
     offers_before = offers(bot)
-    await side.outage(3)
+    await shaped_side.outage(3)
     await media_flows_again(traveller, bot, browser_id)
     await stayed(traveller, bot, browser_id, offers_before)
 
 
 async def test_a_longer_outage_recovers_with_an_ice_restart(
-    side_server, side_bots, side, traveller
+    side_server, side_bots, shaped_side, traveller
 ):
     """Chromium's ICE says 'disconnected' ~5.5 s into an outage (3 s pass unnoticed): 2 s
     later the client restarts its publication's ICE through the server and resubscribes
@@ -203,7 +189,7 @@ async def test_a_longer_outage_recovers_with_an_ice_restart(
     bot, browser_id = await meet(side_server, side_bots, traveller)
     offers_before = offers(bot)
     restarts_before = await traveller.evaluate("() => (window.iceRestarts || []).length")
-    await side.outage(10)
+    await shaped_side.outage(10)
     await media_flows_again(traveller, bot, browser_id)
     # Only this outage's restarts: the page may have seen an earlier test's.
     restarts = await traveller.evaluate(
@@ -214,9 +200,9 @@ async def test_a_longer_outage_recovers_with_an_ice_restart(
 
 
 async def test_firefox_through_loss_and_a_three_second_outage(
-    side_server, side_bots, side, side_firefox
+    side_server, side_bots, shaped_side, side_firefox
 ):
-    side.clear()
+    shaped_side.clear()
     page = await side_firefox.new_page()
     try:
         room = side_server.create_room()
@@ -226,20 +212,20 @@ async def test_firefox_through_loss_and_a_three_second_outage(
         await decoded(page, 10)
         offers_before = offers(bot)
 
-        side.shape(uplink=LOSSY, downlink=LOSSY)
+        shaped_side.shape(uplink=LOSSY, downlink=LOSSY)
         await asyncio.sleep(2)
         before = await received(page)
         await asyncio.sleep(6)
         after = await received(page)
         assert rtcstats.concealment(before, after) < MAX_CONCEALMENT, (before, after)
-        side.clear()
+        shaped_side.clear()
 
-        await side.outage(3)
+        await shaped_side.outage(3)
         await media_flows_again(page, bot, browser_id)
         await stayed(page, bot, browser_id, offers_before)
         assert not await page.errors()
     finally:
-        side.clear()
+        shaped_side.clear()
         await page.close()
 
 

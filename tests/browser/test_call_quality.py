@@ -8,7 +8,7 @@ import json
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.test_firefox import join_in_firefox
+from tests.browser.test_firefox import meet_in_chromium_and_firefox
 from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
 from tests.integration.test_metrics import scrape, value
 
@@ -79,12 +79,9 @@ async def test_firefox_shows_the_indicator_without_the_fields_it_lacks(
     server, new_page, new_firefox_page
 ):
     """Firefox has no outgoing estimate (availableOutgoingBitrate): the rest classifies."""
-    room = server.create_room()
-    url = f"{server.base_url}/{room}"
     chromium = await new_page()
     fox = await new_firefox_page()
-    await join_through_the_ui(chromium, url, "Chromium user")
-    await join_in_firefox(fox, url, "Firefox user")
+    await meet_in_chromium_and_firefox(server, chromium, fox)
 
     shown = await fox.wait_for(
         f"""() => {{

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import CHROMIUM, PageErrors, firefox_pages
-from tests.conftest import GENEROUS_LIMITS, start_server, stop_server
+from tests.conftest import start_open_server, stop_server
 from tests.integration.test_turn import udp_dropped
 from visio.testing import netns
 from visio.testing.chromium import CHROMIUM_ARGS
@@ -39,32 +38,11 @@ MEDIA_PORTS = "30000-39999"  # the test server's Janus range (visio.testing.serv
 
 
 @pytest.fixture(scope="module")
-def turn() -> Iterator[TurnServer]:
-    server = TurnServer(listen=netns.SIDE_ADDRESS, relay=netns.ADDRESS)
-    yield server
-    server.remove()
-
-
-@pytest.fixture(scope="module")
-def side(turn: TurnServer) -> Iterator[netns.SideNamespace]:
-    namespace = netns.SideNamespace()
-    namespace.create(netns.NO_UDP_RULES)
-    turn.start()  # listens on the side link's address: after the link exists
-    yield namespace
-    namespace.remove()
-
-
-@pytest.fixture(scope="module")
-def turn_server(turn: TurnServer, side: netns.SideNamespace) -> Iterator[ServerProcess]:
+def turn_server(turn: TurnServer, udp_blocked_side: netns.SideNamespace) -> Iterator[ServerProcess]:
     """A server on every address of the namespace (the side one reaches it), with TURN over
     UDP, TCP and TLS."""
-    process, provider = start_server(
-        idp=False,
-        host="0.0.0.0",
-        guests_create_rooms=True,
-        turn_urls=json.dumps([turn.udp_url, turn.tcp_url, turn.tls_url]),
-        turn_secret=turn.secret,
-        **GENEROUS_LIMITS,
+    process, provider = start_open_server(
+        turn_urls=json.dumps([turn.udp_url, turn.tcp_url, turn.tls_url]), turn_secret=turn.secret
     )
     yield process
     stop_server(process, provider)
@@ -93,14 +71,15 @@ async def open_browser(browser: Browser, turn: TurnServer) -> AsyncIterator[Brow
 
 @pytest.fixture
 async def blocked_browser(
-    browser: Browser, turn: TurnServer, side: netns.SideNamespace, turn_server: ServerProcess
+    browser: Browser,
+    turn: TurnServer,
+    udp_blocked_side: netns.SideNamespace,
+    turn_server: ServerProcess,
 ) -> AsyncIterator[Browser]:
     """Chromium in the UDP-blocked namespace (a wrapper enters it), for whom the server's
     address outside 127.0.0.1 counts as secure (camera and microphone)."""
     with tempfile.TemporaryDirectory(prefix="visio-blocked-chromium-") as folder:
-        wrapper = Path(folder) / "chromium"
-        wrapper.write_text(f'#!/bin/sh\nexec {" ".join(side.command(CHROMIUM))} "$@"\n')
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+        wrapper = udp_blocked_side.wrap(CHROMIUM, Path(folder))
         origin = f"http://{netns.ADDRESS}:{turn_server.port}"
         blocked = await browser.browser_type.launch(
             executable_path=str(wrapper),
@@ -181,12 +160,12 @@ async def test_open_network_passes_every_check(turn_server, open_browser):
 
 
 async def test_blocked_udp_is_reported_with_what_to_ask_it(
-    turn_server, turn, side, blocked_browser
+    turn_server, turn, udp_blocked_side, blocked_browser
 ):
     room = turn_server.create_room()
     errors = PageErrors()
     page = await new_page_of(blocked_browser, errors)
-    dropped_before = udp_dropped(side)
+    dropped_before = udp_dropped(udp_blocked_side)
 
     statuses = await run_connection_test(page, f"http://{netns.ADDRESS}:{turn_server.port}/{room}")
 
@@ -194,7 +173,8 @@ async def test_blocked_udp_is_reported_with_what_to_ask_it(
     assert statuses["udp"] == "fail", statuses
     assert statuses["tcp"] == "ok" and statuses["tls"] == "ok", (statuses, turn.log_tail())
     assert statuses["camera"] == "ok" and statuses["microphone"] == "ok", statuses
-    assert udp_dropped(side) > dropped_before  # it did try UDP, and the firewall dropped it
+    # It did try UDP, and the firewall dropped it.
+    assert udp_dropped(udp_blocked_side) > dropped_before
     outcome = page.get_by_role("status").filter(has_text="relay server")
     await expect(outcome).to_contain_text("Meetings will work, through the relay server")
     advice = page.locator("#connection-test-advice")
@@ -239,27 +219,27 @@ async def test_firefox_passes_the_test_on_an_open_network(turn_server, sounding_
 
 
 @pytest.fixture
-async def blocked_firefox(side: netns.SideNamespace) -> AsyncIterator[Firefox]:
+async def blocked_firefox(udp_blocked_side: netns.SideNamespace) -> AsyncIterator[Firefox]:
     """A Firefox in the UDP-blocked namespace, with a mock sound device, allowed the camera
     and microphone on the server's plain-HTTP address (a secure context, as for Chromium)."""
     prefs = {**MOCK_SOUND, "dom.securecontext.allowlist": netns.ADDRESS}
-    firefox = Firefox(prefs=prefs, under=side.command())
+    firefox = Firefox(prefs=prefs, under=udp_blocked_side.command())
     await firefox.start()
     yield firefox
     await firefox.close()
 
 
-async def test_firefox_reports_blocked_udp(turn_server, turn, side, blocked_firefox):
+async def test_firefox_reports_blocked_udp(turn_server, turn, udp_blocked_side, blocked_firefox):
     async for new_firefox_page in firefox_pages(blocked_firefox):
         page = await new_firefox_page()
         await page.goto(f"http://{netns.ADDRESS}:{turn_server.port}/{turn_server.create_room()}")
         await page.wait_for("() => document.querySelector('#preview-video')?.readyState === 4")
-        dropped_before = udp_dropped(side)
+        dropped_before = udp_dropped(udp_blocked_side)
         await page.click("#connection-test-run")
 
         statuses = await page.wait_for(STATUSES, timeout=20)
 
-        assert udp_dropped(side) > dropped_before
+        assert udp_dropped(udp_blocked_side) > dropped_before
         assert statuses == {
             "server": "ok",
             "udp": "fail",

@@ -12,6 +12,7 @@ from tests.browser.test_lobby import owner_opens_a_trusted_meeting
 from tests.browser.test_web_meeting import join_through_the_ui
 from tests.integration.speaking import normalise, say, sentence, speaking_bot
 from visio.testing.firefox import FirefoxPage
+from visio.testing.server import ServerProcess
 
 pytestmark = pytest.mark.browser
 
@@ -68,6 +69,16 @@ async def join_in_firefox(page: FirefoxPage, url: str, name: str) -> str:
     return str(await page.wait_for(JOINED, timeout=15))
 
 
+async def meet_in_chromium_and_firefox(
+    server: ServerProcess, chromium: Page, fox: FirefoxPage
+) -> tuple[str, str]:
+    """Chromium, then Firefox, join a new room through the UI: their participant ids."""
+    url = f"{server.base_url}/{server.create_room()}"
+    await join_through_the_ui(chromium, url, "Chromium user")
+    fox_id = await join_in_firefox(fox, url, "Firefox user")
+    return str(await chromium.evaluate(JOINED)), fox_id
+
+
 def receives_from(
     participant: str, target: str = "camera", frames: int = 10, packets: int = 25
 ) -> str:
@@ -110,13 +121,9 @@ async def sent_layers(evaluate) -> list[str]:
 
 
 async def test_chromium_and_firefox_see_and_hear_each_other(server, new_page, new_firefox_page):
-    room = server.create_room()
-    url = f"{server.base_url}/{room}"
     chromium = await new_page()
     fox = await new_firefox_page()
-    await join_through_the_ui(chromium, url, "Chromium user")
-    fox_id = await join_in_firefox(fox, url, "Firefox user")
-    chromium_id = await chromium.evaluate(JOINED)
+    chromium_id, fox_id = await meet_in_chromium_and_firefox(server, chromium, fox)
 
     await chromium_waits_for(chromium, receives_from(fox_id))
     await fox.wait_for(receives_from(chromium_id))
@@ -135,13 +142,9 @@ async def test_screen_shares_both_ways_between_chromium_and_firefox(
 ):
     """Firefox shares its (virtual, Xvfb) screen through its real getDisplayMedia path,
     Chromium its fake one; each sees the other's share, then both at once."""
-    room = server.create_room()
-    url = f"{server.base_url}/{room}"
     chromium = await new_page()
     fox = await new_screen_firefox_page()
-    await join_through_the_ui(chromium, url, "Chromium user")
-    fox_id = await join_in_firefox(fox, url, "Firefox user")
-    chromium_id = await chromium.evaluate(JOINED)
+    chromium_id, fox_id = await meet_in_chromium_and_firefox(server, chromium, fox)
 
     await fox.click("#toggle-screen")
     assert await fox.wait_for(SHARED_SCREEN) == "Primary Monitor"  # the X screen, captured
@@ -174,12 +177,9 @@ async def width_settles(evaluate, check, timeout_s: float = 20) -> int:
 async def test_simulcast_layers_follow_the_tile_size_between_chromium_and_firefox(
     server, new_page, new_firefox_page
 ):
-    room = server.create_room()
-    url = f"{server.base_url}/{room}"
     chromium = await new_page()
     fox = await new_firefox_page()
-    await join_through_the_ui(chromium, url, "Chromium user")
-    await join_in_firefox(fox, url, "Firefox user")
+    await meet_in_chromium_and_firefox(server, chromium, fox)
 
     # Each side shrinks its window: tiles under 320 px ask Janus for the low layer of
     # the other's simulcast, which it picks by rid from that browser's SDP.

@@ -7,7 +7,6 @@ link (netns.SideNamespace, visio.testing.link) whose downlink is capped.
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
-from tests.conftest import GENEROUS_LIMITS, Bots, start_server, stop_server
+from tests.conftest import Bots, start_open_server, stop_server
 from visio.testing import netns
 from visio.testing.chromium import CHROMIUM_ARGS
 from visio.testing.link import Conditions
@@ -69,35 +68,19 @@ PEERS = """async () => {
 
 
 @pytest.fixture(scope="module")
-def side() -> Iterator[netns.SideNamespace]:
-    namespace = netns.SideNamespace()
-    namespace.create(shaped=True)
-    yield namespace
-    namespace.remove()
-
-
-@pytest.fixture(scope="module")
-def open_server(side: netns.SideNamespace) -> Iterator[ServerProcess]:
+def open_server(shaped_side: netns.SideNamespace) -> Iterator[ServerProcess]:
     """A server on every address of the namespace: the side one reaches it. Its Janus
     gathers on the side link too (Janus 1.1.2 answered no check from the side namespace
     through its address on the harness' veth alone)."""
-    process, provider = start_server(
-        idp=False,
-        host="0.0.0.0",
-        guests_create_rooms=True,
-        janus_ice_interfaces=f"{netns.VETH},{netns.SIDE_VETH}",
-        **GENEROUS_LIMITS,
-    )
+    process, provider = start_open_server(janus_ice_interfaces=f"{netns.VETH},{netns.SIDE_VETH}")
     yield process
     stop_server(process, provider)
 
 
 @pytest.fixture
-async def side_browser(side: netns.SideNamespace, tmp_path: Path) -> AsyncIterator[Browser]:
+async def side_browser(shaped_side: netns.SideNamespace, tmp_path: Path) -> AsyncIterator[Browser]:
     """Debian's Chromium started inside the side namespace."""
-    launcher = tmp_path / "chromium-in-side-namespace"
-    launcher.write_text(f'#!/bin/sh\nexec {shlex.join(side.command(CHROMIUM))} "$@"\n')
-    launcher.chmod(0o755)
+    launcher = shaped_side.wrap(CHROMIUM, tmp_path)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=launcher, args=CHROMIUM_ARGS)
         yield browser
@@ -118,7 +101,7 @@ async def watch(page: Page, until, timeout_s: float, seen: list[dict]) -> dict:
 
 
 async def test_a_capped_downlink_steps_video_down_then_back_up(
-    open_server, side, side_browser, new_page
+    open_server, shaped_side, side_browser, new_page
 ):
     room = open_server.create_room()
     alice = await new_page()
@@ -140,7 +123,7 @@ async def test_a_capped_downlink_steps_video_down_then_back_up(
     assert before["step"] == 0 and before["notice"] is None
 
     capped_at = time.time() * 1000
-    side.shape(downlink=Conditions(rate_kbit=250))
+    shaped_side.shape(downlink=Conditions(rate_kbit=250))
     try:
         capped = await watch(
             bob,
@@ -154,7 +137,7 @@ async def test_a_capped_downlink_steps_video_down_then_back_up(
             seen,
         )
     finally:
-        side.clear()
+        shaped_side.clear()
         lifted_at = time.time() * 1000
     assert capped["notice"].startswith("quality.reduced")
     assert "weak" in capped["noticeText"]
@@ -193,7 +176,7 @@ AUDIO_PACKETS = """async () => {
 
 
 async def test_video_that_does_not_fit_at_any_layer_gives_way_to_audio_only(
-    open_server, side, side_browser
+    open_server, shaped_side, side_browser
 ):
     """A bot sends one layer only (no simulcast, ~500 kbit/s): no layer fits 200 kbit/s,
     so video is paused, the sound goes on, and video comes back once the cap is lifted."""
@@ -208,7 +191,7 @@ async def test_video_that_does_not_fit_at_any_layer_gives_way_to_audio_only(
         seen: list[dict] = []
         await watch(bob, lambda s: s["level"] == "good", 40, seen)
 
-        side.shape(downlink=Conditions(rate_kbit=200))
+        shaped_side.shape(downlink=Conditions(rate_kbit=200))
         try:
             paused = await watch(bob, lambda s: s["step"] == 4 and s["paused"], 90, seen)
             assert paused["notice"] == "quality.reduced.none", paused
@@ -217,7 +200,7 @@ async def test_video_that_does_not_fit_at_any_layer_gives_way_to_audio_only(
             await bob.wait_for_timeout(3000)
             assert await bob.evaluate(AUDIO_PACKETS) > heard + 100  # 50 packets a second
         finally:
-            side.clear()
+            shaped_side.clear()
 
         back = await watch(bob, lambda s: s["step"] == 0 and not s["paused"], 120, seen)
         assert back["layer"] not in (None, "off")

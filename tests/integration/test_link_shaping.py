@@ -13,7 +13,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -77,30 +77,22 @@ class Echo(asyncio.DatagramProtocol):
         self.transport.sendto(data, address)
 
 
-@pytest.fixture(scope="module")
-def side() -> Iterator[netns.SideNamespace]:
-    namespace = netns.SideNamespace()
-    namespace.create(shaped=True)
-    yield namespace
-    namespace.remove()
-
-
 @pytest.fixture
-async def echo(side: netns.SideNamespace) -> AsyncIterator[None]:
-    side.clear()
+async def echo(shaped_side: netns.SideNamespace) -> AsyncIterator[None]:
+    shaped_side.clear()
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
         Echo, local_addr=(netns.SIDE_ADDRESS, ECHO_PORT)
     )
     yield
     transport.close()
-    side.clear()
+    shaped_side.clear()
 
 
-async def ping(side: netns.SideNamespace, count: int, interval: float) -> dict[int, float]:
+async def ping(shaped_side: netns.SideNamespace, count: int, interval: float) -> dict[int, float]:
     """RTT in ms of each echoed datagram, by its number."""
     process = await asyncio.create_subprocess_exec(
-        *side.command(
+        *shaped_side.command(
             sys.executable, "-c", PING, str(count), str(interval),
             netns.SIDE_ADDRESS, str(ECHO_PORT),
         ),
@@ -110,37 +102,37 @@ async def ping(side: netns.SideNamespace, count: int, interval: float) -> dict[i
     return {int(n): rtt for n, rtt in json.loads(out).items()}
 
 
-async def test_a_clean_link_is_fast_and_loses_nothing(side, echo):
-    rtts = await ping(side, 50, 0.01)
+async def test_a_clean_link_is_fast_and_loses_nothing(shaped_side, echo):
+    rtts = await ping(shaped_side, 50, 0.01)
     assert len(rtts) == 50
     assert statistics.median(rtts.values()) < 20
 
 
-async def test_delay_and_jitter_each_way_add_up_to_the_round_trip(side, echo):
-    side.shape(
+async def test_delay_and_jitter_each_way_add_up_to_the_round_trip(shaped_side, echo):
+    shaped_side.shape(
         uplink=Conditions(delay_ms=150, jitter_ms=30),
         downlink=Conditions(delay_ms=150, jitter_ms=30),
     )
-    rtts = list((await ping(side, 60, 0.02)).values())
+    rtts = list((await ping(shaped_side, 60, 0.02)).values())
     assert len(rtts) == 60
     assert 290 < statistics.median(rtts) < 360, rtts
     assert max(rtts) - min(rtts) > 20, rtts  # jitter, not a constant delay
 
 
-async def test_loss_drops_that_share_of_packets_in_one_direction(side, echo):
-    side.shape(uplink=Conditions(loss=0.2))
-    rtts = await ping(side, 400, 0.002)
-    counters = side.link.counters()
+async def test_loss_drops_that_share_of_packets_in_one_direction(shaped_side, echo):
+    shaped_side.shape(uplink=Conditions(loss=0.2))
+    rtts = await ping(shaped_side, 400, 0.002)
+    counters = shaped_side.link.counters()
     assert 0.7 < len(rtts) / 400 < 0.9, len(rtts)
     assert 40 < counters["uplink"]["dropped"] < 120, counters
     assert counters["downlink"]["dropped"] == 0, counters
 
 
-async def test_a_downlink_rate_cap_limits_throughput(side):
-    side.clear()
-    side.shape(downlink=Conditions(rate_kbit=500, queue_ms=100))
+async def test_a_downlink_rate_cap_limits_throughput(shaped_side):
+    shaped_side.clear()
+    shaped_side.shape(downlink=Conditions(rate_kbit=500, queue_ms=100))
     process = await asyncio.create_subprocess_exec(
-        *side.command(sys.executable, "-c", SINK, str(SINK_PORT), "2"),
+        *shaped_side.command(sys.executable, "-c", SINK, str(SINK_PORT), "2"),
         stdout=asyncio.subprocess.PIPE,
     )
     assert (await process.stdout.readline()).strip() == b"ready"
@@ -152,25 +144,25 @@ async def test_a_downlink_rate_cap_limits_throughput(side):
     sender.close()
     received = int(await asyncio.wait_for(process.stdout.readline(), 10))
     await process.wait()
-    side.clear()
+    shaped_side.clear()
     kbit_per_s = received * 8 / 2 / 1000
     assert 400 < kbit_per_s < 600, kbit_per_s
 
 
-async def test_an_outage_drops_everything_then_the_link_comes_back(side, echo):
-    pinging = asyncio.create_task(ping(side, 200, 0.02))  # 4 s
+async def test_an_outage_drops_everything_then_the_link_comes_back(shaped_side, echo):
+    pinging = asyncio.create_task(ping(shaped_side, 200, 0.02))  # 4 s
     await asyncio.sleep(1)
-    await side.outage(1.5)
+    await shaped_side.outage(1.5)
     rtts = await pinging
     lost = set(range(200)) - set(rtts)
     assert 50 < len(lost) < 100, sorted(lost)  # ~1.5 s of 20 ms pings
     assert max(rtts) > max(lost), "the link came back"
-    assert side.link.conditions["uplink"] == Conditions()
+    assert shaped_side.link.conditions["uplink"] == Conditions()
 
 
-async def test_a_bot_on_a_lossy_slow_link_meets_another(side):
+async def test_a_bot_on_a_lossy_slow_link_meets_another(shaped_side):
     """`visio bot` runs in the side namespace as browsers do; Janus gathers on its link."""
-    side.shape(
+    shaped_side.shape(
         uplink=Conditions(loss=0.05, delay_ms=100, jitter_ms=20),
         downlink=Conditions(loss=0.05, delay_ms=100, jitter_ms=20),
     )
@@ -187,7 +179,7 @@ async def test_a_bot_on_a_lossy_slow_link_meets_another(side):
         open_bot = await bots.join(room, "Open")
         link = f"http://{netns.ADDRESS}:{server.port}/{room}"
         process = await asyncio.create_subprocess_exec(
-            *side.command(
+            *shaped_side.command(
                 sys.executable, "-m", "visio", "bot", link, "--name", "Traveller",
                 "--until-video", "40", "--duration", "40",
             ),
@@ -197,10 +189,10 @@ async def test_a_bot_on_a_lossy_slow_link_meets_another(side):
         out, _ = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, out.decode()
         assert f"{open_bot.id}/video" in out.decode()
-        assert side.link.counters()["downlink"]["dropped"] > 0  # it did cross a lossy link
+        assert shaped_side.link.counters()["downlink"]["dropped"] > 0  # it did cross a lossy link
         traveller = re.search(r"joined \S+ as (\S+)", out.decode()).group(1)
         assert open_bot.frames_from(traveller, "video") >= 10
     finally:
         await bots.close()
         stop_server(server, provider)
-        side.clear()
+        shaped_side.clear()

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.conftest import GENEROUS_LIMITS, Bots, start_server, stop_server
+from tests.conftest import GENEROUS_LIMITS, Bots, start_open_server, start_server, stop_server
 from visio.testing import netns
 from visio.testing.coturn import TurnServer
 from visio.testing.server import ServerProcess
@@ -30,31 +30,10 @@ UNREACHABLE_PUBLIC_IP = "10.77.0.200"  # on the harness' link, but nobody's addr
 
 
 @pytest.fixture(scope="module")
-def turn() -> Iterator[TurnServer]:
-    server = TurnServer(listen=netns.SIDE_ADDRESS, relay=netns.ADDRESS)
-    yield server
-    server.remove()
-
-
-@pytest.fixture(scope="module")
-def side(turn: TurnServer) -> Iterator[netns.SideNamespace]:
-    namespace = netns.SideNamespace()
-    namespace.create(netns.NO_UDP_RULES)
-    turn.start()  # listens on the side link's address: after the link exists
-    yield namespace
-    namespace.remove()
-
-
-@pytest.fixture(scope="module")
-def turn_server(turn: TurnServer, side: netns.SideNamespace) -> Iterator[ServerProcess]:
+def turn_server(turn: TurnServer, udp_blocked_side: netns.SideNamespace) -> Iterator[ServerProcess]:
     """A server on every address of the namespace (the side one reaches it), with TURN."""
-    process, provider = start_server(
-        idp=False,
-        host="0.0.0.0",
-        guests_create_rooms=True,
-        turn_urls=json.dumps([turn.tcp_url, turn.tls_url]),
-        turn_secret=turn.secret,
-        **GENEROUS_LIMITS,
+    process, provider = start_open_server(
+        turn_urls=json.dumps([turn.tcp_url, turn.tls_url]), turn_secret=turn.secret
     )
     yield process
     stop_server(process, provider)
@@ -69,14 +48,14 @@ async def turn_bots(turn_server: ServerProcess) -> AsyncIterator[Bots]:
 
 async def blocked_bot(
     server: ServerProcess,
-    side: netns.SideNamespace,
+    udp_blocked_side: netns.SideNamespace,
     turn: TurnServer,
     room: str,
     *options: str,
 ) -> subprocess.CompletedProcess[str]:
     """`visio bot` from the UDP-blocked namespace, trusting the test certificate."""
     link = f"http://{netns.ADDRESS}:{server.port}/{room}"
-    command = side.command(
+    command = udp_blocked_side.command(
         sys.executable, "-m", "visio", "bot", link, "--name", "Blocked",
         "--until-video", str(VIDEO_FRAMES), "--duration", "45", *options,
     )  # fmt: skip
@@ -86,10 +65,10 @@ async def blocked_bot(
     )
 
 
-def udp_dropped(side: netns.SideNamespace) -> int:
+def udp_dropped(udp_blocked_side: netns.SideNamespace) -> int:
     """Packets the side namespace's firewall dropped on the way out."""
     listing = subprocess.run(
-        side.command("nft", "list", "chain", "inet", "visio_no_udp", "output"),
+        udp_blocked_side.command("nft", "list", "chain", "inet", "visio_no_udp", "output"),
         capture_output=True,
         text=True,
         check=True,
@@ -108,13 +87,13 @@ def udp_dropped(side: netns.SideNamespace) -> int:
     ],
 )
 async def test_udp_blocked_participant_meets_through_turn(
-    turn_bots, turn_server, side, turn, options
+    turn_bots, turn_server, udp_blocked_side, turn, options
 ):
     room = turn_server.create_room()
     open_bot = await turn_bots.join(room, "Open")
-    dropped_before = udp_dropped(side)
+    dropped_before = udp_dropped(udp_blocked_side)
 
-    result = await blocked_bot(turn_server, side, turn, room, *options)
+    result = await blocked_bot(turn_server, udp_blocked_side, turn, room, *options)
 
     assert result.returncode == 0, (
         f"{result.stdout}\n{result.stderr}\n--- coturn\n{turn.log_tail()}\n"
@@ -125,10 +104,12 @@ async def test_udp_blocked_participant_meets_through_turn(
     assert open_bot.frames_from(blocked_id, "video") >= 10  # ...and the open bot its video
     assert open_bot.frames_from(blocked_id, "audio") >= 10
     if "--relay" not in options:  # it did try UDP, and the firewall dropped it
-        assert udp_dropped(side) > dropped_before
+        assert udp_dropped(udp_blocked_side) > dropped_before
 
 
-async def test_media_node_behind_nat_is_reached_through_turn_on_its_private_address(side, turn):
+async def test_media_node_behind_nat_is_reached_through_turn_on_its_private_address(
+    udp_blocked_side, turn
+):
     """Janus told its public address (`janus_public_ip`, 1:1 NAT) that the TURN server, in
     the same private network, cannot reach (no hairpin NAT here: nothing answers on it)."""
     server, provider = start_server(
@@ -144,7 +125,7 @@ async def test_media_node_behind_nat_is_reached_through_turn_on_its_private_addr
     try:
         room = server.create_room()
         open_bot = await bots.join(room, "Open", relay_only=True)
-        result = await blocked_bot(server, side, turn, room, "--relay")
+        result = await blocked_bot(server, udp_blocked_side, turn, room, "--relay")
         assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{turn.log_tail()}"
         blocked_id = re.search(r"joined \S+ as (\S+)", result.stdout).group(1)
         assert open_bot.frames_from(blocked_id, "video") >= 10
