@@ -203,7 +203,8 @@ def governor(samples: str) -> object:
     """)
 
 
-BAD = "{ received: 100, lossPct: 20, rttMs: 50 }"
+BAD = "{ received: 100, lossPct: 15, rttMs: 50 }"
+SEVERE = "{ received: 100, lossPct: 60, rttMs: 50 }"
 GOOD = "{ received: 100, lossPct: 0, rttMs: 50 }"
 
 
@@ -211,6 +212,20 @@ def test_video_steps_down_after_two_congested_samples_and_up_after_four_clean_on
     result = governor(f"[...Array(4).fill({BAD}), ...Array(8).fill({GOOD})]")
     assert result["steps"] == [1, 2, 1, 0]
     assert result["step"] == 0
+
+
+def test_a_severely_congested_sample_goes_to_low_layers_at_once_then_down_each_sample():
+    # A link that carries a fraction of what comes (60 % lost): no waiting for a second
+    # sample, and no stop at medium layers.
+    assert governor(f"[{GOOD}, {SEVERE}]")["steps"] == [2]
+    assert governor(f"[{GOOD}, {SEVERE}, {SEVERE}, {SEVERE}, {SEVERE}]")["steps"] == [2, 3, 4]
+    queue = "{ received: 100, lossPct: 0, rttMs: 1200 }"  # a queue a second long
+    assert governor(f"[{GOOD}, {queue}]")["steps"] == [2]
+    # The loss counted when the flow comes back after a dropped link is no weak link.
+    silent = "{ received: 0, lossPct: null }"
+    assert governor(f"[{GOOD}, {silent}, {SEVERE}, {GOOD}]")["steps"] == []
+    # Back up one step at a time, as after any congestion.
+    assert governor(f"[{SEVERE}, ...Array(8).fill({GOOD})]")["steps"] == [2, 1, 0]
 
 
 def test_one_congested_sample_is_not_enough():

@@ -12,7 +12,9 @@
 // Steps, each a cap on what grid.js asks Janus for (the `layer` frame):
 //   0 nothing capped; 1 medium layers at most; 2 low layers; 3 one video (a screen share, else
 //   the active speaker); 4 audio only.
-// Down one step after DOWN_AFTER congested samples in a row; up one step after `upAfter` clean
+// Down one step after DOWN_AFTER congested samples in a row, or at once on a SEVERE sample (a
+// link that carries a fraction of what comes: waiting would leave the sound broken for
+// seconds), straight to low layers at least; up one step after `upAfter` clean
 // samples. An up-step that brings congestion back within PROBE_SAMPLES was too much for the
 // link: the next attempt waits twice as long (up to MAX_UP_AFTER), so a link at its limit is
 // probed less and less often; one that holds resets the wait.
@@ -29,6 +31,8 @@ export const STEPS = [
 // lost as well), clean under all of CLEAN.
 export const CONGESTED = { lossPct: 5, concealedPct: 5, freezePct: 10, rttRiseMs: 250 };
 export const CLEAN = { lossPct: 2, concealedPct: 2, freezePct: 2, rttRiseMs: 100 };
+export const SEVERE = { lossPct: 20, rttRiseMs: 1000 };
+export const SEVERE_STEP = 2; // low layers: what a severely congested sample goes to at least
 export const SOME_LOSS_PCT = 1;
 export const DOWN_AFTER = 2;
 export const UP_AFTER = 4;
@@ -43,6 +47,11 @@ function congested(down, baseRtt) {
     || (lossy && over(down.concealedPct, CONGESTED.concealedPct))
     || (lossy && over(down.freezePct, CONGESTED.freezePct))
     || (baseRtt !== null && over(down.rttMs, baseRtt + CONGESTED.rttRiseMs));
+}
+
+function severe(down, baseRtt) {
+  return over(down.lossPct, SEVERE.lossPct)
+    || (baseRtt !== null && over(down.rttMs, baseRtt + SEVERE.rttRiseMs));
 }
 
 function clean(down, baseRtt) {
@@ -61,6 +70,7 @@ export class DownlinkGovernor {
     this.upAfter = UP_AFTER;
     this.sinceUp = null; // samples since the last up-step, while it is on probation
     this.baseRtt = null;
+    this.silent = false; // the last sample received nothing
   }
 
   get cap() {
@@ -69,10 +79,19 @@ export class DownlinkGovernor {
 
   // One downlink summary (quality.js: sample.down); returns the step now in force.
   update(down) {
-    if (!down || !(down.received > 0)) return this.step; // nothing received: nothing to judge
+    if (!down || !(down.received > 0)) {
+      this.silent = true; // nothing received: nothing to judge
+      return this.step;
+    }
+    // What was lost while nothing came (a dropped link) is counted once the flow is back:
+    // that burst is no sign of a link too weak for what it carries.
+    const afterSilence = this.silent;
+    this.silent = false;
     if (typeof down.rttMs === 'number') this.baseRtt = Math.min(this.baseRtt ?? down.rttMs, down.rttMs);
     if (this.sinceUp !== null) this.sinceUp += 1;
-    if (congested(down, this.baseRtt)) {
+    if (!afterSilence && severe(down, this.baseRtt) && this.step < STEPS.length - 1) {
+      this.down(Math.max(this.step + 1, SEVERE_STEP));
+    } else if (congested(down, this.baseRtt)) {
       this.clean = 0;
       this.congested += 1;
       if (this.congested >= DOWN_AFTER && this.step < STEPS.length - 1) this.down();
@@ -91,12 +110,12 @@ export class DownlinkGovernor {
     return this.step;
   }
 
-  down() {
+  down(step = this.step + 1) {
     if (this.sinceUp !== null && this.sinceUp < PROBE_SAMPLES) {
       this.upAfter = Math.min(this.upAfter * 2, MAX_UP_AFTER); // that probe failed
     }
     this.sinceUp = null;
-    this.set(this.step + 1);
+    this.set(step);
   }
 
   up() {
