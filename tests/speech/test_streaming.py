@@ -239,6 +239,20 @@ def test_a_sentence_end_is_committed_once_two_decodes_agree() -> None:
     assert _agreed_cut((), latest, paused=False, long=False) is None
 
 
+def test_a_sentence_said_without_a_pause_and_written_with_a_comma_ends_at_it() -> None:
+    """Whisper writes "Friday, let us" where the speaker did not pause between sentences."""
+    previous = timed("Please send me the report before Friday, let")
+    latest = timed("Please send me the report before Friday, let us meet")
+    assert _agreed_cut(previous, latest, paused=False, long=False) is None
+    assert _agreed_cut(previous, latest, paused=False, long=False, clauses=True) == 7
+    # The comma must be agreed, and followed by a word in the latest decode.
+    assert (
+        _agreed_cut(timed("Please send me"), latest, paused=False, long=False, clauses=True) is None
+    )
+    last = timed("Please send me the report before Friday,")
+    assert _agreed_cut(last, last, paused=False, long=False, clauses=True) is None
+
+
 def test_a_long_utterance_without_sentence_end_is_cut_at_its_best_agreed_word() -> None:
     previous = timed("we will review the hiring plan, and then the office layout", gap_after=7)
     latest = timed("we will review the hiring plan and then the office layout too", gap_after=7)

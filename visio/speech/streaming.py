@@ -50,6 +50,8 @@ cross-attention, `find_alignment`, ~10 % of a decode):
   final. The cut is the quietest 90 ms between that word and the next; the next utterance
   starts `OVERLAP_S` before it, without the words said there. Whisper ends any audio cut
   short with a full stop: one at the very end of a decode is not a sentence end;
+- past `CLAUSE_AFTER_S` (2 s) of voiced audio, at an agreed comma followed by a word: a
+  sentence said without a pause is often written with a comma at its end;
 - past `commit_after_s` (5 s) of voiced audio with no sentence end, at the best agreed
   word boundary: after a comma, else at the widest gap between words;
 - past `max_utterance_s` (15 s), at the quietest point the VAD finds (a last resort).
@@ -119,6 +121,9 @@ MIN_COMMIT_S = 0.5  # no shorter final is cut off the front of an utterance
 FIRST_WORDS = 3
 CLIPPED_START = round(0.3 * SAMPLE_RATE)
 COMMIT_AFTER_S = 5.0  # of voiced audio without a sentence end: cut at the best agreed word
+# Of voiced audio before an agreed comma followed by a word ends an utterance: Whisper often
+# writes a comma where a sentence ends without a pause ("before Friday, let us meet").
+CLAUSE_AFTER_S = 2.0
 # Guards for the first seconds of a stream, and for audio that starts inside a word:
 FIRST_PARTIAL_S = 1.0  # voiced audio before a stream shows its first partial
 SECONDS_PER_WORD = 1.5  # fewer words than this allows, over MIN_CHECKED_S, is misread audio
@@ -547,9 +552,11 @@ class WhisperCaptionStream:
         """The utterance's final up to its last sentence end that the previous decode
         agrees on, and the rest as the next utterance's first partial; [] when there is
         none. Past commit_after_s, any agreed word boundary will do (the best one)."""
-        long = self._endpointer.speech_samples >= self._commit_after
+        voiced = self._endpointer.speech_samples
+        long = voiced >= self._commit_after
+        clauses = voiced >= round(CLAUSE_AFTER_S * SAMPLE_RATE)
         paused = end == self._endpointer.pending_end
-        cut = _agreed_cut(self._previous, decoded.words, paused=paused, long=long)
+        cut = _agreed_cut(self._previous, decoded.words, paused=paused, long=long, clauses=clauses)
         if cut is None:
             return []
         done, rest = decoded.words[:cut], decoded.words[cut:]
@@ -725,7 +732,12 @@ def _text(words: Sequence[Word]) -> str:
 
 
 def _agreed_cut(
-    previous: Sequence[Word], latest: Sequence[Word], *, paused: bool, long: bool
+    previous: Sequence[Word],
+    latest: Sequence[Word],
+    *,
+    paused: bool,
+    long: bool,
+    clauses: bool = False,
 ) -> int | None:
     """How many of `latest`'s words to commit as a final, or None.
 
@@ -733,8 +745,9 @@ def _agreed_cut(
     case and punctuation, as Whisper hesitates between "Friday." and "Friday,") and end at
     a sentence end in the latest, followed by at least one word, or by a pause the VAD
     heard (`paused`: Whisper ends any audio cut short with a full stop, but not a pause).
-    `long`: with no such sentence end, the agreed word after a comma, or else before the
-    widest gap, will do; the last agreed word stays (its end may still change).
+    `clauses`: with no such sentence end, an agreed comma followed by a word in the latest
+    will do. `long`: the agreed word after a comma, or else before the widest gap, will do;
+    the last agreed word stays (its end may still change).
     """
     agreed = 0
     while (
@@ -748,6 +761,9 @@ def _agreed_cut(
         if _ends_sentence(latest[i]):
             if i < len(latest) - 1 or paused:
                 cut = i + 1
+    if cut is None and clauses:
+        commas = [i + 1 for i in range(agreed) if _ends_clause(latest[i])]
+        cut = commas[-1] if commas and commas[-1] < len(latest) else None
     if cut is not None or not long or agreed < 2:
         return cut
     choices = range(1, min(agreed, len(latest) - 1))
