@@ -14,6 +14,7 @@ docs/ARCHITECTURE.md ("Breakout rooms") gives the rules; docs/PROTOCOL.md the fr
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -146,7 +147,11 @@ class Breakouts:
                 self.where[participant_id] = room
             moved.append((participant, before))
         meeting.broadcast(self.state())
-        meeting.regrouped([(p, before, self._moved_frame(p, by)) for p, before in moved])
+        # Each `moved` frame is made when it is sent (after the old connection is gone), so
+        # that its chat has what the room said meanwhile, which the mover already receives.
+        meeting.regrouped(
+            [(p, before, functools.partial(self._moved_frame, p, by)) for p, before in moved]
+        )
 
     def _moved_frame(self, participant: Participant, by: Participant | None) -> dict[str, Any]:
         room = self.where.get(participant.id)

@@ -540,10 +540,12 @@ class Meeting:
         """A capture records the main room only, never a breakout room."""
         return self.breakouts.room_of(participant.id) is None
 
-    def regrouped(self, moved: list[tuple[Participant, int | None, dict[str, Any]]]) -> None:
-        """People changed breakout room (each with where they were, and the `moved` frame
-        that tells them): each mover gets a subscriber connection of their new room, the
-        others' subscriptions follow, and a capture follows who is in the main room."""
+    def regrouped(
+        self, moved: list[tuple[Participant, int | None, Callable[[], dict[str, Any]]]]
+    ) -> None:
+        """People changed breakout room (each with where they were, and how to make the
+        `moved` frame that tells them): each mover gets a subscriber connection of their new
+        room, the others' subscriptions follow, and a capture follows the main room."""
         self.journal.meeting(self)
         capturing = self.capture is not None and self.capture.active
         for participant, before, frame in moved:
@@ -555,7 +557,9 @@ class Meeting:
         if moved:
             self._resync_everyone(exclude_all=frozenset(p.id for p, _, _ in moved))
 
-    async def _subscribe_anew(self, participant: Participant, frame: dict[str, Any]) -> None:
+    async def _subscribe_anew(
+        self, participant: Participant, frame: Callable[[], dict[str, Any]]
+    ) -> None:
         """A fresh subscriber connection: the `moved` frame goes under the subscription's
         lock, once the old handle is gone, so every offer after it is the new one's (and
         no m-line of the old room is left to reuse)."""
@@ -568,7 +572,7 @@ class Meeting:
             subscription.pending_offer = subscription.pending_frame = None
             subscription.needs_sync = subscription.broken = False
             subscription.failures = 0
-            participant.send(frame)
+            participant.send(frame())
         self.journal.participant(self, participant)
         await self.sync_subscription(participant)
 
