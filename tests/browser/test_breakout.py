@@ -5,6 +5,8 @@ stay in each room."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.async_api import Page, expect
 
@@ -14,6 +16,19 @@ from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
 pytestmark = pytest.mark.browser
 SLOW = 15_000  # ms: a loaded 2-core machine
 IN_ROOM_1 = "You are in: Room 1"
+
+
+AXE = Path(__file__).parents[1] / "firefox" / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = """async (selector) => (await axe.run(document.querySelector(selector)))
+    .violations.filter(v => ['serious', 'critical'].includes(v.impact))
+    .map(v => `${v.id}: ${v.nodes.map(n => n.target).join(' ')}`)"""
+
+
+async def serious_violations(page: Page, selector: str) -> list[str]:
+    """axe-core's serious and critical findings in one part of the page."""
+    if not await page.evaluate("typeof axe !== 'undefined'"):
+        await page.evaluate(AXE.read_text())  # evaluated by the driver: the CSP allows it
+    return list(await page.evaluate(SERIOUS, selector))
 
 
 def camera_of(participant_id: str) -> str:
@@ -49,6 +64,7 @@ async def test_two_browsers_move_to_rooms_and_back(server, new_page, bots):
     await owner.click("#toggle-breakout")
     panel = owner.locator("#breakout-panel")
     await expect(panel).to_be_visible()
+    assert await serious_violations(owner, "#breakout-panel") == []  # the form
     await panel.get_by_label("Number of rooms").fill("2")
     await panel.get_by_label("Who goes where").select_option("manual")
     await panel.get_by_role("button", name="Open rooms").click()
@@ -56,6 +72,7 @@ async def test_two_browsers_move_to_rooms_and_back(server, new_page, bots):
     await expect(guest.locator("#breakout-notice")).to_have_text(IN_ROOM_1, timeout=SLOW)
     await panel.get_by_label("Move Cleo to").select_option(label="Room 2")
     await cleo.wait_in_room(2)
+    assert await serious_violations(owner, "#breakout-panel") == []
     await panel.get_by_role("button", name="Go to Room 1").click()
     await expect(owner.locator("#breakout-notice")).to_have_text(IN_ROOM_1, timeout=SLOW)
 
@@ -64,6 +81,10 @@ async def test_two_browsers_move_to_rooms_and_back(server, new_page, bots):
     await expect(guest.locator(tile_of(cleo.id))).to_have_count(0, timeout=SLOW)
     await expect(owner.locator(tile_of(cleo.id))).to_have_count(0, timeout=SLOW)
     await expect(guest.locator("#toggle-breakout")).to_be_visible()  # the rooms, for him too
+    await guest.click("#toggle-breakout")
+    await expect(guest.locator("#breakout-panel")).to_contain_text("A host assigns the rooms")
+    for part in ("#breakout-panel", "#breakout-notice", "#toggle-breakout"):
+        assert await serious_violations(guest, part) == []
     before = cleo.frames_from(bob)
     await guest.wait_for_timeout(1500)
     assert cleo.frames_from(bob) <= before + 2  # at most what was already on its way

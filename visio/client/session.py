@@ -109,6 +109,7 @@ class VisioClient:
         self.local_tracks: dict[str, list[MediaStreamTrack]] = {}
         self.subscriber: RTCPeerConnection | None = None
         self.streams: dict[str, Frame] = {}  # mid -> stream description
+        self._subscriber_ufrag: str | None = None  # the ICE ufrag of Janus' side
         self.opened_at: float | None = None
         self.reconnections = 0
         self._failed_attempts = 0  # reconnections since the last `joined` or `lobby`
@@ -389,6 +390,11 @@ class VisioClient:
     # -- subscribing --------------------------------------------------------------
 
     async def _on_offer(self, frame: Frame) -> None:
+        ufrag = _ice_ufrag(frame["sdp"])
+        if self.subscriber is not None and ufrag != self._subscriber_ufrag:
+            # A new Janus handle (moved while our connection was down, say): a new peer.
+            await self._close_subscriber()
+        self._subscriber_ufrag = ufrag
         if self.subscriber is None:
             self.subscriber = self._new_pc()
             self.subscriber.on("track", self._on_track)
@@ -564,6 +570,13 @@ def _busy_wait(frame: Frame) -> float | None:
     if frame.get("type") != "error" or frame.get("code") != "busy":
         return None
     return float(retry_in) if isinstance(retry_in, int | float) and 0 <= retry_in <= 60 else 1.0
+
+
+def _ice_ufrag(sdp: str) -> str | None:
+    for line in sdp.splitlines():
+        if line.startswith("a=ice-ufrag:"):
+            return line.removeprefix("a=ice-ufrag:").strip()
+    return None
 
 
 def _transceiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver | None:

@@ -19,6 +19,7 @@ export class BreakoutPanel {
     this.state = null; // the server's `breakout` frame while rooms are open
     this.selfId = null;
     this.clock = null;
+    this.draft = ''; // the broadcast being typed
   }
 
   destroy() {
@@ -87,7 +88,10 @@ export class BreakoutPanel {
     let content;
     if (moderator) content = this.open ? this.moderatorRooms() : this.openForm();
     else content = this.open ? this.participantRooms() : [h('p.hint', {}, t('breakout.none'))];
+    // Re-rendered at every move: keep the focus and the message being typed.
+    const focused = this.body.contains(document.activeElement) ? document.activeElement.id : null;
     this.body.replaceChildren(...content);
+    if (focused) document.getElementById(focused)?.focus();
   }
 
   renderNotice() {
@@ -136,18 +140,23 @@ export class BreakoutPanel {
       const heading = h('h3.breakout-room-name', {}, this.roomName(room));
       const go = this.myRoom === room ? h('span.hint', {}, t('breakout.you_here'))
         : h('button.button.small', {
-          type: 'button', dataset: { visit: String(room ?? 'main') },
+          type: 'button', id: `breakout-visit-${room ?? 'main'}`, dataset: { visit: String(room ?? 'main') },
           onclick: () => this.conn.moveToBreakout(room),
         }, room === null ? t('breakout.back') : t('breakout.visit', { room: this.roomName(room) }));
       const list = h('ul.breakout-people', {}, ...members.map((p) => this.personRow(p, rooms)));
       return h('section.breakout-room', { dataset: { room: String(room ?? 'main') } }, heading, go, list);
     });
-    const text = h('textarea#breakout-message', { rows: 2, maxlength: '2000', required: true });
+    const text = h('textarea#breakout-message', {
+      rows: 2, maxlength: '2000', required: true,
+      oninput: () => { this.draft = text.value; },
+    });
+    text.value = this.draft;
     const broadcast = h('form.breakout-form', {
       onsubmit: (event) => {
         event.preventDefault();
         if (text.value.trim()) this.conn.broadcastToRooms(text.value.trim());
         text.value = '';
+        this.draft = '';
       },
     },
     h('label.field', {}, h('span.field-label', {}, t('breakout.broadcast.label')), text),
@@ -165,6 +174,7 @@ export class BreakoutPanel {
   personRow(p, rooms) {
     const name = p.id === this.selfId ? t('participants.you', { name: p.name }) : p.name;
     const select = h('select', {
+      id: `breakout-move-${p.id}`,
       'aria-label': t('breakout.move', { name: p.name }),
       dataset: { move: p.id },
       onchange: () => this.conn.moveToBreakout(select.value === 'main' ? null : Number(select.value), p.id),
@@ -183,7 +193,7 @@ export class BreakoutPanel {
       const label = this.roomName(room);
       if (room === this.myRoom) return h('li', {}, h('span.hint', {}, t('breakout.you_in', { room: label })));
       return h('li', {}, h('button.button.small', {
-        type: 'button', dataset: { choose: String(room ?? 'main') },
+        type: 'button', id: `breakout-choose-${room ?? 'main'}`, dataset: { choose: String(room ?? 'main') },
         onclick: () => this.conn.moveToBreakout(room),
       }, room === null ? t('breakout.back') : t('breakout.join', { room: label })),
       room === null ? null : h('span.hint', {}, ` ${tn('breakout.people', count)}`));
