@@ -5,8 +5,12 @@ but moderators may run them."""
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import pytest
+
+from visio.client import PcmAudioTrack, TestPatternTrack
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +175,68 @@ async def test_only_moderators_run_breakout_rooms(people, bots):
     assert (await owner.wait_for(lambda f: f.get("ref") == "zero"))["code"] == "bad_message"
     await owner.send({"type": "breakout_open", "count": 2, "ref": "twice"})
     assert (await owner.wait_for(lambda f: f.get("ref") == "twice"))["code"] == "breakout_open"
+
+
+def tracks_of(folder: Path, participant: str) -> list[str]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return [t["base"] for t in manifest["tracks"] if t["participant"] == participant]
+
+
+def audio_size(folder: Path, base: str) -> int:
+    return sum(f.stat().st_size for f in (folder / "raw").glob(f"{base}*audio*.mjr"))
+
+
+async def test_a_capture_records_the_main_room_only(server, people, bots):
+    owner, (ana, ben, _, _) = await owner_and_four(people, bots, publish=False)
+    for bot in (ana, ben):
+        await bot.publish([PcmAudioTrack(), TestPatternTrack()])
+    await owner.wait_frames(ben.id, "audio")
+    await owner.send({"type": "capture", "kind": "transcription", "on": True})
+    await owner.wait_for(lambda f: f["type"] == "room" and f["room"]["capture"]["transcription"])
+    captures = Path(server.data_dir) / "captures"
+    folder = next(m.parent for m in captures.glob("*/manifest.json") if ana.id in m.read_text())
+
+    await owner.breakout_open(2, assignments={ana.id: 1})
+    await ana.wait_in_room(1)
+    await asyncio.sleep(1.0)  # Janus closes the file
+    (first,) = tracks_of(folder, ana.id)
+    (ben_track,) = tracks_of(folder, ben.id)
+    sizes = audio_size(folder, first), audio_size(folder, ben_track)
+    await asyncio.sleep(2.0)
+    assert audio_size(folder, first) == sizes[0], "recorded in a breakout room"
+    assert audio_size(folder, ben_track) > sizes[1], "the main room is still recorded"
+
+    await owner.breakout_close()  # back in the main room: a new track of the same capture
+    await ana.wait_in_room(None)
+    for _ in range(100):
+        if len(tracks_of(folder, ana.id)) == 2:
+            break
+        await asyncio.sleep(0.1)
+    again = tracks_of(folder, ana.id)[1]
+    await asyncio.sleep(2.0)
+    assert audio_size(folder, again) > 0
+
+
+async def test_the_lobby_waits_for_the_main_room(people, bots):
+    alice = await people.signed_in("alice")
+    room = await alice.new_room(access="trusted")
+    owner = await bots.join(room, "Alice", cookies=alice.cookies, publish=False)
+    bob = await bots.join(room, "Bob", cookies=(await people.signed_in("bob")).cookies)
+    await owner.breakout_open(2, assignments={bob.id: 2})
+    await bob.wait_in_room(2)
+    await owner.breakout_move(1)  # visiting a room, the moderator still sees the lobby
+    await owner.wait_in_room(1)
+    guest = await bots.join(room, "Gus", publish=False)
+    assert guest.frames[-1]["type"] == "lobby"
+    update = await owner.wait_for(lambda f: f["type"] == "lobby_update" and f["waiting"])
+    await owner.send({"type": "admit", "id": update["waiting"][0]["id"]})
+    joined = await guest.admitted()
+    assert guest.breakout_room is None and joined["breakout"]["where"] == {
+        bob.id: 2,
+        owner.id: 1,
+    }
+    await bob.chat_send("room 2 again")
+    await owner.breakout_move(None)
+    await owner.wait_in_room(None)
+    await owner.chat_send("welcome to the main room")
+    await guest.wait_until(lambda: [m["text"] for m in guest.chat] == ["welcome to the main room"])
