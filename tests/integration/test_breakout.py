@@ -83,6 +83,12 @@ async def test_rooms_by_hand_keep_media_and_chat_inside_and_come_back(people, bo
     assert "north only" not in chat_texts(cleo) + chat_texts(dan) + chat_texts(owner)
     assert "south only" not in chat_texts(ana) + chat_texts(ben) + chat_texts(owner)
 
+    # Reactions too.
+    await ana.send({"type": "reaction", "emoji": "👏"})
+    await ben.wait_for(lambda f: f["type"] == "reaction" and f["from"] == ana.id)
+    await asyncio.sleep(0.3)
+    assert not [f for f in cleo.frames + owner.frames if f["type"] == "reaction"]
+
     # A broadcast reaches every room (and the main room).
     await owner.breakout_broadcast("five minutes left")
     for bot in (owner, ana, ben, cleo, dan):
