@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.speaking import say, sentence, speaking_bot
 from visio.client import PcmAudioTrack, TestPatternTrack
 
 pytestmark = pytest.mark.integration
@@ -246,3 +247,31 @@ async def test_the_lobby_waits_for_the_main_room(people, bots):
     await owner.wait_in_room(None)
     await owner.chat_send("welcome to the main room")
     await guest.wait_until(lambda: [m["text"] for m in guest.chat] == ["welcome to the main room"])
+
+
+async def test_live_captions_stay_in_the_speakers_room(people, bots, tmp_path):
+    alice = await people.signed_in("alice")
+    room = await alice.new_room()
+    owner = await bots.join(room, "Alice", cookies=alice.cookies, publish=False)
+    ada, mic = await speaking_bot(bots, room, "Ada")
+    near = await bots.join(room, "Near", publish=False)
+    far = await bots.join(room, "Far", publish=False)
+    await owner.breakout_open(2, assignments={ada.id: 1, near.id: 1, far.id: 2})
+    for bot, number in ((ada, 1), (near, 1), (far, 2)):
+        await bot.wait_in_room(number)
+    for reader in (near, far):
+        await reader.send({"type": "captions", "on": True})
+        await reader.wait_for(lambda f: f["type"] == "captions" and f["on"], timeout=60)
+    await near.wait_frames(ada.id, "audio", count=10)
+    await asyncio.sleep(1.0)  # the forward of Ada's audio is set up
+
+    await say(mic, sentence("The new library opens on Monday morning.", tmp_path))
+    final = await near.wait_for(lambda f: f["type"] == "caption" and f["final"], timeout=30)
+    assert final["participant"] == ada.id and "library" in final["text"].lower()
+    assert not [f for f in far.frames if f["type"] in ("caption", "caption_status")]
+    # Turned on later in room 2, the history holds nothing of room 1 either.
+    mark = len(far.frames)
+    await far.send({"type": "captions", "on": False})
+    await far.send({"type": "captions", "on": True})
+    answer = await far.wait_for(lambda f: f["type"] == "captions" and f["on"], since=mark)
+    assert answer["history"] == []
