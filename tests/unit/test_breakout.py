@@ -60,4 +60,7 @@ async def test_the_record_brings_rooms_back():
     again = Breakouts(meeting)
     again.restore(first.record())
     assert again.state() == first.state() and again.place("p-00000001") == "2.2"
-    assert Breakouts(meeting).record() is None
+    assert Breakouts(meeting).record() is None  # never opened
+    first.names, first.where = [], {}  # closed: the count of openings is kept
+    again.restore(first.record())
+    assert not again.open and again.opening == 2

@@ -76,7 +76,7 @@ class Breakouts:
         }
 
     def record(self) -> BreakoutRecord | None:
-        if not self.open:
+        if not self.opening:  # (closed rooms are kept for their count: chat stays apart)
             return None
         return BreakoutRecord(
             opening=self.opening,
@@ -93,7 +93,7 @@ class Breakouts:
         self.opening, self.names = record.opening, list(record.names)
         self.where = {pid: room for pid, room in record.where.items() if room <= len(self.names)}
         self.choose, self.ends_at = record.choose, record.ends_at
-        if self.ends_at is not None:
+        if self.ends_at is not None and self.open:
             self._arm((self.ends_at - _now_ms()) / 1000)
 
     def forget(self, participant_id: str) -> None:
