@@ -109,5 +109,16 @@ async def test_two_browsers_move_to_rooms_and_back(server, new_page, bots):
     await wait_decoding(guest, camera_of(cleo.id))
     await wait_decoding(owner, camera_of(bob))
     await cleo.wait_frames(bob, "video", count=cleo.frames_from(bob) + 5)
+
+    # Rooms people choose: Bob picks room 2 with a button, then comes back by himself.
+    await expect(panel.get_by_label("Number of rooms")).to_be_visible(timeout=SLOW)
+    await panel.get_by_label("Who goes where").select_option("choose")
+    await panel.get_by_role("button", name="Open rooms").click()
+    await guest.click("#toggle-breakout")
+    choices = guest.locator("#breakout-panel")
+    await choices.get_by_role("button", name="Join Room 2").click(timeout=SLOW)
+    await expect(guest.locator("#breakout-notice")).to_have_text("You are in: Room 2", timeout=SLOW)
+    await choices.get_by_role("button", name="Back to the main room").click()
+    await expect(guest.locator("#breakout-notice")).to_have_text("You are in: Main room")
     for page in (owner, guest):
         assert await page.evaluate("window.notReloaded === true")
