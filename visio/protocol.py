@@ -257,6 +257,55 @@ class Capture(Message):
     on: bool
 
 
+# -- breakout rooms (visio.conference.breakout) ------------------------------------------
+
+MAX_BREAKOUT_ROOMS = 50
+BreakoutRoom = Annotated[int, Field(ge=1, le=MAX_BREAKOUT_ROOMS)]  # rooms are 1..N
+
+
+class BreakoutOpen(Message):
+    """Split the meeting into `count` rooms: people assigned at random, by the moderator
+    (`assignments`, then `breakout_move`), or left to choose; an optional timer."""
+
+    type: Literal["breakout_open"]
+    count: BreakoutRoom
+    names: Annotated[list[Name], Field(max_length=MAX_BREAKOUT_ROOMS)] = []
+    assign: Literal["random", "manual", "choose"] = "manual"
+    assignments: Annotated[dict[ParticipantId, BreakoutRoom], Field(max_length=1000)] = {}
+    duration_s: Annotated[int, Field(ge=10, le=86_400)] | None = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> BreakoutOpen:
+        if self.names and len(self.names) != self.count:
+            raise ValueError("names: give one name per room, or none")
+        if any(room > self.count for room in self.assignments.values()):
+            raise ValueError("assignments: a room number is beyond count")
+        return self
+
+
+class BreakoutMove(Message):
+    """Move someone (`id`; oneself when left out) to a room, or back to the main room
+    (`room`: null). A moderator moves anyone; others only themselves, when they may choose."""
+
+    type: Literal["breakout_move"]
+    id: ParticipantId | None = None
+    room: BreakoutRoom | None
+
+
+class BreakoutBroadcast(Message):
+    """A moderator's message to every room."""
+
+    type: Literal["breakout_broadcast"]
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class BreakoutClose(Message):
+    """Call everyone back to the main room, now or after a warning `after_s` seconds."""
+
+    type: Literal["breakout_close"]
+    after_s: Annotated[int, Field(ge=0, le=600)] = 0
+
+
 ClientMessage = Annotated[
     Join
     | Publish
@@ -278,7 +327,11 @@ ClientMessage = Annotated[
     | Moderate
     | Lock
     | End
-    | Capture,
+    | Capture
+    | BreakoutOpen
+    | BreakoutMove
+    | BreakoutBroadcast
+    | BreakoutClose,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
@@ -305,9 +358,14 @@ MESSAGE_TYPES = frozenset(
         "lock",
         "end",
         "capture",
+        "breakout_open",
+        "breakout_move",
+        "breakout_broadcast",
+        "breakout_close",
     )
 )
 MODERATOR_MESSAGES = (Admit, Deny, Moderate, Lock, End, Capture)
+BREAKOUT_MESSAGES = (BreakoutOpen, BreakoutMove, BreakoutBroadcast, BreakoutClose)
 
 
 def parse(raw: str | bytes, max_bytes: int) -> Message:

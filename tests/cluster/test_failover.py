@@ -136,3 +136,40 @@ async def test_the_owner_drains(deployment, people, bots, restart_stopped):
         assert sum(f["type"] == "offer" for f in client.frames) == offers[client]
     frames = owner.frames_from(bob.id)
     await owner.wait_frames(bob.id, count=frames + 20)
+
+
+async def test_breakout_rooms_go_on_when_the_owner_drains(
+    deployment, people, bots, restart_stopped
+):
+    """Rooms, who is where, per-room chat and media, and the timer survive a takeover."""
+    alice = await people.signed_in("alice")
+    room = await alice.new_room()
+    url = deployment.base_url
+    owner = await bots.join(url, room, "Alice", cookies=alice.cookies)
+    ana, ben = await bots.join(url, room, "Ana"), await bots.join(url, room, "Ben")
+    await ana.wait_frames(ben.id, "video")
+    await owner.breakout_open(2, assignments={ana.id: 1, ben.id: 1}, duration_s=25)
+    await owner.breakout_move(2, participant=ben.id)  # by hand, after opening
+    await ana.wait_in_room(1)
+    await ben.wait_in_room(2)
+    await ana.chat_send("room one only")
+    await owner.breakout_move(1)  # the moderator visits room 1: sees its chat
+    await owner.wait_until(lambda: "room one only" in [m["text"] for m in owner.chat])
+
+    leaving = await owner_of(deployment, room)
+    since = {c: len(c.frames) for c in (owner, ana, ben)}
+    assert stop_process(leaving.process, 15) in (0, -signal.SIGTERM)
+    await back_in_the_meeting([owner, ana, ben], since)
+    assert (await owner_of(deployment, room)) is not leaving
+    assert (owner.breakout_room, ana.breakout_room, ben.breakout_room) == (1, 1, 2)
+    assert [m["text"] for m in ana.joined["chat"]] == ["room one only"]
+    assert ben.joined["chat"] == []
+    before = ben.frames_from(ana.id)
+    await asyncio.sleep(1.5)
+    assert ben.frames_from(ana.id) <= before + 2  # still apart, across the takeover
+
+    # The new owner's timer calls everyone back; media flows between the rooms again.
+    await ben.wait_for(lambda f: f["type"] == "breakout_closing", timeout=25, since=since[ben])
+    for client in (owner, ana, ben):
+        await client.wait_in_room(None, timeout=20)
+    await ben.wait_frames(ana.id, count=ben.frames_from(ana.id) + 10, timeout=20)

@@ -11,6 +11,7 @@ import numpy as np
 from visio.captions.listener import AudioListener
 from visio.captions.room import Forward, RoomCaptions
 from visio.captions.speaker import Speaker
+from visio.conference.breakout import Breakouts
 
 
 class Reader:
@@ -47,6 +48,7 @@ def talk(speaker: Speaker, level: float) -> None:
 def room_with(speakers: list[Speaker], slots: int) -> tuple[RoomCaptions, Reader]:
     reader = Reader()
     meeting = SimpleNamespace(participants={reader.id: reader}, room_id="team-room")
+    meeting.breakouts = Breakouts(meeting)  # no breakout rooms: everyone together
     captions = RoomCaptions(meeting, CountingEngine(), slots=slots, language="en")
     captions.subscribers.add(reader.id)
     room = SimpleNamespace(up=False)  # no Janus: forwards are never stopped there

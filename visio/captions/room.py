@@ -77,7 +77,12 @@ class RoomCaptions:
         await self.sync()  # the reply comes once the forwards follow
         if on:
             # What was said before they joined is not theirs to read (audit L5).
-            history = [f for f in self.history if f["end"] >= participant.joined_at]
+            place = self.meeting.breakouts.place(participant.id)
+            history = [
+                f
+                for f in self.history
+                if f["end"] >= participant.joined_at and f.get("breakout") == place
+            ]
             participant.send({"type": "captions", "on": True, "history": history})
         else:
             participant.send({"type": "captions", "on": False})
@@ -90,8 +95,11 @@ class RoomCaptions:
         return [people[pid] for pid in self.subscribers]
 
     def _send(self, frame: dict[str, Any]) -> None:
+        """To those who follow captions in the speaker's room (breakout rooms: per room)."""
+        together = self.meeting.breakouts.together
         for participant in self._audience():
-            participant.send(frame)
+            if together(participant.id, frame["participant"]):
+                participant.send(frame)
 
     # -- forwards follow the publications ------------------------------------------------
 
@@ -214,6 +222,9 @@ class RoomCaptions:
                 "end": int((speaker.stream_started_at + update.end) * 1000),
                 "language": update.language,
             }
+            place = self.meeting.breakouts.place(speaker.participant_id)
+            if place is not None:
+                frame["breakout"] = place
             if update.final:
                 self.history.append(frame)
             self._send(frame)

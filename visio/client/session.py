@@ -100,6 +100,8 @@ class VisioClient:
         self.id: str | None = None
         self.participants: dict[str, Frame] = {}
         self.chat: list[Frame] = []
+        self.breakout: Frame | None = None  # the breakout rooms while they are open
+        self.breakout_room: int | None = None  # the one we are in; None: the main room
         self.frames: list[Frame] = []  # every frame received, in order
         self.errors: list[Frame] = []
         self.received: dict[tuple[str, str, str], ReceivedTrack] = {}
@@ -107,6 +109,7 @@ class VisioClient:
         self.local_tracks: dict[str, list[MediaStreamTrack]] = {}
         self.subscriber: RTCPeerConnection | None = None
         self.streams: dict[str, Frame] = {}  # mid -> stream description
+        self._subscriber_ufrag: str | None = None  # the ICE ufrag of Janus' side
         self.opened_at: float | None = None
         self.reconnections = 0
         self._failed_attempts = 0  # reconnections since the last `joined` or `lobby`
@@ -282,6 +285,14 @@ class VisioClient:
             self.participants.pop(frame["id"], None)
         elif kind == "chat":
             self.chat.append(frame["message"])
+        elif kind == "breakout":
+            self.breakout = frame if frame["open"] else None
+        elif kind == "moved":
+            # Moved to another room: the next offer is a new subscriber connection's (the
+            # old one's Janus handle is gone); the chat is now that room's.
+            self.breakout_room = frame["room"]
+            self.chat = list(frame["chat"])
+            await self._close_subscriber()
         elif kind == "media" and frame["state"] == "down":
             await self._recover(frame["target"])
         elif kind == "error":
@@ -304,6 +315,8 @@ class VisioClient:
         self.id = frame["you"]["id"]
         self.participants = {p["id"]: p for p in frame["participants"]}
         self.chat = list(frame["chat"])
+        self.breakout = frame.get("breakout")
+        self.breakout_room = (self.breakout or {}).get("where", {}).get(self.id)
         self._ice_servers = ice_servers(frame.get("iceServers", []), self.turn_transport)
         if resumed:
             for target in list(self.publishers):
@@ -377,6 +390,11 @@ class VisioClient:
     # -- subscribing --------------------------------------------------------------
 
     async def _on_offer(self, frame: Frame) -> None:
+        ufrag = _ice_ufrag(frame["sdp"])
+        if self.subscriber is not None and ufrag != self._subscriber_ufrag:
+            # A new Janus handle (moved while our connection was down, say): a new peer.
+            await self._close_subscriber()
+        self._subscriber_ufrag = ufrag
         if self.subscriber is None:
             self.subscriber = self._new_pc()
             self.subscriber.on("track", self._on_track)
@@ -452,6 +470,44 @@ class VisioClient:
     async def chat_send(self, text: str) -> None:
         await self.send({"type": "chat", "text": text})
 
+    async def breakout_open(
+        self,
+        count: int,
+        assign: str = "manual",
+        assignments: dict[str, int] | None = None,
+        duration_s: int | None = None,
+        names: list[str] | None = None,
+    ) -> None:
+        frame: Frame = {"type": "breakout_open", "count": count, "assign": assign}
+        if assignments:
+            frame["assignments"] = assignments
+        if duration_s is not None:
+            frame["duration_s"] = duration_s
+        if names:
+            frame["names"] = names
+        await self.send(frame)
+
+    async def breakout_move(
+        self, room: int | None, participant: str | None = None, ref: str | None = None
+    ) -> None:
+        """Move someone (a moderator), or oneself (a moderator's visit, or one's choice)."""
+        frame: Frame = {"type": "breakout_move", "room": room}
+        if participant is not None:
+            frame["id"] = participant
+        if ref is not None:
+            frame["ref"] = ref
+        await self.send(frame)
+
+    async def breakout_broadcast(self, text: str) -> None:
+        await self.send({"type": "breakout_broadcast", "text": text})
+
+    async def breakout_close(self, after_s: int = 0) -> None:
+        await self.send({"type": "breakout_close", "after_s": after_s})
+
+    async def wait_in_room(self, room: int | None, timeout: float = 15.0) -> None:
+        """Until the server has moved us to this room (None: the main room)."""
+        await self.wait_until(lambda: self.breakout_room == room, timeout)
+
     async def set_state(self, **state: bool) -> None:
         await self.send({"type": "state", **state})
 
@@ -514,6 +570,13 @@ def _busy_wait(frame: Frame) -> float | None:
     if frame.get("type") != "error" or frame.get("code") != "busy":
         return None
     return float(retry_in) if isinstance(retry_in, int | float) and 0 <= retry_in <= 60 else 1.0
+
+
+def _ice_ufrag(sdp: str) -> str | None:
+    for line in sdp.splitlines():
+        if line.startswith("a=ice-ufrag:"):
+            return line.removeprefix("a=ice-ufrag:").strip()
+    return None
 
 
 def _transceiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver | None:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from visio.conference import quality
+from visio.conference.breakout import Breakouts
 from visio.conference.journal import NO_JOURNAL, Journal
 from visio.conference.media import MediaRoom
 from visio.conference.mirrors import Mirrors
@@ -92,6 +93,7 @@ class Meeting:
         self.capture: CaptureSession | None = None  # set once someone starts a capture
         # Each switch opens recordings of every publication and rewrites the manifest.
         self.capture_switches = RateLimiter(CAPTURE_SWITCHES_PER_MINUTE / 60, CAPTURE_SWITCHES)
+        self.breakouts = Breakouts(self)
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class Meeting:
             mirrors=self.mirrors.records(),
             chat_seq=self._chat_seq,
             capture=_capture_record(self.capture) if self.capture is not None else None,
+            breakout=self.breakouts.record(),
         )
 
     async def take_over(
@@ -171,6 +174,7 @@ class Meeting:
         self._chat_seq = record.chat_seq
         self.chat.extend(chat)
         self.mirrors.restore([m for m in record.mirrors if {m.source, m.target} <= set(self.rooms)])
+        self.breakouts.restore(record.breakout)
         for data in participants:
             self._restore(data)
         log.info(
@@ -252,6 +256,7 @@ class Meeting:
     def release(self) -> None:
         """Hand the meeting to another process: forget it here, leave everything on Janus."""
         self.closed = True
+        self.breakouts.stop()
         for participant in self.participants.values():
             if participant.grace_timer is not None:
                 participant.grace_timer.cancel()
@@ -265,6 +270,7 @@ class Meeting:
         if self.closed:
             return
         self.closed = True
+        self.breakouts.stop()
         for participant in list(self.participants.values()):
             self._forget(participant)
             self._log_quality(participant, "ended")
@@ -357,6 +363,12 @@ class Meeting:
             if participant is not exclude:
                 participant.send(frame)
 
+    def broadcast_room(self, of: Participant, frame: dict[str, Any]) -> None:
+        """To everyone in the same (breakout) room as `of`."""
+        for participant in list(self.participants.values()):
+            if self.breakouts.together(participant.id, of.id):
+                participant.send(frame)
+
     def room_info(self) -> dict[str, Any]:
         return {
             "id": self.room_id,
@@ -406,6 +418,7 @@ class Meeting:
         if self.closed or self.participants.pop(participant.id, None) is None:
             return  # (a meeting handed over to another process is not ours to change)
         self._forget(participant)
+        self.breakouts.forget(participant.id)
         self.journal.left(self, participant)
         self.broadcast({"type": "participant_left", "id": participant.id, "reason": reason})
         log.info(
@@ -486,7 +499,7 @@ class Meeting:
         if target == "camera":
             participant.silenced.clear()  # a new feed: a moderator's mute was on the old one
         self._feeds[feed_id] = (participant, publication)
-        if self.capture is not None and self.capture.active:
+        if self.capture is not None and self.capture.active and self._captured(participant):
             self._spawn(self._record(participant, publication, on=True))
         if previous is not None:
             self._retire(previous)
@@ -520,7 +533,48 @@ class Meeting:
         """Start (or stop) Janus recording every current publication of the meeting."""
         for participant in list(self.participants.values()):
             for publication in list(participant.publications.values()):
-                await self._record(participant, publication, on)
+                if self._captured(participant) or not on:
+                    await self._record(participant, publication, on)
+
+    def _captured(self, participant: Participant) -> bool:
+        """A capture records the main room only, never a breakout room."""
+        return self.breakouts.room_of(participant.id) is None
+
+    def regrouped(
+        self, moved: list[tuple[Participant, int | None, Callable[[], dict[str, Any]]]]
+    ) -> None:
+        """People changed breakout room (each with where they were, and how to make the
+        `moved` frame that tells them): each mover gets a subscriber connection of their new
+        room, the others' subscriptions follow, and a capture follows the main room."""
+        self.journal.meeting(self)
+        capturing = self.capture is not None and self.capture.active
+        for participant, before, frame in moved:
+            here = self._captured(participant)
+            if capturing and here != (before is None):
+                for publication in list(participant.publications.values()):
+                    self._spawn(self._record(participant, publication, on=here))
+            self._spawn(self._subscribe_anew(participant, frame))
+        if moved:
+            self._resync_everyone(exclude_all=frozenset(p.id for p, _, _ in moved))
+
+    async def _subscribe_anew(
+        self, participant: Participant, frame: Callable[[], dict[str, Any]]
+    ) -> None:
+        """A fresh subscriber connection: the `moved` frame goes under the subscription's
+        lock, once the old handle is gone, so every offer after it is the new one's (and
+        no m-line of the old room is left to reuse)."""
+        subscription = participant.subscription
+        async with subscription.lock:
+            if subscription.handle is not None:
+                await subscription.handle.close()
+            subscription.handle = None
+            subscription.feeds = set()
+            subscription.pending_offer = subscription.pending_frame = None
+            subscription.needs_sync = subscription.broken = False
+            subscription.failures = 0
+            participant.send(frame())
+        self.journal.participant(self, participant)
+        await self.sync_subscription(participant)
 
     async def _record(self, participant: Participant, publication: Publication, on: bool) -> None:
         base = None
@@ -642,8 +696,9 @@ class Meeting:
         elif event.kind == "event" and event.data.get("id") == publication.feed_id:
             talking = event.data.get("videoroom")
             if talking in ("talking", "stopped-talking") and publication.target == "camera":
-                self.broadcast(
-                    {"type": "speaking", "id": participant.id, "speaking": talking == "talking"}
+                self.broadcast_room(
+                    participant,
+                    {"type": "speaking", "id": participant.id, "speaking": talking == "talking"},
                 )
 
     # -- mirroring between rooms ------------------------------------------------------
@@ -661,9 +716,11 @@ class Meeting:
 
     # -- subscribing ----------------------------------------------------------------
 
-    def _resync_everyone(self, exclude: Participant | None = None) -> None:
+    def _resync_everyone(
+        self, exclude: Participant | None = None, exclude_all: frozenset[str] = frozenset()
+    ) -> None:
         for participant in list(self.participants.values()):
-            if participant is not exclude:
+            if participant is not exclude and participant.id not in exclude_all:
                 self._spawn(self.sync_subscription(participant))
 
     async def _resync_all_now(self) -> None:
@@ -682,6 +739,7 @@ class Meeting:
             for feed_id, (owner, publication) in self._feeds.items()
             if owner is not participant
             and publication.live
+            and self.breakouts.together(owner.id, participant.id)
             and (publication.node == room.url or self.mirrors.visible(feed_id, room))
         }
 
@@ -855,7 +913,13 @@ class Meeting:
 
     # -- chat and the rest ------------------------------------------------------------
 
-    def post_chat(self, participant: Participant, text: str) -> None:
+    def chat_for(self, participant: Participant) -> list[dict[str, Any]]:
+        """The chat of the room the participant is in, with the broadcasts to every room."""
+        place = self.breakouts.place(participant.id)
+        return [m for m in self.chat if m.get("breakout") == place or m.get("everywhere")]
+
+    def post_chat(self, participant: Participant, text: str, everywhere: bool = False) -> None:
+        """A message to one's room, or (a moderator's broadcast) to every room."""
         self._chat_seq += 1
         message = {
             "id": f"m-{self._chat_seq}",
@@ -865,9 +929,17 @@ class Meeting:
             "text": text,
             "ts": int(time.time() * 1000),
         }
+        place = self.breakouts.place(participant.id)
+        if everywhere:
+            message["everywhere"] = True
+        elif place is not None:
+            message["breakout"] = place
         self.chat.append(message)
         self.journal.chat(self, message)
-        self.broadcast({"type": "chat", "message": message})
+        if everywhere:
+            self.broadcast({"type": "chat", "message": message})
+        else:
+            self.broadcast_room(participant, {"type": "chat", "message": message})
 
 
 async def _destroy_quietly(node: JanusNode, janus_room: int) -> None:

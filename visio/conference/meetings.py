@@ -356,7 +356,8 @@ class Meetings:
         return await self._pick_node()
 
     def _joined(self, meeting: Meeting, participant: Participant, resumed: bool) -> dict[str, Any]:
-        chat = newest_chat(meeting.chat, self.settings.chat_history_bytes)
+        seen = meeting.chat_for(participant)  # the chat of their (breakout) room
+        chat = newest_chat(seen, self.settings.chat_history_bytes)
         if participant.admitted:  # let in from the lobby: what was said before is not theirs
             chat = [m for m in chat if m["ts"] >= participant.joined_at]
         return {
@@ -365,11 +366,12 @@ class Meetings:
             "you": participant.public(),
             "participants": meeting.others(participant),
             "chat": chat,
-            "chat_earlier": len(meeting.chat) - len(chat),
+            "chat_earlier": len(seen) - len(chat),
             "resume": participant.resume_token,
             "resumed": resumed,
             "published": [t for t, p in participant.publications.items() if p.live],
             "iceServers": ice_servers(self.settings, participant.id),
+            "breakout": meeting.breakouts.state() if meeting.breakouts.open else None,
         }
 
     # -- the lobby ----------------------------------------------------------------------

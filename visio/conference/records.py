@@ -74,6 +74,16 @@ class MirrorRecord(Record):
     mids: dict[str, str] = {}
 
 
+class BreakoutRecord(Record):
+    """The meeting's breakout rooms (visio.conference.breakout) while they are open."""
+
+    opening: int  # how many times rooms were opened: tells apart the chats of each time
+    names: list[str]
+    where: dict[str, int] = {}  # participant id -> room (1..N); absent: the main room
+    choose: bool = False
+    ends_at: int | None = None  # epoch ms when everyone is called back
+
+
 class MeetingRecord(Record):
     room: str
     name: str
@@ -85,6 +95,7 @@ class MeetingRecord(Record):
     mirrors: list[MirrorRecord] = []
     chat_seq: int = 0
     capture: CaptureRecord | None = None
+    breakout: BreakoutRecord | None = None
 
 
 class PublicationRecord(Record):

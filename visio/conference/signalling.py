@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from visio import audit, metrics
 from visio import protocol as p
 from visio.access import Identity
-from visio.conference import moderation
+from visio.conference import breakout, moderation
 from visio.conference.lobby import Waiter
 from visio.conference.meeting import Meeting
 from visio.conference.meetings import Meetings
@@ -137,6 +137,10 @@ class ClientSession:
             by = audit.who(self.identity, self.client, me.id, me.role)
             await moderation.apply(self.meetings, meeting, me, message, by)
             return
+        if isinstance(message, p.BREAKOUT_MESSAGES):
+            by = audit.who(self.identity, self.client, me.id, me.role)
+            breakout.apply(meeting, me, message, by)
+            return
         match message:
             case p.Join():
                 raise p.ProtocolError("already_joined", "this connection has joined already")
@@ -168,7 +172,7 @@ class ClientSession:
             case p.Chat(text=text):
                 meeting.post_chat(me, text)
             case p.Reaction(emoji=emoji):
-                meeting.broadcast({"type": "reaction", "from": me.id, "emoji": emoji})
+                meeting.broadcast_room(me, {"type": "reaction", "from": me.id, "emoji": emoji})
             case p.Captions(on=on):
                 await self.meetings.captions.switch(meeting, me, on)
                 by = audit.who(self.identity, self.client, me.id, me.role)

@@ -9,6 +9,7 @@ import { LobbyPanel } from './lobby.js';
 import { CaptureControls } from './capture.js';
 import { Captions } from './captions.js';
 import { CallQuality } from './callquality.js';
+import { BreakoutPanel } from './breakout.js';
 import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
 import { language, setText, t, tn } from './i18n.js';
@@ -74,6 +75,7 @@ export class Meeting {
       chat: { panel: this.els.chatPanel, button: this.els.chat },
       people: { panel: this.els.peoplePanel, button: this.els.people },
       lobby: { panel: this.els.lobbyPanel, button: this.els.lobbyButton },
+      breakout: { panel: $('breakout-panel'), button: $('toggle-breakout') },
     };
     this.grid = new Grid({
       stage: $('stage'), grid: $('grid'), presentation: $('presentation'), audioSink: $('audio-sink'),
@@ -127,6 +129,13 @@ export class Meeting {
 
   async join() {
     this.conn = new VisioConnection();
+    this.breakout = new BreakoutPanel({
+      conn: this.conn, body: $('breakout-body'), notice: $('breakout-notice'), button: $('toggle-breakout'),
+      people: () => new Map([...(this.self ? [[this.self.id, this.self]] : []), ...this.conn.participants]),
+      isModerator: () => this.isModerator,
+      onRegroup: () => this.regroup(),
+      onMoved: ({ chat }) => this.chat.load(chat, 0),
+    });
     this.listen();
     this.captions.start(); // the person's last choice, sent on joining
     await this.conn.join(this.room.id, this.choices.name, { audio: this.mic, video: this.camera });
@@ -167,13 +176,27 @@ export class Meeting {
     on('caption', ({ caption }) => this.captions.receive(caption));
     on('caption-status', (d) => this.captions.status(d));
     on('error', (d) => this.onError(d));
+    on('breakout', ({ state }) => this.breakout.update(state));
+    on('moved', (d) => this.breakout.moved(d));
+    on('breakout-closing', (d) => this.breakout.closing(d));
+  }
+
+  // Breakout rooms: the stage shows the people of our room only.
+  showTile(p) {
+    if (!this.breakout || this.breakout.here(p.id)) this.grid.upsert(p);
+    else this.grid.remove(p.id);
+  }
+
+  regroup() {
+    for (const p of this.conn.participants.values()) this.showTile(p);
+    this.renderPeople();
   }
 
   onError({ code, message, ref }) {
     console.warn('visio:', code, message || '');
     if (this.capture.failed({ code, ref })) return; // said by the capture controls
     if (this.captions.failed({ code })) return; // captions_unavailable
-    if (['forbidden', 'not_found', 'disk_full', 'capture_limit'].includes(code)) {
+    if (['forbidden', 'not_found', 'disk_full', 'capture_limit', 'breakout_open', 'breakout_closed'].includes(code)) {
       toast(t(`error.${code}`), { timeout: 8000 });
     }
   }
@@ -183,6 +206,7 @@ export class Meeting {
     if (room) this.roomInfo = { ...this.roomInfo, ...room };
     this.chat.selfId = you.id;
     this.captions.selfId = you.id;
+    this.breakout.selfId = you.id;
     this.self = { ...you, audio: this.mic, video: this.camera, hand: this.hand, connection: 'connected' };
     this.grid.setSelf(this.self);
     this.grid.setLocalVideo(this.camera ? this.tracks.video : null);
@@ -312,13 +336,13 @@ export class Meeting {
   }
 
   onParticipantJoined({ participant }) {
-    this.grid.upsert(participant);
+    this.showTile(participant);
     if (this.ready) toast(t('notify.joined', { name: participant.name }));
     this.renderPeople();
   }
 
   onParticipantUpdated({ participant: p, previous }) {
-    this.grid.upsert(p);
+    this.showTile(p);
     if (p.hand && !previous.hand) toast(t('notify.hand', { name: p.name }));
     if (p.screen && !previous.screen) announce(t('notify.screen', { name: p.name }));
     this.renderPeople();
@@ -366,6 +390,7 @@ export class Meeting {
     on(this.els.chat, 'click', () => this.togglePanel('chat'));
     on(this.els.people, 'click', () => this.togglePanel('people'));
     on(this.els.lobbyButton, 'click', () => this.togglePanel('lobby'));
+    on($('toggle-breakout'), 'click', () => this.togglePanel('breakout'));
     on(this.els.muteAll, 'click', () => this.muteAll());
     on(this.els.lock, 'click', () => this.conn.lock(!this.roomInfo.locked));
     on(this.els.access, 'change', () => this.changeAccess(this.els.access.value));
@@ -633,6 +658,7 @@ export class Meeting {
       this.lobby.showNotice(this.els.lobbyPanel.hidden && this.lobby.count > 0);
     }
     this.renderLobbyButton();
+    this.breakout?.render();
   }
 
   // Members of the room (from GET /api/rooms/{id}) and moderators reach its transcripts.
@@ -756,6 +782,7 @@ export class Meeting {
     this.chat.destroy();
     this.people.destroy();
     this.lobby.destroy();
+    this.breakout?.destroy();
     this.capture.destroy();
     this.captions.destroy();
     this.els.transcriptsEntry.hidden = true;

@@ -268,6 +268,29 @@ export class VisioConnection extends EventTarget {
     return this.moderatorFrame({ type: 'capture', kind, on: !!on });
   }
 
+  // Breakout rooms (docs/PROTOCOL.md): moderators open, move, broadcast and close; anyone
+  // moves themselves while the rooms are open for choosing (room null: the main room).
+  openBreakout({ count, assign = 'manual', durationS = null, names = null }) {
+    const frame = { type: 'breakout_open', count: Number(count), assign };
+    if (durationS) frame.duration_s = Number(durationS);
+    if (names) frame.names = names;
+    return this.moderatorFrame(frame);
+  }
+
+  moveToBreakout(room, id = null) {
+    const frame = { type: 'breakout_move', room: room === null ? null : Number(room) };
+    if (id) frame.id = String(id);
+    return this.moderatorFrame(frame);
+  }
+
+  broadcastToRooms(text) {
+    return this.moderatorFrame({ type: 'breakout_broadcast', text: String(text) });
+  }
+
+  closeBreakout(afterS = 0) {
+    return this.moderatorFrame({ type: 'breakout_close', after_s: Number(afterS) });
+  }
+
   moderatorFrame(frame) {
     if (!this.joined) return null;
     const ref = this.nextRef(frame.type);
@@ -474,6 +497,7 @@ export class VisioConnection extends EventTarget {
       room: msg.room, you: msg.you, participants: [...this.participants.values()],
       chat: msg.chat || [], chatEarlier: msg.chat_earlier || 0, resumed: !!msg.resumed, rejoined,
     });
+    this.emit('breakout', { state: msg.breakout || null });
     if (this.joinWaiter) {
       this.joinWaiter.resolve(msg);
       this.joinWaiter = null;
@@ -990,6 +1014,13 @@ const FRAME_HANDLERS = {
   caption_status(msg) {
     this.emit('caption-status', { participant: msg.participant, name: msg.name, captioned: !!msg.captioned });
   },
+  breakout(msg) { this.emit('breakout', { state: msg.open ? msg : null }); },
+  moved(msg) {
+    // Our subscriber connection is made anew for the new room: the next offer is its.
+    this.subscriberQueue = this.subscriberQueue.then(() => this.dropSubscriber());
+    this.emit('moved', { room: msg.room ?? null, name: msg.name ?? null, chat: msg.chat || [], by: msg.by || null });
+  },
+  breakout_closing(msg) { this.emit('breakout-closing', { inS: msg.in_s }); },
   pong() {},
 };
 
