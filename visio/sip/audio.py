@@ -3,8 +3,9 @@
 PJSIP's conference clock (its own thread) asks every 20 ms for what the phone hears and
 hands over what the phone said, at PHONE_RATE; aiortc (the asyncio thread) publishes
 the phone's voice and delivers the meeting's tracks at 48 kHz. In between: short queues
-of 20 ms chunks, one per source, cut short when they grow (a late reader hears the
-newest audio, not a backlog) and summed for the phone.
+of 20 ms chunks, one per source, summed for the phone. aiortc releases decoded audio in
+bursts when the machine is busy: a queue absorbs them, then catches up by skipping a chunk
+per tick while it is long (the delay shrinks back in a few hundred ms).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ PHONE_RATE = 16_000  # the gateway's mixing rate: G.722 is wideband, G.711 is re
 RATIO = AUDIO_RATE // PHONE_RATE
 PHONE_CHUNK = int(PHONE_RATE * AUDIO_PTIME)
 MEETING_CHUNK = int(AUDIO_RATE * AUDIO_PTIME)
-MAX_QUEUED = 8  # chunks (160 ms): beyond, the oldest go
+MAX_QUEUED = 25  # chunks (500 ms): beyond, the oldest go
+CATCH_UP = 5  # chunks (100 ms): past this, a source is read twice as fast until it is not
 
 
 def down(samples: np.ndarray) -> np.ndarray:
@@ -80,13 +82,16 @@ class Mixer:
         """The next 20 ms for the phone (silence when nobody speaks)."""
         total = np.zeros(PHONE_CHUNK, dtype=np.int32)
         with self._lock:
-            for queue in self._queues.values():
+            for source, queue in self._queues.items():
                 if queue:
                     total += queue.popleft()
+                if source != PROMPT_SOURCE and len(queue) > CATCH_UP:
+                    queue.popleft()
         return np.clip(total, -32768, 32767).astype(np.int16)
 
 
 _EMPTY = np.zeros(0, dtype=np.int16)
+PROMPT_SOURCE = "prompt"  # played whole, never skipped
 
 
 class MeetingInput:

@@ -23,6 +23,7 @@ import numpy as np
 from visio.client.session import ReceivedTrack, VisioClient, VisioError
 from visio.config import Settings
 from visio.db import PIN_DIGITS, Store
+from visio.sip.audio import PROMPT_SOURCE as PROMPT
 from visio.sip.audio import MeetingInput
 from visio.sip.endpoint import IncomingCall, SipEndpoint, SipOptions
 from visio.sip.prompts import load_prompts
@@ -33,7 +34,6 @@ PIN_TRIES = 3
 DIGIT_TIMEOUT_S = 10.0  # between two keys, and for the first after the prompt
 ANSWER_TIMEOUT_S = 10.0  # from our 200 OK to the caller's ACK and media
 WRONG_PIN_WINDOW_S = 3600.0
-PROMPT = "prompt"
 
 
 class WrongPins:
