@@ -25,6 +25,7 @@ RATIO = AUDIO_RATE // PHONE_RATE
 PHONE_CHUNK = int(PHONE_RATE * AUDIO_PTIME)
 MEETING_CHUNK = int(AUDIO_RATE * AUDIO_PTIME)
 MAX_QUEUED = 25  # chunks (500 ms): beyond, the oldest go
+VOICE_BACKLOG = 2  # chunks of the caller's voice kept ahead of aiortc's steady reads
 CATCH_UP = 5  # chunks (100 ms): past this, a source is read twice as fast until it is not
 
 
@@ -135,6 +136,8 @@ class PhoneVoice(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         index = await self._clock.next()
+        while len(self._chunks) > VOICE_BACKLOG:  # fed before publishing began: stale
+            self._chunks.popleft()
         chunk = self._chunks.popleft() if self._chunks else np.zeros(MEETING_CHUNK, np.int16)
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = AUDIO_RATE
