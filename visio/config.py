@@ -422,6 +422,12 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(
             "proxy_protocol with tls_cert is not supported: let the proxy terminate TLS"
         )
+    if settings.sip_enabled and settings.tls_cert:
+        raise ConfigError(
+            "sip_enabled with tls_cert is not supported: the SIP gateway joins meetings "
+            "through the server's own WebSocket on its listening address; let a proxy "
+            "terminate TLS"
+        )
     if settings.job_queue == "procrastinate" and not settings.database_url.startswith("postgresql"):
         raise ConfigError(
             "job_queue = procrastinate needs a PostgreSQL database_url "

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from visio.config import Settings
+from visio.config import ConfigError, Settings, load_settings
 from visio.sip.audio import CATCH_UP, PHONE_CHUNK, PROMPT_SOURCE, Mixer, down, up
 from visio.sip.gateway import WRONG_PIN_WINDOW_S, WrongPins, phone_name, server_url
 
@@ -56,3 +57,10 @@ def test_resampling_keeps_length_and_level():
 def test_the_gateway_joins_through_the_address_the_server_listens_on():
     assert server_url(Settings(host="0.0.0.0", port=8080)) == "http://127.0.0.1:8080"
     assert server_url(Settings(host="10.0.0.5", port=9000)) == "http://10.0.0.5:9000"
+
+
+def test_the_gateway_needs_a_plain_listening_address():
+    with pytest.raises(ConfigError, match="sip_enabled with tls_cert"):
+        load_settings(sip_enabled=True, tls_cert="/c.pem", tls_key="/k.pem")
+    with pytest.raises(ConfigError, match="sip_rtp_ports"):
+        load_settings(sip_rtp_ports="5000")
