@@ -133,7 +133,7 @@ def words_heard(recognizer: Recognizer, samples: np.ndarray, rate: int) -> str:
     return normalise(recognizer.transcribe(as_16k(samples, rate), language="en").text)
 
 
-async def test_a_phone_joins_by_pin_hears_and_is_heard_then_is_muted_and_removed(
+async def test_a_phone_joins_by_pin_hears_is_heard_and_captioned_then_muted_and_removed(
     sip_server, sip_people, sip_bots, phone, recognizer, tmp_path
 ):
     alice = await sip_people.signed_in("alice")
@@ -148,6 +148,8 @@ async def test_a_phone_joins_by_pin_hears_and_is_heard_then_is_muted_and_removed
     assert owner.participants[phone_id]["name"] == "Phone …42"
     from_phone = recorder(owner, phone_id)
     await owner.wait_frames(phone_id, "audio", count=25)
+    await owner.send({"type": "captions", "on": True})
+    await owner.wait_for(lambda f: f["type"] == "captions" and f["on"], timeout=60)
 
     await asyncio.sleep(4.0)  # "You are now in the meeting." is over
     await say(voice, sentence(BOT_SENTENCE, tmp_path), gap=1.5)
@@ -158,6 +160,12 @@ async def test_a_phone_joins_by_pin_hears_and_is_heard_then_is_muted_and_removed
     await asyncio.sleep(5.0)
     heard_by_bot = words_heard(recognizer, np.concatenate(from_phone), 48_000)
     assert share_of_words(PHONE_SENTENCE, heard_by_bot) >= 0.6, heard_by_bot
+    caption = await owner.wait_for(
+        lambda f: f["type"] == "caption" and f["final"] and f["participant"] == phone_id,
+        timeout=30,
+    )  # the phone's voice is captioned like anyone's
+    assert caption["name"] == "Phone …42 (guest)"
+    assert share_of_words(PHONE_SENTENCE, normalise(caption["text"])) >= 0.6, caption["text"]
 
     # Muted by the owner: Janus stops forwarding the phone's voice.
     await owner.send({"type": "moderate", "action": "mute", "id": phone_id})
