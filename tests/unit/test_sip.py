@@ -64,3 +64,13 @@ def test_the_gateway_needs_a_plain_listening_address():
         load_settings(sip_enabled=True, tls_cert="/c.pem", tls_key="/k.pem")
     with pytest.raises(ConfigError, match="sip_rtp_ports"):
         load_settings(sip_rtp_ports="5000")
+
+
+def test_the_dial_in_uri_names_a_host_people_can_reach():
+    from visio.api import sip_uri
+
+    assert sip_uri(Settings(sip_domain="sip.example.org"), "x") == "sip:visio@sip.example.org"
+    assert sip_uri(Settings(host="0.0.0.0", sip_port=5070), "visio.example.org") == (
+        "sip:visio@visio.example.org:5070"
+    )
+    assert sip_uri(Settings(host="10.0.0.5"), "visio.example.org") == "sip:visio@10.0.0.5"

@@ -87,7 +87,6 @@ class Gateway:
         self.prompts: dict[str, np.ndarray] = {}
         self.endpoint: SipEndpoint | None = None
         self.calls: dict[int, asyncio.Task[None]] = {}
-        self.joined: dict[int, VisioClient] = {}  # call id -> its participant, for tests
         self.base_url = server_url(settings)
 
     async def start(self) -> None:
@@ -135,7 +134,6 @@ class Gateway:
         except Exception:
             log.exception("sip call failed", extra={"caller": call.caller})
         finally:
-            self.joined.pop(call.call_id, None)
             endpoint.hang_up(call.call_id)
 
 
@@ -260,7 +258,6 @@ class PhoneCall:
                     client.admitted(timeout=joined["expires_in"] + 5), joined["expires_in"] + 10
                 )
             await client.publish([self.call.voice])
-            self.gateway.joined[self.call.call_id] = client
             log.info("sip caller joined", extra={"room": room_id, "caller_name": name})
             await self.say("joined")
             await self._stay(client)
