@@ -185,7 +185,7 @@ async def test_a_phone_joins_by_pin_hears_is_heard_and_captioned_then_muted_and_
     assert share_of_words(BOT_SENTENCE, heard_by_phone) >= 0.6, heard_by_phone
 
 
-async def test_a_phone_waits_in_the_lobby_and_hanging_up_leaves_nobody(
+async def test_a_phone_waits_in_the_lobby_is_admitted_or_denied_and_leaves_nobody(
     sip_server, sip_people, sip_bots, phone
 ):
     alice = await sip_people.signed_in("alice")
@@ -205,6 +205,21 @@ async def test_a_phone_waits_in_the_lobby_and_hanging_up_leaves_nobody(
     await owner.wait_until(lambda: phone_in(owner) is None, timeout=10)
     people = (await alice.api("GET", f"/api/rooms/{room}/participants")).json()
     assert [p["name"] for p in people["participants"]] == ["Alice"]
+
+    # Denied: told so and hung up, never in the meeting, nobody left waiting.
+    phone.events.clear()
+    mark = len(owner.frames)
+    await dial_in(phone, sip_server, pin)
+    update = await owner.wait_for(
+        lambda f: f["type"] == "lobby_update" and len(f["waiting"]) == 1,
+        since=mark,
+        timeout=20,
+    )
+    await owner.send({"type": "deny", "id": update["waiting"][0]["id"]})
+    await phone.wait_event("CALL_CLOSED", timeout=15)
+    people = (await alice.api("GET", f"/api/rooms/{room}/participants")).json()
+    assert [p["name"] for p in people["participants"]] == ["Alice"]
+    assert people["waiting"] == []
 
 
 def invite(body: str, content_type: str = "application/sdp") -> bytes:
