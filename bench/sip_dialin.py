@@ -4,7 +4,7 @@ A bot sits in a room; baresip (Debian) calls the server's SIP gateway N times, o
 the other, keys in the room's PIN, and:
 
 - join: from the '#' of the PIN to the first sound of the meeting in the phone's ear (the
-  bot plays a 1 kHz beep every 0.5 s all along), and from the dial to the answer;
+  bot plays a steady 1 kHz tone all along), and from the dial to the answer;
 - phone → bot: baresip switches its source to a file that holds a 1 kHz tone 0.5 s in;
   delay = when the bot's decoder hands over the tone's onset - when the file reached it;
 - bot → phone: the bot plays a 1.5 kHz tone; delay = where it starts in what baresip
@@ -54,10 +54,9 @@ def onset(samples: np.ndarray, rate: int, hz: float, start: int = 0) -> int | No
 
 
 def beeps() -> np.ndarray:
-    """A 0.1 s beep every 0.5 s, looped by the bot: 'the meeting' for the join time."""
-    cycle = np.zeros(AUDIO_RATE // 2, np.int16)
-    cycle[: AUDIO_RATE // 10] = tone(BEEP_HZ, 0.1, 0.3)
-    return cycle
+    """'The meeting' for the join time: a steady 1 kHz tone (0.5 s, whole periods, looped),
+    so the first sound is heard within a 5 ms step of when it could be."""
+    return tone(BEEP_HZ, 0.5, 0.2)
 
 
 class Ear:
