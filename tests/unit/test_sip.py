@@ -16,14 +16,23 @@ def test_a_caller_is_shown_by_the_last_two_digits_of_their_number():
     assert phone_name("<sip:anonymous@anonymous.invalid>") == "Phone"
 
 
-def test_wrong_pins_block_an_address_for_an_hour_only():
+def test_wrong_pins_block_a_caller_for_an_hour_only():
     pins = WrongPins(per_hour=3)
     for t in (0.0, 10.0, 20.0):
-        assert not pins.blocked("192.0.2.7", now=t)
-        pins.add("192.0.2.7", now=t)
-    assert pins.blocked("192.0.2.7", now=30.0)
-    assert not pins.blocked("192.0.2.8", now=30.0)  # others are not
-    assert not pins.blocked("192.0.2.7", now=WRONG_PIN_WINDOW_S + 0.5)
+        assert not pins.blocked("192.0.2.7", "sip:01@x", now=t)
+        pins.add("192.0.2.7", "sip:01@x", now=t)
+    assert pins.blocked("192.0.2.7", "sip:01@x", now=30.0)
+    assert not pins.blocked("192.0.2.7", "sip:02@x", now=30.0)  # another caller on the trunk
+    assert not pins.blocked("192.0.2.8", "sip:01@x", now=30.0)
+    assert not pins.blocked("192.0.2.7", "sip:01@x", now=WRONG_PIN_WINDOW_S + 0.5)
+
+
+def test_wrong_pins_from_many_numbers_block_their_address():
+    pins = WrongPins(per_hour=2)
+    for n in range(2 * WrongPins.ADDRESS_FACTOR):
+        pins.add("192.0.2.7", f"sip:{n}@x", now=float(n))
+    assert pins.blocked("192.0.2.7", "sip:new@x", now=100.0)
+    assert not pins.blocked("192.0.2.9", "sip:new@x", now=100.0)
 
 
 def test_the_mix_sums_sources_and_clips():

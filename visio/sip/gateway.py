@@ -37,29 +37,42 @@ WRONG_PIN_WINDOW_S = 3600.0
 
 
 class WrongPins:
-    """Wrong PINs per caller address over the last hour: past the budget, calls from
-    there are refused before they are answered (PIN guessing is slow, not free)."""
+    """Wrong PINs over the last hour, per caller (address and number) and per address:
+    past either budget, calls are refused before they are answered. PIN guessing is slow,
+    not free; and behind a trunk, where every caller shares one address, one caller's
+    mistakes block that caller only, until the whole address looks like guessing."""
+
+    ADDRESS_FACTOR = 10
+    MAX_KEYS = 10_000  # past this, expired keys are swept at once
 
     def __init__(self, per_hour: int) -> None:
         self.per_hour = per_hour
         self._times: dict[str, deque[float]] = {}
 
-    def blocked(self, address: str, now: float | None = None) -> bool:
-        times = self._recent(address, time.monotonic() if now is None else now)
-        return len(times) >= self.per_hour
-
-    def add(self, address: str, now: float | None = None) -> None:
+    def blocked(self, address: str, caller: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        self._recent(address, now).append(now)
+        return (
+            self._count(f"{address} {caller}", now) >= self.per_hour
+            or self._count(address, now) >= self.per_hour * self.ADDRESS_FACTOR
+        )
 
-    def _recent(self, address: str, now: float) -> deque[float]:
-        times = self._times.setdefault(address, deque())
+    def add(self, address: str, caller: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if len(self._times) > self.MAX_KEYS:
+            for key in list(self._times):
+                self._count(key, now)
+        for key in (f"{address} {caller}", address):
+            self._times.setdefault(key, deque()).append(now)
+
+    def _count(self, key: str, now: float) -> int:
+        times = self._times.get(key)
+        if times is None:
+            return 0
         while times and times[0] <= now - WRONG_PIN_WINDOW_S:
             times.popleft()
         if not times:
-            del self._times[address]
-            times = self._times.setdefault(address, deque())
-        return times
+            del self._times[key]
+        return len(times)
 
 
 def phone_name(caller: str) -> str:
@@ -115,7 +128,7 @@ class Gateway:
 
     def _on_call(self, call: IncomingCall) -> None:
         assert self.endpoint is not None
-        if self.wrong_pins.blocked(call.address):
+        if self.wrong_pins.blocked(call.address, call.caller):
             log.info("sip call refused: too many wrong PINs", extra={"address": call.address})
             self.endpoint.answer(call.call_id, 403, "Too many wrong PINs, retry later")
             return
@@ -217,9 +230,9 @@ class PhoneCall:
             room = await self.gateway.store.room_by_pin(pin) if pin else None
             if room is not None:
                 return room.id
-            self.gateway.wrong_pins.add(self.call.address)
+            self.gateway.wrong_pins.add(self.call.address, self.call.caller)
             log.info("sip wrong pin", extra={"address": self.call.address, "try": attempt + 1})
-            if self.gateway.wrong_pins.blocked(self.call.address):
+            if self.gateway.wrong_pins.blocked(self.call.address, self.call.caller):
                 return None
         return None
 
