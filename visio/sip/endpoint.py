@@ -13,10 +13,13 @@ that offers no codec in common, is refused there (400 / 488) and never becomes a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import queue
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +125,26 @@ class _Account(pj.Account):
         address = prm.rdata.srcAddress.rpartition(":")[0].strip("[]")
         caller = call.getInfo().remoteUri
         self.endpoint.offer(call, caller, address)
+
+
+class _LogWriter(pj.LogWriter):
+    def write(self, entry: pj.LogEntry) -> None:
+        # PJSIP's "errors" are mostly callers' bad requests, answered already: not ours.
+        level = logging.WARNING if entry.level <= 1 else logging.INFO
+        log.log(level, "pjsip: %s", entry.msg.strip())
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _port_format() -> pj.MediaFormatAudio:
@@ -253,14 +276,18 @@ class SipEndpoint:
     def _open(self) -> tuple[pj.Endpoint, pj.Account]:
         options = self.options
         endpoint = pj.Endpoint()
-        endpoint.libCreate()
+        with _quiet_stdout():  # PJSIP prints its first lines before any log setting applies
+            endpoint.libCreate()
         config = pj.EpConfig()
+        self._log_writer = _LogWriter()  # PJSIP keeps a pointer: it must outlive the endpoint
+        config.logConfig.writer = self._log_writer
+        config.logConfig.decor = 0
         config.uaConfig.threadCnt = 0
         config.uaConfig.mainThreadOnly = False
         config.uaConfig.maxCalls = options.max_calls
         config.uaConfig.userAgent = "Visio"
-        config.logConfig.level = 1
-        config.logConfig.consoleLevel = 1
+        config.logConfig.level = 2  # errors and warnings, into Visio's logs
+        config.logConfig.consoleLevel = 2
         config.medConfig.clockRate = PHONE_RATE
         config.medConfig.sndClockRate = PHONE_RATE
         config.medConfig.noVad = True
