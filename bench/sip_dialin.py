@@ -145,6 +145,7 @@ async def one_call(
         "seen_s": seen - pin_sent,
         "clock_skew_ms": (closed - rtp_start - len(heard) / rate) * 1000,
         "join_s": (rtp_start + meeting_first / rate - pin_sent) if meeting_first else float("nan"),
+        "call_s": (rtp_start + meeting_first / rate - dialled) if meeting_first else float("nan"),
         "phone_to_bot_ms": (heard_at - switched - 0.5) * 1000 if heard_at else float("nan"),
         "bot_to_phone_ms": (rtp_start + bot_tone / rate - played) * 1000
         if bot_tone
@@ -222,6 +223,7 @@ async def main(args: argparse.Namespace) -> None:
         ("answer_s", "dial → answered (s)"),
         ("seen_s", "'#' → the bot sees the phone join (s)"),
         ("join_s", "'#' → first meeting sound heard (s)"),
+        ("call_s", "dial → first meeting sound, PIN keyed by the bench (s)"),
         ("phone_to_bot_ms", "mouth-to-ear phone → bot (ms)"),
         ("bot_to_phone_ms", "mouth-to-ear bot → phone (ms)"),
         ("clock_skew_ms", "call length - recording length (ms)"),
