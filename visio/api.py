@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import secrets
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -110,6 +111,15 @@ class RoomOut(BaseModel):
     capture: dict[str, bool] = Field(
         default_factory=dict, description="Is the meeting being transcribed or recorded now"
     )
+    dial_in: DialInOut | None = Field(
+        None, description="How to join by phone, when the SIP gateway is on"
+    )
+
+
+class DialInOut(BaseModel):
+    sip_uri: str = Field(description="Call this SIP address, then key in the PIN and #")
+    phone_number: str | None = Field(None, description="A phone number to the same gateway")
+    pin: str
 
 
 class ConnectionTestOut(BaseModel):
@@ -165,6 +175,14 @@ def caller(request: Request, user: User | None) -> Caller:
     return Caller.of(identity, request.client.host if request.client else None)
 
 
+def sip_uri(settings: Settings, public_host: str) -> str:
+    wildcard = settings.host in ("0.0.0.0", "::")
+    domain = (
+        settings.sip_domain or settings.sip_host or (public_host if wildcard else settings.host)
+    )
+    return f"sip:visio@{domain}" + ("" if settings.sip_port == 5060 else f":{settings.sip_port}")
+
+
 def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -> APIRouter:
     router = APIRouter(prefix="/api")
 
@@ -194,6 +212,17 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
             participants=len(meeting.participants) if enters else None,
             your_role=role,
             capture=meeting.capture,
+            dial_in=dial_in(room, urlsplit(base_url(request)).hostname or "localhost"),
+        )
+
+    def dial_in(room: Room, public_host: str) -> DialInOut | None:
+        # Given to whoever has the link: the PIN opens the same door, no other.
+        if not settings.sip_enabled or not room.pin:
+            return None
+        return DialInOut(
+            sip_uri=sip_uri(settings, public_host),
+            phone_number=settings.sip_phone_number or None,
+            pin=room.pin,
         )
 
     async def room_for(room_id: str, user: User, allowed: tuple[str, ...]) -> RoomPolicy:

@@ -220,6 +220,25 @@ class Settings(BaseSettings):
         "127.0.0.1", description="The address Janus sends caption audio to (this host)"
     )
 
+    # SIP dial-in (visio.sip): phones call the gateway and enter a room's PIN
+    sip_enabled: bool = Field(False, description="Answer SIP calls (UDP) on sip_port")
+    sip_host: str = Field("", description="Address the SIP gateway binds; host if empty")
+    sip_port: int = Field(5060, ge=1, le=65535)
+    sip_domain: str = Field(
+        "", description="Domain of the dial-in SIP URI shown to people; sip_host if empty"
+    )
+    sip_public_ip: str = Field(
+        "", description="Address written in SDP and Contact behind NAT; the bound one if empty"
+    )
+    sip_phone_number: str = Field(
+        "", description="A phone number that reaches the gateway (shown in invitations)"
+    )
+    sip_rtp_ports: str = Field("41000-41999", description="UDP ports for phone calls' audio")
+    sip_max_calls: int = Field(30, ge=1, le=32, description="Phone calls at once")
+    sip_pin_tries_per_hour: int = Field(
+        20, ge=1, description="Wrong PINs one caller address may enter per hour"
+    )
+
     # Metrics
     metrics_token: str = Field(
         "",
@@ -278,7 +297,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{cidr}: a multiple of the per-address limits, 0 or more")
         return value
 
-    @field_validator("janus_rtp_ports")
+    @field_validator("janus_rtp_ports", "sip_rtp_ports")
     @classmethod
     def _ports_range(cls, value: str) -> str:
         low, _, high = value.partition("-")
@@ -402,6 +421,12 @@ def load_settings(**overrides: Any) -> Settings:
     if settings.proxy_protocol and settings.tls_cert:
         raise ConfigError(
             "proxy_protocol with tls_cert is not supported: let the proxy terminate TLS"
+        )
+    if settings.sip_enabled and settings.tls_cert:
+        raise ConfigError(
+            "sip_enabled with tls_cert is not supported: the SIP gateway joins meetings "
+            "through the server's own WebSocket on its listening address; let a proxy "
+            "terminate TLS"
         )
     if settings.job_queue == "procrastinate" and not settings.database_url.startswith("postgresql"):
         raise ConfigError(

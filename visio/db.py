@@ -93,6 +93,9 @@ class Room(Base):
     captions: Mapped[str] = mapped_column(String(16), default="everyone")
     # The last meeting's start or end; None: never used since it was created.
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # What a phone caller keys in to enter this room's meeting (visio.sip); as secret as
+    # the meeting link, since it opens the same door.
+    pin: Mapped[str | None] = mapped_column(String(16), unique=True, nullable=True)
 
 
 class RoomMember(Base):
@@ -154,6 +157,16 @@ def random_room_id() -> str:
     """A short, hard-to-guess meeting code such as `abc-defg-hij` (26^10 ≈ 1.4e14)."""
     letters = "".join(secrets.choice(string.ascii_lowercase) for _ in range(10))
     return f"{letters[:3]}-{letters[3:7]}-{letters[7:]}"
+
+
+PIN_DIGITS = 9
+
+
+def random_pin() -> str:
+    """A room's dial-in PIN: 9 digits, never starting with 0 (some phones drop it)."""
+    return str(secrets.choice(range(1, 10))) + "".join(
+        secrets.choice(string.digits) for _ in range(PIN_DIGITS - 1)
+    )
 
 
 def normalise_email(email: str) -> str:
@@ -269,19 +282,24 @@ class Store:
                 created_at=_now(),
                 owner_id=owner_id,
                 access=access,
+                pin=random_pin(),
             )
             try:
                 async with self.sessions.begin() as session:
                     session.add(room)
                 return room
-            except IntegrityError as exc:
-                if room_id is not None:
+            except IntegrityError as exc:  # the id taken, or (rarely) the PIN: draw again
+                if room_id is not None and await self.get_room(room_id) is not None:
                     raise RoomExists(room_id) from exc
         raise RuntimeError("could not draw a free room id")
 
     async def get_room(self, room_id: str) -> Room | None:
         async with self.sessions() as session:
             return await session.get(Room, room_id)
+
+    async def room_by_pin(self, pin: str) -> Room | None:
+        async with self.sessions() as session:
+            return await session.scalar(select(Room).where(Room.pin == pin))
 
     async def list_rooms(self) -> list[Room]:
         async with self.sessions() as session:

@@ -371,6 +371,7 @@ async def _print_room(store: Store, settings: Settings, room: Room) -> None:
         ("owner", f"{owner.email or owner.id} ({owner.name})" if owner else "nobody"),
         ("language", room.language),
         ("created", f"{room.created_at:%Y-%m-%d %H:%M}"),
+        ("pin", room.pin or "none"),  # to dial in by phone (sip_enabled)
     ]
     rows += [(member.role, member.email) for member in await store.members(room.id)]
     for key, value in rows:

@@ -51,6 +51,7 @@ from visio.transcripts.service import Captures
 
 if TYPE_CHECKING:
     from visio.cluster.cluster import Cluster
+    from visio.sip.gateway import Gateway
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).parent / "web"
@@ -110,6 +111,11 @@ class Services:
         else:
             self.router = LocalRouter(settings, self.meetings, self.limits)
             self.rooms = LocalRooms(self.meetings)
+        self.gateway: Gateway | None = None
+        if settings.sip_enabled:
+            from visio.sip.gateway import Gateway
+
+            self.gateway = Gateway(settings, self.store)
         self.started = time.time()
         self._audit_purge: asyncio.Task[None] | None = None
 
@@ -126,6 +132,8 @@ class Services:
         await self.pool.start()
         if self.cluster is not None:
             await self.cluster.start()
+        if self.gateway is not None:
+            await self.gateway.start()
 
     async def _purge_audit_hourly(self) -> None:
         """Audit files past their retention go even when no event opens a new day's file."""
@@ -172,6 +180,8 @@ class Services:
         if self.cluster is not None:
             await self.cluster.drain()  # if SIGTERM did not already
             await self.cluster.close()
+        if self.gateway is not None:
+            await self.gateway.stop()  # its callers leave while the meetings still run
         await self.meetings.close()
         await self.jobs.stop()
         await self.pool.close()

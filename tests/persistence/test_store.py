@@ -212,3 +212,13 @@ async def test_policy_and_rooms_of_a_user(store):
     policy = await store.policy(owned.id)
     assert (policy.name, policy.access, policy.owner_id) == ("Ann's", "trusted", ann.id)
     assert policy.roles == {"bob@example.org": "member"}
+
+
+async def test_each_room_gets_its_own_dial_in_pin(store, monkeypatch):
+    first = await store.create_room(room_id="team-weekly")
+    assert first.pin is not None and first.pin.isdigit() and len(first.pin) == db.PIN_DIGITS
+    assert (await store.room_by_pin(first.pin)).id == "team-weekly"
+    assert await store.room_by_pin("000000000") is None
+    draws = iter([first.pin, "123456789"])  # the PIN taken: drawn again, same fixed id
+    monkeypatch.setattr(db, "random_pin", lambda: next(draws))
+    assert (await store.create_room(room_id="team-daily")).pin == "123456789"

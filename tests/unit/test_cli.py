@@ -241,7 +241,8 @@ def test_create_a_room_with_its_owner_access_members_and_admins(capsys, data_dir
         ("language", "auto"),
     ]
     assert rows[7][0] == "created"
-    assert rows[8:] == [("member", "bob@example.org"), ("admin", "carol@example.org")]
+    assert rows[8][0] == "pin" and rows[8][1].isdigit()
+    assert rows[9:] == [("member", "bob@example.org"), ("admin", "carol@example.org")]
 
 
 def test_an_owner_who_never_signed_in_is_refused_with_what_to_do(capsys, data_dir):

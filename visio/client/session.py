@@ -121,6 +121,8 @@ class VisioClient:
         self._connecting = False
         self._ice_servers: list[RTCIceServer] = []
         self.busy_waits = 0  # joins sent again after a busy server's "retry in N s"
+        # Called with every frame received from anyone (a mixer's input, e.g. visio.sip).
+        self.frame_listeners: list[Callable[[ReceivedTrack, Any], None]] = []
 
     # -- connection ---------------------------------------------------------------
 
@@ -437,6 +439,8 @@ class VisioClient:
                 await self._notify()
             for listener in received.listeners:
                 listener(frame)
+            for each in self.frame_listeners:
+                each(received, frame)
 
     def frames_from(self, participant: str, media: str = "video", target: str = "camera") -> int:
         received = self.received.get((participant, target, media))

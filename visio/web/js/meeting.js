@@ -638,6 +638,7 @@ export class Meeting {
     hostControls.hidden = !moderator;
     this.capture.setModerator(moderator);
     this.renderTranscriptsLink();
+    this.renderDialIn();
     this.els.lobbyButton.hidden = !moderator;
     this.els.endMeeting.hidden = !moderator;
     lock.hidden = !moderator;
@@ -666,6 +667,27 @@ export class Meeting {
     const member = !!this.room.your_role || this.isModerator;
     this.els.transcriptsEntry.hidden = !member;
     this.els.transcriptsLink.href = transcriptsPath(this.room.id);
+  }
+
+  // How to join by phone (GET /api/rooms/{id} gives dial_in when the SIP gateway is on).
+  renderDialIn() {
+    const box = $('dial-in');
+    const dialIn = this.room.dial_in;
+    box.hidden = !dialIn;
+    if (!dialIn) return;
+    const pin = dialIn.pin.replace(/(\d{3})(?=\d)/g, '$1 ');
+    $('dial-in-text').textContent = dialInText(dialIn, pin);
+    $('copy-invitation').onclick = async () => {
+      const name = this.room.name || this.room.id;
+      const url = this.room.url || window.location.href;
+      const text = `${t('dialin.invite', { name, url })}\n${dialInText(dialIn, pin)}`;
+      try {
+        await navigator.clipboard.writeText(text);
+        toast(t('dialin.copied'));
+      } catch {
+        toast(t('dialin.copy.failed'));
+      }
+    };
   }
 
   renderLobbyButton() {
@@ -820,4 +842,11 @@ function toggleButton(button, pressed, iconName, labelKey, offStyle = false) {
   button.classList.toggle('off', offStyle && !pressed);
   button.classList.toggle('active', !offStyle && pressed);
   setIcon(button, iconName);
+}
+
+function dialInText(dialIn, pin) {
+  const where = dialIn.phone_number
+    ? t('dialin.number', { number: dialIn.phone_number, uri: dialIn.sip_uri })
+    : t('dialin.uri', { uri: dialIn.sip_uri });
+  return `${where} ${t('dialin.pin', { pin })}`;
 }

@@ -1,0 +1,1 @@
+"""SIP dial-in: phones call a PJSIP endpoint and join a room's meeting by its PIN."""
