@@ -645,7 +645,9 @@ export class Meeting {
   renderLobbyButton() {
     const n = this.lobby.count;
     this.els.lobbyCount.textContent = n ? String(n) : '';
-    const label = n ? `${t('controls.lobby')} (${tn('lobby.waiting', n)})` : t('controls.lobby');
+    // The count follows a comma, not in parentheses: the badge's visible number must be part
+    // of the name (WCAG 2.5.3), and parentheses are left out of that comparison.
+    const label = n ? `${t('controls.lobby')}, ${tn('lobby.waiting', n)}` : t('controls.lobby');
     this.els.lobbyButton.setAttribute('aria-label', label);
     this.els.lobbyButton.title = label;
   }
@@ -716,7 +718,7 @@ export class Meeting {
     this.people.render(this.self, others);
     const count = others.length + (this.self ? 1 : 0);
     this.els.peopleCount.textContent = String(count);
-    this.els.people.setAttribute('aria-label', `${t('controls.participants')} (${tn('meeting.people', count)})`);
+    this.els.people.setAttribute('aria-label', `${t('controls.participants')}, ${tn('meeting.people', count)}`);
   }
 
   tickClock() {
