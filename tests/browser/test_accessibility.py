@@ -1,0 +1,179 @@
+"""Accessibility audits: axe-core runs on every page and state of the web app (home, pre-join,
+lobby, the meeting with each panel open, the dialogs, the transcripts page), and none may have
+a serious or critical violation.
+
+axe is injected with `page.evaluate` of its source, not with a context that bypasses the CSP:
+DevTools evaluation is not subject to the page's `script-src 'self'`, so the page under audit
+runs with its real policy (a bypass would hide anything the policy breaks)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.test_captions_ui import SOCKET, CaptionsRelay, caption
+from tests.browser.test_lobby import ROOM_PATH, sign_in
+from tests.browser.test_transcripts_ui import DONE_FILES, ROOM, capture
+
+pytestmark = pytest.mark.browser
+
+AXE_SOURCE = (
+    Path(__file__).parents[1] / "firefox" / "node_modules" / "axe-core" / "axe.min.js"
+).read_text()
+
+RUN_AXE = """async () => {
+    const results = await axe.run(document, {resultTypes: ['violations']});
+    return results.violations.map(v => ({
+        id: v.id, impact: v.impact, help: v.help,
+        targets: v.nodes.slice(0, 6).map(n => n.target.join(' ')),
+    }));
+}"""
+
+BLOCKING = {"serious", "critical"}
+
+
+class Audits:
+    """Runs axe on each state a test walks through and keeps what it found, so that one run
+    reports every state at once."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, list[dict[str, Any]]] = {}
+
+    async def check(self, page: Page, state: str) -> None:
+        if not await page.evaluate("typeof window.axe === 'object'"):
+            await page.evaluate(AXE_SOURCE)
+        self.found[state] = await page.evaluate(RUN_AXE)
+
+    def report(self) -> str:
+        lines = []
+        for state, violations in self.found.items():
+            for v in violations:
+                lines.append(f"{state}: [{v['impact']}] {v['id']}: {v['help']} {v['targets']}")
+        return "\n".join(lines)
+
+    def assert_clean(self) -> None:
+        blocking = [
+            v for violations in self.found.values() for v in violations if v["impact"] in BLOCKING
+        ]
+        report = self.report()
+        print(report or "axe: no violation")  # the minor and moderate ones, for the log
+        assert not blocking, f"serious or critical accessibility violations:\n{report}"
+
+
+async def test_every_page_and_state_has_no_serious_accessibility_violation(server, new_page):
+    audits = Audits()
+    owner = await new_page()
+    guest = await new_page()
+    relay = CaptionsRelay()  # the guest's captions, answered as a server with captions would
+    await guest.route_web_socket(SOCKET, relay)
+
+    await guest.goto(server.base_url + "/")
+    await expect(guest.locator("#sign-in")).to_be_visible()
+    await audits.check(guest, "home")
+    await guest.goto(server.base_url + "/nop-nope-nop")
+    await expect(guest.locator("#not-found")).to_be_visible()
+    await audits.check(guest, "unknown meeting")
+
+    await sign_in(owner, server.base_url, "alice")
+    await audits.check(owner, "home, signed in")
+    await owner.get_by_role("button", name="New meeting").click()
+    await owner.wait_for_url(ROOM_PATH)
+    url, room = owner.url, owner.url.rsplit("/", 1)[-1]
+    await expect(owner.locator("#prejoin-account")).to_contain_text("Signed in as")
+    await audits.check(owner, "pre-join, signed in")
+    await owner.click("#join-button")
+    await expect(owner.locator("#meeting")).to_be_visible(timeout=15_000)
+    await audits.check(owner, "meeting")
+    await owner.click("#toggle-participants")
+    await expect(owner.locator("#host-controls")).to_be_visible()
+    await audits.check(owner, "meeting, people panel of a host")
+    await owner.select_option("#room-access", "trusted")
+    await expect(owner.locator("#room-access-hint")).not_to_be_empty()
+
+    await guest.goto(url)
+    await expect(guest.locator("#prejoin-account")).to_contain_text("as a guest")
+    await audits.check(guest, "pre-join, guest")
+    await guest.fill("#display-name", "Bob")
+    await guest.click("#join-button")
+    await expect(guest.locator("#lobby")).to_be_visible(timeout=15_000)
+    await expect(guest.locator("#lobby-reason")).not_to_be_empty()
+    await audits.check(guest, "lobby, waiting")
+
+    await expect(owner.locator("#lobby-notice")).to_contain_text("Bob is asking to join")
+    await audits.check(owner, "meeting, someone asks to join")
+    await owner.click("#toggle-lobby")
+    await expect(owner.locator("#lobby-panel li", has_text="Bob")).to_be_visible()
+    await audits.check(owner, "meeting, lobby panel")
+    await owner.locator("#lobby-panel button[data-admit]").click()
+
+    await expect(guest.locator("#meeting")).to_be_visible(timeout=15_000)
+    await guest.click("#toggle-chat")
+    await guest.fill("#chat-input", "Hello, can you hear me?")
+    await guest.press("#chat-input", "Enter")
+    await expect(guest.locator("#chat-messages .chat-message")).to_have_count(1)
+    await audits.check(guest, "meeting, chat panel with a message")
+    await guest.click("#toggle-participants")
+    await expect(guest.locator("#participants-list li")).to_have_count(2)
+    await audits.check(guest, "meeting, people panel")
+    await guest.click("#toggle-captions")
+    await expect(guest.locator("#captions")).to_be_visible()
+    t0 = int(time.time() * 1000)
+    relay.inject(**caption(f"p-1-camera-{t0}", "p-1", "Alice", "Good morning.", True, t0))
+    await expect(guest.locator("#captions-lines .caption-line")).to_have_count(1)
+    await audits.check(guest, "meeting, captions on")
+    await guest.click("#toggle-reactions")
+    await expect(guest.locator("#reaction-picker")).to_be_visible()
+    await audits.check(guest, "meeting, reaction picker")
+    await guest.keyboard.press("Escape")
+
+    await owner.click("#end-meeting")
+    await expect(owner.locator("#confirm-dialog")).to_be_visible()
+    await audits.check(owner, "meeting, confirmation dialog")
+    await owner.click("#confirm-ok")
+    await expect(guest.locator("#left")).to_be_visible(timeout=10_000)
+    await audits.check(guest, "left the meeting")
+    await owner.goto(f"{server.base_url}/{room}/transcripts")
+    await expect(owner.locator("#captures-empty")).to_be_visible()
+    await audits.check(owner, "transcripts, none yet")
+
+    audits.assert_clean()
+
+
+async def test_the_transcripts_page_with_captures_has_no_serious_accessibility_violation(
+    server, new_page
+):
+    """Every kind of capture (processing, failed, ready with its files), a transcript open."""
+    captures = [
+        capture("c-run", "running", progress=0.42, ended_at=None),
+        capture("c-fail", "failed", error="no audio was captured"),
+        capture("c-done", "done", recording=True, files=DONE_FILES),
+    ]
+    transcript = {"segments": [{"speaker": "Alice", "start": 65, "end": 68, "text": "Hello."}]}
+    answers = {
+        f"/api/rooms/{ROOM}": {"id": ROOM, "name": "Team weekly", "your_role": "owner"},
+        f"/api/rooms/{ROOM}/captures": captures,
+        "/api/captures/c-done/files/transcript.json": transcript,
+    }
+    page = await new_page()
+
+    async def api(route) -> None:
+        path = route.request.url.split("?")[0].removeprefix(server.base_url)
+        await route.fulfill(json=answers[path]) if path in answers else await route.continue_()
+
+    await page.route(re.compile(r".*/api/(rooms|captures)/.*"), api)
+    await page.goto(f"{server.base_url}/{ROOM}/transcripts")
+    items = page.locator("#captures-list li[data-capture]")
+    await expect(items).to_have_count(3)
+    await items.nth(2).get_by_role("button", name="Show the transcript").click()
+    await expect(items.nth(2).locator(".transcript li")).to_have_count(1)
+    audits = Audits()
+    await audits.check(page, "transcripts, with captures")
+    await items.nth(2).get_by_role("button", name=re.compile("^Delete")).click()
+    await expect(page.locator("#confirm-dialog")).to_be_visible()
+    await audits.check(page, "transcripts, confirmation dialog")
+    audits.assert_clean()
