@@ -177,3 +177,120 @@ async def test_the_transcripts_page_with_captures_has_no_serious_accessibility_v
     await expect(page.locator("#confirm-dialog")).to_be_visible()
     await audits.check(page, "transcripts, confirmation dialog")
     audits.assert_clean()
+
+
+# ---- keyboard only ---------------------------------------------------------------------------
+
+FOCUSED = """() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return null;
+    const style = getComputedStyle(el);
+    const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2
+        && !style.outlineColor.endsWith(', 0)');
+    return {
+        what: el.id ? `#${el.id}` : el.outerHTML.slice(0, 80),
+        ring: outline || style.boxShadow !== 'none',
+    };
+}"""
+
+# An interactive role with no quoted name after it in an ARIA snapshot: a control that a
+# screen reader would announce as "button" and nothing else.
+UNNAMED = re.compile(
+    r"^\s*- (button|link|textbox|combobox|listbox|checkbox|switch|radio|slider|spinbutton"
+    r'|menuitem|tab)\b(?! ")',
+    re.MULTILINE,
+)
+
+
+class Keyboard:
+    """Moves the focus with Tab and Shift+Tab only, and checks every control it lands on: a
+    visible focus indicator and an accessible name."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.problems: list[str] = []
+
+    async def check_focus(self) -> str | None:
+        focused = await self.page.evaluate(FOCUSED)
+        if focused is None:
+            return None  # past the last control, Tab goes to the browser's own controls
+        if not focused["ring"]:
+            self.problems.append(f"{focused['what']}: no visible focus indicator")
+        snapshot = await self.page.locator("*:focus").aria_snapshot()
+        if UNNAMED.search(snapshot) or not re.search(r'^- \w+ "', snapshot):
+            self.problems.append(f"{focused['what']}: no accessible name ({snapshot!r})")
+        return focused["what"]
+
+    async def tab_to(self, selector: str, backwards: bool = False, limit: int = 30) -> None:
+        for _ in range(limit):
+            await self.page.keyboard.press("Shift+Tab" if backwards else "Tab")
+            await self.check_focus()
+            if await self.page.evaluate("(s) => document.activeElement.matches(s)", selector):
+                return
+        raise AssertionError(f"{selector} cannot be reached with the keyboard")
+
+    async def assert_focus_on(self, selector: str) -> None:
+        await expect(self.page.locator(selector)).to_be_focused()
+        assert await self.check_focus()
+
+    def assert_no_problem(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+def unnamed_controls(snapshot: str) -> list[str]:
+    return [line.strip() for line in snapshot.splitlines() if UNNAMED.match(line)]
+
+
+async def test_keyboard_only_join_mute_chat_and_leave(server, room, bots, new_page):
+    """Everything with Tab, Shift+Tab, Enter, Space and Escape: no click, no pointer."""
+    bot = await bots.join(room, "Zoe", publish=False)
+    page = await new_page()
+    keys = Keyboard(page)
+    await page.goto(f"{server.base_url}/{room}")
+
+    # Pre-join: the name field has the focus, the Join button comes next with Tab.
+    await expect(page.locator("#prejoin")).to_be_visible()
+    await keys.assert_focus_on("#display-name")
+    await page.keyboard.type("Kim")
+    await keys.tab_to("#join-button")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#meeting")).to_be_visible(timeout=15_000)
+    kim = await page.evaluate("window.visioMeeting.self.id")
+    await bot.wait_until(lambda: kim in bot.participants)
+
+    # In the meeting the focus starts on the microphone: Space mutes it, for everyone. Its
+    # name stays the same; aria-pressed tells the state.
+    mic = page.locator("#toggle-audio")
+    await keys.assert_focus_on("#toggle-audio")
+    await expect(mic).to_have_accessible_name("Microphone")
+    await page.keyboard.press("Space")
+    await expect(mic).to_have_attribute("aria-pressed", "false")
+    await expect(mic).to_have_accessible_name("Microphone")
+    await bot.wait_until(lambda: bot.participants[kim].get("audio") is False)
+
+    # Chat: Enter opens the panel with the focus in the message field; Enter sends.
+    await keys.tab_to("#toggle-chat")
+    await page.keyboard.press("Enter")
+    await keys.assert_focus_on("#chat-input")
+    await page.keyboard.type("Typed without a mouse")
+    await page.keyboard.press("Enter")
+    await bot.wait_for(
+        lambda f: f["type"] == "chat" and f["message"]["text"] == "Typed without a mouse"
+    )
+    await expect(page.locator("#chat-messages .chat-message")).to_have_count(1)
+    unnamed = unnamed_controls(await page.locator("body").aria_snapshot())
+    assert not unnamed, f"controls without an accessible name: {unnamed}"
+    # Escape, even from the message field, closes the panel and gives the focus back to the
+    # button that opened it.
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#chat-panel")).to_be_hidden()
+    await keys.assert_focus_on("#toggle-chat")
+    await expect(page.locator("#toggle-chat")).to_have_attribute("aria-expanded", "false")
+
+    # Leave, going back with Shift+Tab.
+    await keys.tab_to("#leave-button", backwards=True)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#left")).to_be_visible(timeout=10_000)
+    await bot.wait_until(lambda: kim not in bot.participants)
+    await keys.assert_focus_on("#rejoin-button")
+    keys.assert_no_problem()

@@ -788,9 +788,11 @@ function isEditable(el) {
   return !!el?.closest?.('input, textarea, select, [contenteditable]:not([contenteditable="false"])');
 }
 
+// A toggle's name stays the same (its data-i18n-label) and aria-pressed says its state; the
+// tooltip says what pressing it does. A name that changed with the state would be read out as
+// the opposite ("Turn on microphone, pressed").
 function toggleButton(button, pressed, iconName, labelKey, offStyle = false) {
   button.setAttribute('aria-pressed', String(pressed));
-  button.setAttribute('aria-label', t(labelKey));
   button.title = t(labelKey);
   button.classList.toggle('off', offStyle && !pressed);
   button.classList.toggle('active', !offStyle && pressed);
