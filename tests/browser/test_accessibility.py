@@ -36,6 +36,13 @@ RUN_AXE = """async () => {
 
 BLOCKING = {"serious", "critical"}
 
+# Visible elements that stick out of a 320 px wide window: content that would need scrolling
+# in two directions, or that is cut off (WCAG 1.4.10 reflow, RGAA 10.11).
+OVERFLOWING = """() => [...document.querySelectorAll('body *')]
+    .filter(e => { const r = e.getBoundingClientRect();
+        return r.width > 1 && (r.right > innerWidth + 1 || r.left < -1) && e.checkVisibility(); })
+    .map(e => e.id ? `#${e.id}` : `${e.tagName.toLowerCase()}.${e.classList[0]}`).slice(0, 6)"""
+
 
 class Audits:
     """Runs axe on each state a test walks through and keeps what it found, so that one run
@@ -48,6 +55,17 @@ class Audits:
         if not await page.evaluate("typeof window.axe === 'object'"):
             await page.evaluate(AXE_SOURCE)
         self.found[state] = await page.evaluate(RUN_AXE)
+
+    async def check_reflow(self, page: Page, state: str) -> None:
+        """The same state in a 320 px wide window (a phone, or 1280 px at 400 % zoom)."""
+        await page.set_viewport_size({"width": 320, "height": 640})
+        await page.wait_for_timeout(300)  # the grid lays its tiles out again
+        overflowing = await page.evaluate(OVERFLOWING)
+        if overflowing:
+            self.found.setdefault(f"{state}, 320 px wide", []).append(
+                {"impact": "serious", "id": "reflow", "help": "overflows", "targets": overflowing}
+            )
+        await page.set_viewport_size({"width": 1280, "height": 720})
 
     def report(self) -> str:
         lines = []
@@ -75,6 +93,7 @@ async def test_every_page_and_state_has_no_serious_accessibility_violation(serve
     await guest.goto(server.base_url + "/")
     await expect(guest.locator("#sign-in")).to_be_visible()
     await audits.check(guest, "home")
+    await audits.check_reflow(guest, "home")
     await guest.goto(server.base_url + "/nop-nope-nop")
     await expect(guest.locator("#not-found")).to_be_visible()
     await audits.check(guest, "unknown meeting")
@@ -98,6 +117,7 @@ async def test_every_page_and_state_has_no_serious_accessibility_violation(serve
     await guest.goto(url)
     await expect(guest.locator("#prejoin-account")).to_contain_text("as a guest")
     await audits.check(guest, "pre-join, guest")
+    await audits.check_reflow(guest, "pre-join")
     await guest.fill("#display-name", "Bob")
     await guest.click("#join-button")
     await expect(guest.locator("#lobby")).to_be_visible(timeout=15_000)
@@ -117,6 +137,7 @@ async def test_every_page_and_state_has_no_serious_accessibility_violation(serve
     await guest.press("#chat-input", "Enter")
     await expect(guest.locator("#chat-messages .chat-message")).to_have_count(1)
     await audits.check(guest, "meeting, chat panel with a message")
+    await audits.check_reflow(guest, "meeting, chat panel")
     await guest.click("#toggle-participants")
     await expect(guest.locator("#participants-list li")).to_have_count(2)
     await audits.check(guest, "meeting, people panel")
@@ -144,10 +165,9 @@ async def test_every_page_and_state_has_no_serious_accessibility_violation(serve
     audits.assert_clean()
 
 
-async def test_the_transcripts_page_with_captures_has_no_serious_accessibility_violation(
-    server, new_page
-):
-    """Every kind of capture (processing, failed, ready with its files), a transcript open."""
+async def test_the_transcripts_page_and_its_dialog_with_axe_and_the_keyboard(server, new_page):
+    """Every kind of capture (processing, failed, ready with its files), a transcript open;
+    then the confirmation dialog, with the keyboard: it keeps the focus, Escape cancels."""
     captures = [
         capture("c-run", "running", progress=0.42, ended_at=None),
         capture("c-fail", "failed", error="no audio was captured"),
@@ -173,9 +193,27 @@ async def test_the_transcripts_page_with_captures_has_no_serious_accessibility_v
     await expect(items.nth(2).locator(".transcript li")).to_have_count(1)
     audits = Audits()
     await audits.check(page, "transcripts, with captures")
-    await items.nth(2).get_by_role("button", name=re.compile("^Delete")).click()
-    await expect(page.locator("#confirm-dialog")).to_be_visible()
+    await audits.check_reflow(page, "transcripts")
+    keys = Keyboard(page)
+    delete = items.nth(2).get_by_role("button", name=re.compile("^Delete"))
+    await keys.tab_to('#captures-list li[data-capture="c-done"] button.danger-outline')
+    await expect(delete).to_be_focused()
+    await page.keyboard.press("Enter")
+    dialog = page.locator("#confirm-dialog")
+    await expect(dialog).to_be_visible()
     await audits.check(page, "transcripts, confirmation dialog")
+    # Modal: the safe choice has the focus, Tab and Shift+Tab stay inside, Escape cancels
+    # and gives the focus back to the button that asked.
+    await keys.assert_focus_on("#confirm-cancel")
+    for key in ("Tab", "Tab", "Tab", "Shift+Tab", "Shift+Tab"):
+        await page.keyboard.press(key)
+        if await keys.check_focus():  # (Tab may pass by the browser's own controls)
+            assert await page.evaluate("document.activeElement.closest('dialog') !== null")
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await expect(delete).to_be_focused()
+    await expect(items).to_have_count(3)
+    keys.assert_no_problem()
     audits.assert_clean()
 
 
@@ -246,7 +284,18 @@ async def test_keyboard_only_join_mute_chat_and_leave(server, room, bots, new_pa
     bot = await bots.join(room, "Zoe", publish=False)
     page = await new_page()
     keys = Keyboard(page)
-    await page.goto(f"{server.base_url}/{room}")
+    await page.goto(server.base_url + "/")
+
+    # Home: the first Tab stop is a skip link, seen when focused, that leads to the content.
+    await expect(page.locator("#sign-in")).to_be_visible()
+    await keys.tab_to("a.skip-link", limit=1)
+    assert (await page.locator("a.skip-link").bounding_box() or {}).get("y", -1) >= 0
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()
+    # The meeting code, typed, and Enter.
+    await keys.tab_to("#meeting-code")
+    await page.keyboard.type(room)
+    await page.keyboard.press("Enter")
 
     # Pre-join: the name field has the focus, the Join button comes next with Tab.
     await expect(page.locator("#prejoin")).to_be_visible()
