@@ -1,6 +1,7 @@
 """Accessibility audits: axe-core runs on every page and state of the web app (home, pre-join,
 lobby, the meeting with each panel open, the dialogs, the transcripts page), and none may have
-a serious or critical violation.
+a serious or critical violation; the main pages reflow at 320 px; a keyboard-only walk joins,
+mutes, chats and leaves, and the confirmation dialog keeps the focus.
 
 axe is injected with `page.evaluate` of its source, not with a context that bypasses the CSP:
 DevTools evaluation is not subject to the page's `script-src 'self'`, so the page under audit
