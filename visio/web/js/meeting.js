@@ -693,7 +693,9 @@ export class Meeting {
   renderLobbyButton() {
     const n = this.lobby.count;
     this.els.lobbyCount.textContent = n ? String(n) : '';
-    const label = n ? `${t('controls.lobby')} (${tn('lobby.waiting', n)})` : t('controls.lobby');
+    // The count follows a comma, not in parentheses: the badge's visible number must be part
+    // of the name (WCAG 2.5.3), and parentheses are left out of that comparison.
+    const label = n ? `${t('controls.lobby')}, ${tn('lobby.waiting', n)}` : t('controls.lobby');
     this.els.lobbyButton.setAttribute('aria-label', label);
     this.els.lobbyButton.title = label;
   }
@@ -764,7 +766,7 @@ export class Meeting {
     this.people.render(this.self, others);
     const count = others.length + (this.self ? 1 : 0);
     this.els.peopleCount.textContent = String(count);
-    this.els.people.setAttribute('aria-label', `${t('controls.participants')} (${tn('meeting.people', count)})`);
+    this.els.people.setAttribute('aria-label', `${t('controls.participants')}, ${tn('meeting.people', count)}`);
   }
 
   tickClock() {
@@ -835,9 +837,11 @@ function isEditable(el) {
   return !!el?.closest?.('input, textarea, select, [contenteditable]:not([contenteditable="false"])');
 }
 
+// A toggle's name stays the same (its data-i18n-label) and aria-pressed says its state; the
+// tooltip says what pressing it does. A name that changed with the state would be read out as
+// the opposite ("Turn on microphone, pressed").
 function toggleButton(button, pressed, iconName, labelKey, offStyle = false) {
   button.setAttribute('aria-pressed', String(pressed));
-  button.setAttribute('aria-label', t(labelKey));
   button.title = t(labelKey);
   button.classList.toggle('off', offStyle && !pressed);
   button.classList.toggle('active', !offStyle && pressed);

@@ -197,8 +197,7 @@ export class Prejoin {
     message.textContent = track ? '' : error ? t(`prejoin.camera.${error === 'error' ? 'busy' : error}`)
       : this.loading() ? t('prejoin.starting') : t('prejoin.camera.off');
     videoButton.setAttribute('aria-pressed', String(!!track));
-    videoButton.setAttribute('aria-label', t(track ? 'controls.cam.off' : 'controls.cam.on'));
-    videoButton.title = videoButton.getAttribute('aria-label');
+    videoButton.title = t(track ? 'controls.cam.off' : 'controls.cam.on'); // named in the markup
     videoButton.classList.toggle('off', !track);
     setIcon(videoButton, track ? 'cam' : 'cam-off');
     this.renderHint();
@@ -208,8 +207,7 @@ export class Prejoin {
     const on = !!this.tracks.audio && this.micOn;
     const button = this.els.audioButton;
     button.setAttribute('aria-pressed', String(on));
-    button.setAttribute('aria-label', t(on ? 'controls.mic.off' : 'controls.mic.on'));
-    button.title = button.getAttribute('aria-label');
+    button.title = t(on ? 'controls.mic.off' : 'controls.mic.on'); // named in the markup
     button.classList.toggle('off', !on);
     setIcon(button, on ? 'mic' : 'mic-off');
     if (this.tracks.audio) this.tracks.audio.enabled = this.micOn;
