@@ -257,6 +257,46 @@ class Capture(Message):
     on: bool
 
 
+# -- large meetings and webinars (visio.conference.rights): moderators only ---------------
+
+Right = Literal["speak", "present"]  # publish the camera (and microphone); the screen
+
+
+class Grant(Message):
+    """Let someone speak or present in a room whose attendees may not publish (or stop)."""
+
+    type: Literal["grant"]
+    id: ParticipantId
+    right: Right
+    on: bool
+
+
+class LowerHand(_OneOrAll):
+    type: Literal["lower_hand"]
+    id: ParticipantId | None = None
+
+
+class Spotlight(Message):
+    """Show one person large to everyone; `id: null` ends it."""
+
+    type: Literal["spotlight"]
+    id: ParticipantId | None
+
+
+class Promote(Message):
+    """Make someone a moderator for the rest of this meeting."""
+
+    type: Literal["promote"]
+    id: ParticipantId
+
+
+class Demote(Message):
+    """Take back what `promote` gave."""
+
+    type: Literal["demote"]
+    id: ParticipantId
+
+
 ClientMessage = Annotated[
     Join
     | Publish
@@ -278,7 +318,12 @@ ClientMessage = Annotated[
     | Moderate
     | Lock
     | End
-    | Capture,
+    | Capture
+    | Grant
+    | LowerHand
+    | Spotlight
+    | Promote
+    | Demote,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
@@ -305,9 +350,15 @@ MESSAGE_TYPES = frozenset(
         "lock",
         "end",
         "capture",
+        "grant",
+        "lower_hand",
+        "spotlight",
+        "promote",
+        "demote",
     )
 )
 MODERATOR_MESSAGES = (Admit, Deny, Moderate, Lock, End, Capture)
+STAGE_MESSAGES = (Grant, LowerHand, Spotlight, Promote, Demote)
 
 
 def parse(raw: str | bytes, max_bytes: int) -> Message:
