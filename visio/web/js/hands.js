@@ -38,7 +38,7 @@ export class StageControls {
     for (const rule of RULES) {
       els.rules[rule].addEventListener('change', () => this.changeRule(rule), { signal });
     }
-    // Firefox has no picture-in-picture API for pages: no button there.
+    // Only where the page API exists (Chromium, Safari, Firefox from 153 on): else no button.
     els.pip.hidden = !document.pictureInPictureEnabled;
     els.pip.addEventListener('click', () => this.togglePip(), { signal });
     for (const type of ['enterpictureinpicture', 'leavepictureinpicture']) {
