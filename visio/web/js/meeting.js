@@ -433,6 +433,7 @@ export class Meeting {
   }
 
   async toggleAudio() {
+    if (!this.mic && !this.conn.mayPublish('camera')) return toast(t('stage.ask_first')); // a webinar
     if (!this.tracks.audio) {
       try {
         this.tracks.audio = await getMicrophone(this.devices.microphone);
@@ -463,6 +464,7 @@ export class Meeting {
   }
 
   async toggleVideo() {
+    if (!this.camera && !this.conn.mayPublish('camera')) return toast(t('stage.ask_first'));
     if (this.camera) return this.cameraOff();
     let track;
     try {
@@ -480,6 +482,7 @@ export class Meeting {
   }
 
   async toggleScreen() {
+    if (!this.screen && !this.conn.mayPublish('screen')) return toast(t('stage.ask_first'));
     if (this.screen) return this.stopScreen(this.screen);
     let stream;
     try {
@@ -739,7 +742,9 @@ export class Meeting {
     toggleButton(hand, this.hand, 'hand', this.hand ? 'controls.hand.lower' : 'controls.hand.raise');
     // In a webinar, attendees may not speak or present until a moderator lets them.
     const may = { audio: this.conn?.mayPublish('camera') ?? true, screen: this.conn?.mayPublish('screen') ?? true };
-    for (const [button, allowed] of [[audio, may.audio], [video, may.audio], [screen, may.screen]]) {
+    // (What is on may still be turned off: a camera shown only to oneself, for one.)
+    const turnOn = [[audio, may.audio || micOn], [video, may.audio || this.camera], [screen, may.screen || !!this.screen]];
+    for (const [button, allowed] of turnOn) {
       button.disabled = !allowed;
       if (!allowed) button.title = t('stage.ask_first');
     }
