@@ -69,6 +69,17 @@ class RoomChange(Strict):
         le=100_000,
         description="At most this many people in its meetings (2 or more); 0: no cap",
     )
+    attendees_publish: bool | None = Field(
+        None,
+        description="Whether people who do not moderate may speak and present without a "
+        "moderator letting them (false: a webinar; they raise their hand)",
+    )
+    mute_on_entry_above: int | None = Field(
+        None, ge=0, le=100_000, description="Newcomers enter muted above this many people; 0: never"
+    )
+    everyone_can_mute: bool | None = Field(
+        None, description="Whether anyone may mute anyone (false: moderators only)"
+    )
 
     @field_validator("max_participants")
     @classmethod
@@ -102,6 +113,9 @@ class RoomOut(BaseModel):
     access: Access
     language: Language = "auto"
     captions: CaptionsPolicy = "everyone"
+    attendees_publish: bool = True
+    mute_on_entry_above: int = 10
+    everyone_can_mute: bool = False
     max_participants: int | None = Field(None, description="The cap its moderators set")
     owner: Person | None = Field(None, description="To the room's owner, admins and members")
     participants: int | None = Field(
@@ -207,6 +221,9 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
             access=room.access,  # type: ignore[arg-type]
             language=room.language,  # type: ignore[arg-type]
             captions=room.captions,  # type: ignore[arg-type]
+            attendees_publish=room.attendees_publish,
+            mute_on_entry_above=room.mute_on_entry_above,
+            everyone_can_mute=room.everyone_can_mute,
             max_participants=room.max_participants if role else None,
             owner=Person(id=owner.id, name=owner.name) if owner else None,
             participants=len(meeting.participants) if enters else None,
@@ -311,6 +328,9 @@ def api_router(settings: Settings, store: Store, rooms: Rooms, limits: Limits) -
             language=body.language,
             max_participants=body.max_participants,
             captions=body.captions,
+            attendees_publish=body.attendees_publish,
+            mute_on_entry_above=body.mute_on_entry_above,
+            everyone_can_mute=body.everyone_can_mute,
         )
         if room is None:
             raise HTTPException(404, "no such room")

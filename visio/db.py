@@ -91,6 +91,12 @@ class Room(Base):
     # Who may start live captions: "everyone", or "moderators" (others may then only
     # follow captions a moderator started).
     captions: Mapped[str] = mapped_column(String(16), default="everyone")
+    # Large meetings and webinars (visio.conference.rights): whether people who are not
+    # moderators may publish without being let speak, how many may be in before newcomers
+    # enter muted (0: never), and whether anyone may mute anyone (else moderators only).
+    attendees_publish: Mapped[bool] = mapped_column(default=True)
+    mute_on_entry_above: Mapped[int] = mapped_column(default=10)
+    everyone_can_mute: Mapped[bool] = mapped_column(default=False)
     # The last meeting's start or end; None: never used since it was created.
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # What a phone caller keys in to enter this room's meeting (visio.sip); as secret as
@@ -147,6 +153,9 @@ class RoomPolicy:
     language: Language = "auto"
     max_participants: int | None = None  # a moderator's cap, under the server's
     captions: CaptionsPolicy = "everyone"
+    attendees_publish: bool = True
+    mute_on_entry_above: int = 10
+    everyone_can_mute: bool = False
 
 
 class RoomExists(Exception):
@@ -332,6 +341,9 @@ class Store:
         language: Language | None = None,
         max_participants: int | None = None,
         captions: CaptionsPolicy | None = None,
+        attendees_publish: bool | None = None,
+        mute_on_entry_above: int | None = None,
+        everyone_can_mute: bool | None = None,
     ) -> Room | None:
         """Change what is given; `max_participants` 0 removes the cap."""
         async with self.sessions.begin() as session:
@@ -348,6 +360,12 @@ class Store:
                 room.language = language
             if captions is not None:
                 room.captions = captions
+            if attendees_publish is not None:
+                room.attendees_publish = attendees_publish
+            if mute_on_entry_above is not None:
+                room.mute_on_entry_above = mute_on_entry_above
+            if everyone_can_mute is not None:
+                room.everyone_can_mute = everyone_can_mute
         return room
 
     async def set_room_owner(self, room_id: str, owner_id: str | None) -> Room | None:
@@ -408,6 +426,9 @@ class Store:
                 language=room.language,  # type: ignore[arg-type]
                 max_participants=room.max_participants,
                 captions=room.captions,  # type: ignore[arg-type]
+                attendees_publish=room.attendees_publish,
+                mute_on_entry_above=room.mute_on_entry_above,
+                everyone_can_mute=room.everyone_can_mute,
             )
 
     # -- members ---------------------------------------------------------------------

@@ -306,6 +306,46 @@ class BreakoutClose(Message):
     after_s: Annotated[int, Field(ge=0, le=600)] = 0
 
 
+# -- large meetings and webinars (visio.conference.rights): moderators only ---------------
+
+Right = Literal["speak", "present"]  # publish the camera (and microphone); the screen
+
+
+class Grant(Message):
+    """Let someone speak or present in a room whose attendees may not publish (or stop)."""
+
+    type: Literal["grant"]
+    id: ParticipantId
+    right: Right
+    on: bool
+
+
+class LowerHand(_OneOrAll):
+    type: Literal["lower_hand"]
+    id: ParticipantId | None = None
+
+
+class Spotlight(Message):
+    """Show one person large to everyone; `id: null` ends it."""
+
+    type: Literal["spotlight"]
+    id: ParticipantId | None
+
+
+class Promote(Message):
+    """Make someone a moderator for the rest of this meeting."""
+
+    type: Literal["promote"]
+    id: ParticipantId
+
+
+class Demote(Message):
+    """Take back what `promote` gave."""
+
+    type: Literal["demote"]
+    id: ParticipantId
+
+
 ClientMessage = Annotated[
     Join
     | Publish
@@ -331,7 +371,12 @@ ClientMessage = Annotated[
     | BreakoutOpen
     | BreakoutMove
     | BreakoutBroadcast
-    | BreakoutClose,
+    | BreakoutClose
+    | Grant
+    | LowerHand
+    | Spotlight
+    | Promote
+    | Demote,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
@@ -362,10 +407,16 @@ MESSAGE_TYPES = frozenset(
         "breakout_move",
         "breakout_broadcast",
         "breakout_close",
+        "grant",
+        "lower_hand",
+        "spotlight",
+        "promote",
+        "demote",
     )
 )
 MODERATOR_MESSAGES = (Admit, Deny, Moderate, Lock, End, Capture)
 BREAKOUT_MESSAGES = (BreakoutOpen, BreakoutMove, BreakoutBroadcast, BreakoutClose)
+STAGE_MESSAGES = (Grant, LowerHand, Spotlight, Promote, Demote)
 
 
 def parse(raw: str | bytes, max_bytes: int) -> Message:

@@ -40,6 +40,8 @@ from visio.protocol import ROOM_ID_PATTERN
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")  # what the REST API accepts
 NAME_MAX = 120
 BUSY = ("capturing", "running")  # a capture whose files are being written
+YES_NO = ("yes", "no")
+STAGE = ("attendees_publish", "mute_on_entry_above", "everyone_can_mute")
 
 
 class UsageError(Exception):
@@ -89,6 +91,7 @@ def add_rooms_parser(commands: Any) -> argparse.ArgumentParser:
     _policy_options(change)
     change.add_argument("--no-owner", action="store_true", help="the room belongs to nobody")
     change.add_argument("--language", choices=LANGUAGES, help="of transcripts and captions")
+    _stage_options(change)
 
     members = actions.add_parser(
         "members",
@@ -120,6 +123,32 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--owner", metavar="EMAIL", help="the account that owns the room (signed in once)"
     )
+
+
+def _stage_options(parser: argparse.ArgumentParser) -> None:
+    """Large meetings and webinars (docs/OPERATIONS.md, "Large meetings and webinars")."""
+    parser.add_argument(
+        "--attendees-publish",
+        choices=YES_NO,
+        help="no: a webinar; only moderators and those they let speak may publish",
+    )
+    parser.add_argument(
+        "--mute-on-entry-above",
+        type=_count,
+        metavar="N",
+        help="newcomers enter muted when N people are in already (0: never)",
+    )
+    parser.add_argument("--everyone-can-mute", choices=YES_NO, help="yes: anyone may mute anyone")
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) > 100_000:
+        raise argparse.ArgumentTypeError(f"a number from 0 to 100000, not {value!r}")
+    return int(value)
+
+
+def _yes(value: str | None) -> bool | None:
+    return None if value is None else value == "yes"
 
 
 async def run_rooms(settings: Settings, args: argparse.Namespace) -> int:
@@ -172,9 +201,13 @@ def _check(args: argparse.Namespace) -> None:
     if args.action == "set":
         if args.owner and args.no_owner:
             raise UsageError("--owner and --no-owner go separately")
-        if (args.name, args.access, args.owner, args.language) == (None,) * 4 and not args.no_owner:
-            raise UsageError("nothing to change: give --name, --access, --owner, --no-owner or "
-                             "--language")  # fmt: skip
+        stage = [getattr(args, key) for key in STAGE]
+        if (args.name, args.access, args.owner, args.language, *stage) == (None,) * 7 and not (
+            args.no_owner
+        ):
+            raise UsageError("nothing to change: give --name, --access, --owner, --no-owner, "
+                             "--language, --attendees-publish, --mute-on-entry-above or "
+                             "--everyone-can-mute")  # fmt: skip
 
 
 def _check_database(settings: Settings) -> None:
@@ -267,9 +300,16 @@ async def _set(store: Store, settings: Settings, args: argparse.Namespace) -> in
     if args.no_owner:
         await store.set_room_owner(room.id, None)
         _audit("room_owner_removed", room=room.id)
-    if (args.name, args.access, args.language) != (None, None, None):
-        await store.update_room(room.id, name=args.name, access=args.access, language=args.language)
-        changed = {"name": args.name, "access": args.access, "language": args.language}
+    changed = {
+        "name": args.name,
+        "access": args.access,
+        "language": args.language,
+        "attendees_publish": _yes(args.attendees_publish),
+        "mute_on_entry_above": args.mute_on_entry_above,
+        "everyone_can_mute": _yes(args.everyone_can_mute),
+    }
+    if any(value is not None for value in changed.values()):
+        await store.update_room(room.id, **changed)
         _audit("room_changed", room=room.id, **audit.room_change(changed))
     await _print_room(store, settings, await _existing(store, room.id))
     return 0
@@ -370,12 +410,19 @@ async def _print_room(store: Store, settings: Settings, room: Room) -> None:
         ("access", room.access),
         ("owner", f"{owner.email or owner.id} ({owner.name})" if owner else "nobody"),
         ("language", room.language),
+        ("attendees", "publish" if room.attendees_publish else "listen (a webinar)"),
+        ("muted", _muted_on_entry(room.mute_on_entry_above)),
+        ("mute", "anyone mutes anyone" if room.everyone_can_mute else "moderators mute"),
         ("created", f"{room.created_at:%Y-%m-%d %H:%M}"),
         ("pin", room.pin or "none"),  # to dial in by phone (sip_enabled)
     ]
     rows += [(member.role, member.email) for member in await store.members(room.id)]
     for key, value in rows:
         print(f"{key:<10}{value}")
+
+
+def _muted_on_entry(above: int) -> str:
+    return f"on entry above {above} people" if above else "never on entry"
 
 
 def _link(settings: Settings, room_id: str) -> str:

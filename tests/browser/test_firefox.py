@@ -131,6 +131,12 @@ async def test_chromium_and_firefox_see_and_hear_each_other(server, new_page, ne
     # Simulcast from each side: three VP8 layers encoded, which Janus forwards by rid.
     assert await sent_layers(chromium.evaluate) == ["h", "l", "m"]
     assert await sent_layers(fox.evaluate) == ["h", "l", "m"]
+    # Picture-in-picture of the speaker: offered where the page API exists (Chromium;
+    # Firefox ESR 153 has it too, older Firefox had only its own video overlay button).
+    offered = "() => !document.getElementById('toggle-pip').hidden"
+    exists = "() => !!document.pictureInPictureEnabled"
+    assert await chromium.evaluate(offered)
+    assert await fox.evaluate(offered) == await fox.evaluate(exists)
 
 
 # The label of the screen this page shares (its capture device), or null.

@@ -59,3 +59,35 @@ async def test_lobby_moderation_and_capture_across_processes(deployment, people,
     await guest.send({"type": "captions", "on": True})
     answer = await guest.wait_for(lambda f: f["type"] == "captions", timeout=60)
     assert answer["on"] is True and answer["history"] == []
+
+
+async def test_webinar_hands_grants_and_spotlight_across_processes(deployment, people, bots):
+    """The room is held by A; an attendee relayed through B is refused, raises a hand, is
+    let speak and put in the spotlight, and loses the right again (issue 11 part 4)."""
+    a, b = deployment.servers
+    alice = await people.signed_in("alice")
+    room = await alice.new_room()
+    changed = await alice.api("PATCH", f"/api/rooms/{room}", {"attendees_publish": False})
+    assert changed.status_code == 200
+    owner = await bots.join(a.base_url, room, "Alice", cookies=alice.cookies)
+    gus = await bots.join(b.base_url, room, "Gus", publish=False)
+    late = await bots.join(b.base_url, room, "Late", publish=False)
+
+    await gus.publish([PcmAudioTrack(), TestPatternTrack()])
+    refused = await gus.wait_for(lambda f: f.get("code") == "forbidden")
+    assert "raise your hand" in refused["message"]
+    await gus.set_state(hand=True)
+    await owner.wait_for(lambda f: f["type"] == "hands" and f["queue"] == [gus.id])
+    await owner.send({"type": "grant", "id": gus.id, "right": "speak", "on": True})
+    await gus.wait_for(lambda f: f["type"] == "granted" and f["on"])
+    await gus.publish([PcmAudioTrack(), TestPatternTrack()])
+    await owner.wait_frames(gus.id, "video", count=3)
+    await late.wait_frames(gus.id, "video", count=3)
+
+    await owner.send({"type": "spotlight", "id": gus.id})
+    for viewer in (gus, late):
+        shown = await viewer.wait_for(lambda f: f["type"] == "spotlight")
+        assert shown["id"] == gus.id
+    await owner.send({"type": "grant", "id": gus.id, "right": "speak", "on": False})
+    await gus.wait_for(lambda f: f["type"] == "granted" and not f["on"])
+    await late.wait_until(lambda: late.participants[gus.id]["granted"] == [])

@@ -231,7 +231,7 @@ def test_create_a_room_with_its_owner_access_members_and_admins(capsys, data_dir
     code, out, _ = run(capsys, "rooms", "show", "team-weekly")
     assert code == 0
     rows = shown(out)
-    assert rows[:7] == [
+    assert rows[:10] == [
         ("id", "team-weekly"),
         ("name", "Team weekly"),
         ("link", "http://localhost:8080/team-weekly"),
@@ -239,10 +239,13 @@ def test_create_a_room_with_its_owner_access_members_and_admins(capsys, data_dir
         ("access", "restricted"),
         ("owner", "alice@example.org (Alice)"),
         ("language", "auto"),
+        ("attendees", "publish"),
+        ("muted", "on entry above 10 people"),
+        ("mute", "moderators mute"),
     ]
-    assert rows[7][0] == "created"
-    assert rows[8][0] == "pin" and rows[8][1].isdigit()
-    assert rows[9:] == [("member", "bob@example.org"), ("admin", "carol@example.org")]
+    assert rows[10][0] == "created"
+    assert rows[11][0] == "pin" and rows[11][1].isdigit()
+    assert rows[12:] == [("member", "bob@example.org"), ("admin", "carol@example.org")]
 
 
 def test_an_owner_who_never_signed_in_is_refused_with_what_to_do(capsys, data_dir):
@@ -290,6 +293,26 @@ def test_set_changes_name_access_language_and_owner(capsys, data_dir):
     code, out, _ = run(capsys, "rooms", "set", "team-weekly", "--no-owner")
     assert (code, dict(shown(out))["owner"]) == (0, "nobody")
     assert policy(data_dir, "team-weekly").owner_id is None
+
+
+def test_set_makes_a_webinar(capsys, data_dir):
+    run(capsys, "rooms", "create", "--id", "town-hall")
+    code, out, _ = run(
+        capsys, "rooms", "set", "town-hall", "--attendees-publish", "no",
+        "--mute-on-entry-above", "0", "--everyone-can-mute", "yes",
+    )  # fmt: skip
+    assert code == 0
+    assert {
+        "attendees": "listen (a webinar)",
+        "muted": "never on entry",
+        "mute": "anyone mutes anyone",
+    }.items() <= dict(shown(out)).items()
+    room = policy(data_dir, "town-hall")
+    assert (room.attendees_publish, room.mute_on_entry_above, room.everyone_can_mute) == (
+        False,
+        0,
+        True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -373,6 +396,8 @@ def test_bad_emails_and_names_exit_2_before_anything_is_written(capsys, data_dir
         ["members", "team-weekly", "remove"],
         ["show"],
         ["delete"],
+        ["set", "team-weekly", "--attendees-publish", "maybe"],
+        ["set", "team-weekly", "--mute-on-entry-above", "-1"],
     ],
 )
 def test_rooms_usage_errors_exit_2(capsys, argv):

@@ -89,6 +89,7 @@ def test_public_view_of_a_connected_participant():
         "connection": "connected",
         "guest": True,
         "role": "participant",
+        "granted": [],
     }
 
 

@@ -31,6 +31,7 @@ from visio.conference.records import (
     MeetingRecord,
     ParticipantRecord,
 )
+from visio.conference.stage import Stage
 from visio.janus.cascade import extmap_id
 from visio.janus.client import JanusError, JanusEvent
 from visio.janus.nodes import JanusNode, NodeLoad
@@ -77,6 +78,7 @@ class Meeting:
         self.locked = False
         self.captions_on = False  # someone follows live captions: speech is recognised
         self.banned: set[str] = set()  # identity keys of people removed by a moderator
+        self.stage = Stage()  # large meetings' rules and spotlight (visio.conference.rights)
         self.room_options = room_options
         self.rooms: dict[str, MediaRoom] = {}  # node URL -> room; the first is the home
         self.participants: dict[str, Participant] = {}
@@ -141,6 +143,7 @@ class Meeting:
             chat_seq=self._chat_seq,
             capture=_capture_record(self.capture) if self.capture is not None else None,
             breakout=self.breakouts.record(),
+            stage=self.stage.record(),
         )
 
     async def take_over(
@@ -171,6 +174,7 @@ class Meeting:
                 continue
             self.rooms[node.url] = room
         self.locked, self.banned = record.locked, set(record.banned)
+        self.stage = Stage.restore(record.stage)
         self._chat_seq = record.chat_seq
         self.chat.extend(chat)
         self.mirrors.restore([m for m in record.mirrors if {m.source, m.target} <= set(self.rooms)])
@@ -198,6 +202,9 @@ class Meeting:
             silenced=set(data.silenced),
             admitted=data.admitted,
             joined_at=data.joined_at,
+            hand_at=data.hand_at,
+            granted=set(data.granted),
+            promoted=data.promoted,
             node=room.url if room else None,
             media_reset=data.node is not None and room is None,
         )
@@ -378,6 +385,7 @@ class Meeting:
             "max_participants": self.max_participants,
             "capture": self.capture_state(),
             "captions": self.captions_on,
+            "stage": self.stage.public(self.participants),
         }
 
     def capture_state(self) -> dict[str, bool]:

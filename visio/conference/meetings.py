@@ -21,6 +21,7 @@ from typing import Any
 from visio import audit, metrics
 from visio.access import Identity, LobbyReason, Role, lobby_reason, role_in
 from visio.captions.service import CaptionService
+from visio.conference import rights
 from visio.conference.journal import NO_JOURNAL, Journal
 from visio.conference.lobby import Admitted, Lobby, Waiter
 from visio.conference.meeting import Meeting
@@ -206,6 +207,8 @@ class Meetings:
             ):
                 meeting.access, meeting.max_participants = policy.access, policy.max_participants
                 self.journal.meeting(meeting)
+            if meeting.stage.follow(policy):  # changed from the command line: from now on
+                self.journal.meeting(meeting)
             participant = self._enter(meeting, message, outbox, identity, role_in(policy, identity))
             return meeting, participant
 
@@ -262,14 +265,15 @@ class Meetings:
         if waited is not None:  # admitted from the lobby: the token they waited with goes on
             participant.resume_token = waited.resume_token
             participant.resume_digest = waited.resume_digest
+        rights.on_entry(meeting, participant)
         participant.send(self._joined(meeting, participant, resumed=False))
         meeting.add(participant)
-        self._show_lobby(meeting, participant)
+        self.show_lobby(meeting, participant)
         if outbox is None:
             self._keep_place(meeting, participant)
         return participant
 
-    def _show_lobby(self, meeting: Meeting, participant: Participant) -> None:
+    def show_lobby(self, meeting: Meeting, participant: Participant) -> None:
         """A moderator who arrives (or becomes one) sees who is already waiting."""
         lobby = self.lobbies.get(meeting.room_id)
         if participant.moderator and lobby:
@@ -562,16 +566,17 @@ class Meetings:
             meeting.name, meeting.access = policy.name, policy.access
             meeting.max_participants = policy.max_participants
             self.journal.meeting(meeting)
+            await rights.follow_policy(meeting, policy)
             meeting.broadcast({"type": "room", "room": meeting.room_info()})
             for participant in list(meeting.participants.values()):
-                role = role_in(policy, participant.identity)
+                role = rights.role_kept(participant, role_in(policy, participant.identity))
                 if role != participant.role:
                     participant.role = role
                     participant.send(
                         {"type": "participant_updated", "participant": participant.public()}
                     )
                     meeting.updated(participant)
-                    self._show_lobby(meeting, participant)
+                    self.show_lobby(meeting, participant)
             await self._move_out_who_may_no_longer_enter(meeting, policy)
             self._admit_who_may_now_enter(meeting, policy)
 
@@ -668,7 +673,7 @@ class Meetings:
         pending = participant.subscription.pending_frame
         if pending is not None and not fresh_media:
             participant.send(pending)  # the client may never have seen it
-        self._show_lobby(meeting, participant)
+        self.show_lobby(meeting, participant)
         if was_reconnecting:
             meeting.updated(participant)
         log.info(

@@ -6,6 +6,7 @@ import math
 
 from visio import audit
 from visio import protocol as p
+from visio.conference import rights
 from visio.conference.lobby import Waiter
 from visio.conference.meeting import Meeting
 from visio.conference.meetings import Meetings
@@ -19,7 +20,7 @@ async def apply(
 ) -> None:
     """Carry out one moderator request; ProtocolError if it is not allowed or makes no sense.
     What was done goes to the audit trail, `by` the moderator."""
-    if not me.moderator:
+    if not me.moderator and not rights.may_mute(meeting, message):
         raise p.ProtocolError("forbidden", "only the room's owner and admins may do this")
     room = meeting.room_id
     match message:

@@ -99,6 +99,11 @@ class Participant:
     # not move them out (those who entered by right lose it with the right).
     admitted: bool = False
     joined_at: int = field(default_factory=lambda: int(time.time() * 1000))  # epoch ms
+    # Large meetings (visio.conference.rights): when the hand went up, what a moderator
+    # let them publish ("speak", "present"), and whether one made them a moderator.
+    hand_at: int = 0
+    granted: set[str] = field(default_factory=set)
+    promoted: bool = False
 
     def __post_init__(self) -> None:
         if not self.resume_digest and self.resume_token:
@@ -123,6 +128,9 @@ class Participant:
             admitted=self.admitted,
             joined_at=self.joined_at,
             connected=self.connected,
+            hand_at=self.hand_at,
+            granted=sorted(self.granted),
+            promoted=self.promoted,
             publications={
                 target: PublicationRecord(
                     handle=p.handle.handle.id,
@@ -169,6 +177,7 @@ class Participant:
             "connection": "connected" if self.connected else "reconnecting",
             "guest": self.guest,
             "role": self.role,
+            "granted": sorted(self.granted),
         }
 
     def send(self, frame: dict[str, Any]) -> None:

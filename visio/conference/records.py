@@ -84,6 +84,15 @@ class BreakoutRecord(Record):
     ends_at: int | None = None  # epoch ms when everyone is called back
 
 
+class StageRecord(Record):
+    """The rules of a large meeting and who is in the spotlight (visio.conference.stage)."""
+
+    attendees_publish: bool = True
+    mute_on_entry_above: int = 10
+    everyone_can_mute: bool = False
+    spotlight: str | None = None
+
+
 class MeetingRecord(Record):
     room: str
     name: str
@@ -96,6 +105,7 @@ class MeetingRecord(Record):
     chat_seq: int = 0
     capture: CaptureRecord | None = None
     breakout: BreakoutRecord | None = None
+    stage: StageRecord = StageRecord()
 
 
 class PublicationRecord(Record):
@@ -128,6 +138,9 @@ class ParticipantRecord(Record):
     admitted: bool = False  # let in from the lobby by a moderator
     joined_at: int = 0  # epoch ms: history before it is not theirs
     connected: bool = False  # their connection is up (or they are within the grace)
+    hand_at: int = 0  # epoch ms when their hand went up: their place in the queue
+    granted: list[str] = []  # what a moderator let them publish: speak, present
+    promoted: bool = False  # made a moderator during the meeting
     publications: dict[str, PublicationRecord] = {}
     subscription: SubscriptionRecord = SubscriptionRecord()
 

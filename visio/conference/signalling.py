@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from visio import audit, metrics
 from visio import protocol as p
 from visio.access import Identity
-from visio.conference import breakout, moderation
+from visio.conference import breakout, moderation, rights
 from visio.conference.lobby import Waiter
 from visio.conference.meeting import Meeting
 from visio.conference.meetings import Meetings
@@ -141,11 +141,17 @@ class ClientSession:
             by = audit.who(self.identity, self.client, me.id, me.role)
             breakout.apply(meeting, me, message, by)
             return
+        if isinstance(message, p.STAGE_MESSAGES):
+            by = audit.who(self.identity, self.client, me.id, me.role)
+            await rights.apply(self.meetings, meeting, me, message, by)
+            return
         match message:
             case p.Join():
                 raise p.ProtocolError("already_joined", "this connection has joined already")
             case p.Publish(target=target, sdp=sdp):
+                rights.check_publish(meeting, me, target)
                 answer = await meeting.publish(me, target, sdp)
+                await rights.still_allowed(meeting, me, target)
                 if target == "camera":
                     self._set_state(meeting, me, audio=message.audio, video=message.video)
                 self.outbox.send({"type": "answer", "target": target, "sdp": answer})
@@ -167,7 +173,11 @@ class ClientSession:
             case p.QualityReport():
                 meeting.report_quality(me, message)
             case p.State(audio=audio, video=video, hand=hand):
+                audio, video = rights.allowed_state(meeting, me, audio, video)
+                raised = me.hand
                 self._set_state(meeting, me, audio=audio, video=video, hand=hand)
+                if me.hand != raised:
+                    rights.hand_moved(meeting, me)
                 await self._lift_silence(meeting, me, audio=audio, video=video)
             case p.Chat(text=text):
                 meeting.post_chat(me, text)

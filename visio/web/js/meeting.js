@@ -10,6 +10,7 @@ import { CaptureControls } from './capture.js';
 import { Captions } from './captions.js';
 import { CallQuality } from './callquality.js';
 import { BreakoutPanel } from './breakout.js';
+import { StageControls } from './hands.js';
 import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
 import { language, setText, t, tn } from './i18n.js';
@@ -91,6 +92,7 @@ export class Meeting {
       list: $('participants-list'), count: $('participants-count'),
       actionsFor: (p) => this.actionsFor(p),
       onAction: (action, p) => this.moderate(action, p),
+      handRank: (p) => this.stage?.rank(p) ?? Infinity,
     });
     this.lobby = new LobbyPanel({
       list: $('lobby-list'), empty: $('lobby-empty'), all: $('lobby-all'),
@@ -135,6 +137,22 @@ export class Meeting {
       isModerator: () => this.isModerator,
       onRegroup: () => this.regroup(),
       onMoved: ({ chat }) => this.chat.load(chat, 0),
+    });
+    this.stage = new StageControls({
+      conn: this.conn, grid: this.grid, self: () => this.self, roomId: this.room.id,
+      els: {
+        lowerHands: $('lower-hands'), pip: $('toggle-pip'),
+        rules: { attendees_publish: $('rule-attendees-publish'), everyone_can_mute: $('rule-everyone-can-mute') },
+      },
+      onHandLowered: () => {
+        this.hand = false;
+        this.updateSelf({ hand: false });
+        this.renderControls();
+      },
+      onChange: () => {
+        this.renderControls();
+        this.renderPeople();
+      },
     });
     this.listen();
     this.captions.start(); // the person's last choice, sent on joining
@@ -207,9 +225,11 @@ export class Meeting {
     this.chat.selfId = you.id;
     this.captions.selfId = you.id;
     this.breakout.selfId = you.id;
+    if (you.audio === false && this.mic) this.enterMuted(); // a big meeting, or a webinar
     this.self = { ...you, audio: this.mic, video: this.camera, hand: this.hand, connection: 'connected' };
     this.grid.setSelf(this.self);
     this.grid.setLocalVideo(this.camera ? this.tracks.video : null);
+    this.stage.onRoom(room);
     if (this.screen) this.grid.setLocalScreen(this.screen.getVideoTracks()[0]);
     this.chat.load(chat, chatEarlier);
     const backFromLobby = this.inLobby && this.ready;
@@ -241,9 +261,10 @@ export class Meeting {
   }
 
   onSelfUpdated(participant) {
-    const { name, role, guest } = participant;
+    const { name, role, guest, granted } = participant;
     const wasModerator = this.isModerator;
-    this.updateSelf({ name, role, guest });
+    this.updateSelf({ name, role, guest, granted });
+    if (this.isModerator !== wasModerator) toast(t(this.isModerator ? 'stage.promoted' : 'stage.demoted'));
     if (!this.isModerator) this.onLobbyUpdate([]);
     else if (!wasModerator) this.loadWaiting(); // made an admin: who already waits?
     this.renderModeration();
@@ -273,6 +294,16 @@ export class Meeting {
     }
     this.onCapture(room.capture);
     this.capture.setCaptions(room.captions);
+    this.stage.onRoom(room);
+    this.renderControls();
+  }
+
+  // The server let us in muted: the microphone stays off until we turn it on.
+  enterMuted() {
+    this.mic = false;
+    if (this.tracks.audio) this.tracks.audio.enabled = false;
+    this.conn.setState({ audio: false });
+    toast(t(this.conn.mayPublish('camera') ? 'stage.entered_muted' : 'stage.listening'), { timeout: 8000 });
   }
 
   onCapture(capture) {
@@ -427,6 +458,7 @@ export class Meeting {
   }
 
   async toggleAudio() {
+    if (!this.mic && !this.conn.mayPublish('camera')) return toast(t('stage.ask_first')); // a webinar
     if (!this.tracks.audio) {
       try {
         this.tracks.audio = await getMicrophone(this.devices.microphone);
@@ -457,6 +489,7 @@ export class Meeting {
   }
 
   async toggleVideo() {
+    if (!this.camera && !this.conn.mayPublish('camera')) return toast(t('stage.ask_first'));
     if (this.camera) return this.cameraOff();
     let track;
     try {
@@ -474,6 +507,7 @@ export class Meeting {
   }
 
   async toggleScreen() {
+    if (!this.screen && !this.conn.mayPublish('screen')) return toast(t('stage.ask_first'));
     if (this.screen) return this.stopScreen(this.screen);
     let stream;
     try {
@@ -569,9 +603,12 @@ export class Meeting {
 
   // The actions a moderator may take on p (the server refuses the others anyway).
   actionsFor(p) {
+    const stage = this.stage?.actionsFor(p) || [];
+    if (!this.isModerator && this.roomInfo.stage?.everyone_can_mute && p.id !== this.self?.id
+      && p.audio !== false && !MODERATOR_ROLES.includes(p.role)) return ['mute'];
     if (!this.isModerator || p.id === this.self?.id) return [];
-    if (MODERATOR_ROLES.includes(p.role) && this.self.role !== 'owner') return [];
-    const actions = [];
+    if (MODERATOR_ROLES.includes(p.role) && this.self.role !== 'owner') return stage;
+    const actions = [...stage];
     if (p.audio !== false) actions.push('mute');
     if (p.video !== false) actions.push('camera_off');
     if (p.screen) actions.push('stop_screen');
@@ -580,6 +617,7 @@ export class Meeting {
   }
 
   async moderate(action, p) {
+    if (this.stage.handles(action)) return this.stage.act(action, p);
     if (action === 'remove') {
       const ok = await confirmAction(t('moderate.remove.confirm', { name: p.name }), t('moderate.remove.ok'));
       if (!ok || this.ended) return;
@@ -752,6 +790,14 @@ export class Meeting {
       this.camera ? 'controls.cam.off' : 'controls.cam.on', true);
     toggleButton(screen, !!this.screen, 'screen', this.screen ? 'controls.screen.stop' : 'controls.screen.start');
     toggleButton(hand, this.hand, 'hand', this.hand ? 'controls.hand.lower' : 'controls.hand.raise');
+    // In a webinar, attendees may not speak or present until a moderator lets them.
+    const may = { audio: this.conn?.mayPublish('camera') ?? true, screen: this.conn?.mayPublish('screen') ?? true };
+    // (What is on may still be turned off: a camera shown only to oneself, for one.)
+    const turnOn = [[audio, may.audio || micOn], [video, may.audio || this.camera], [screen, may.screen || !!this.screen]];
+    for (const [button, allowed] of turnOn) {
+      button.disabled = !allowed;
+      if (!allowed) button.title = t('stage.ask_first');
+    }
   }
 
   renderHeader() {
@@ -809,6 +855,7 @@ export class Meeting {
     this.breakout?.destroy();
     this.capture.destroy();
     this.captions.destroy();
+    this.stage?.destroy();
     this.els.transcriptsEntry.hidden = true;
     this.closePanelsSilently();
     this.els.hostControls.hidden = true;

@@ -2,6 +2,7 @@
 // moderators' actions on each person (mute, camera off, stop presenting, remove).
 import { h, hueFor, icon, initials } from './dom.js';
 import { t, tn } from './i18n.js';
+import { STAGE_ACTIONS } from './hands.js';
 
 // action -> [icon, label key]
 const ACTIONS = {
@@ -9,16 +10,18 @@ const ACTIONS = {
   camera_off: ['cam-off', 'moderate.camera_off'],
   stop_screen: ['screen-off', 'moderate.stop_screen'],
   remove: ['person-remove', 'moderate.remove'],
+  ...STAGE_ACTIONS, // large meetings: hands, speaking, spotlight, moderators (hands.js)
 };
 
 export class ParticipantsPanel {
   // actionsFor(p): the moderator actions to offer on p ([] for none);
-  // onAction(action, p): one was chosen.
-  constructor({ list, count, actionsFor = () => [], onAction = () => {} }) {
+  // onAction(action, p): one was chosen; handRank(p): place in the queue of raised hands.
+  constructor({ list, count, actionsFor = () => [], onAction = () => {}, handRank = () => Infinity }) {
     this.list = list;
     this.count = count;
     this.actionsFor = actionsFor;
     this.onAction = onAction;
+    this.handRank = handRank;
     this.people = new Map();
     this.listeners = new AbortController();
     list.addEventListener('click', (ev) => {
@@ -33,9 +36,10 @@ export class ParticipantsPanel {
     this.list.replaceChildren();
   }
 
-  // self first, then raised hands, then by name.
+  // self first, then raised hands in the order they went up, then by name.
   render(self, others) {
-    const sorted = [...others].sort((a, b) => (Number(!!b.hand) - Number(!!a.hand))
+    const rank = (p) => (p.hand ? Math.min(this.handRank(p), 1e9) : Infinity);
+    const sorted = [...others].sort((a, b) => ((rank(a) - rank(b)) || 0)
       || String(a.name).localeCompare(String(b.name), undefined, { sensitivity: 'base' }));
     const everyone = self ? [self, ...sorted] : sorted;
     this.people = new Map(everyone.map((p) => [p.id, p]));
@@ -51,6 +55,8 @@ export class ParticipantsPanel {
     const states = [];
     if (p.connection === 'reconnecting') states.push(h('span.state-text', {}, t('tile.reconnecting')));
     if (p.hand) states.push(stateIcon('hand', 'tile.hand', 'state-hand'));
+    const place = p.hand ? this.handRank(p) : Infinity;
+    if (Number.isFinite(place)) states.push(h('span.hand-rank', { 'aria-label': t('stage.queue_place', { n: place + 1 }) }, String(place + 1)));
     if (p.video === false) states.push(stateIcon('cam-off', 'tile.camera.off'));
     if (p.audio === false) states.push(stateIcon('mic-off', 'tile.muted'));
     if (p.screen) states.push(stateIcon('screen', 'notify.screen', '', { name: p.name }));

@@ -18,6 +18,11 @@
 //   lobby-update {waiting}    moderators: who waits in the lobby now
 //   moderated {action, by}    a moderator muted us, turned our camera off or stopped our share
 //   ended {by}                a moderator ended the meeting (then 'connection-state' closed)
+//   hands {queue}             the raised hands, first raised first (participant ids)
+//   spotlight {id, by}        a moderator shows this person large to everyone (id null: nobody)
+//   granted {right, on, by}   a moderator let us speak or present ('speak' | 'present'), or
+//                             stopped it; what we may not publish is held, not sent (mayPublish)
+//   hand-lowered {by}         a moderator lowered our hand
 //   captions {on, history}    the answer to setCaptions(): live captions are on (history: the
 //                             final captions of the meeting so far) or off, for us only
 //   caption {caption}         {id, participant, name, text, final, start, end, language}: a
@@ -291,6 +296,33 @@ export class VisioConnection extends EventTarget {
     return this.moderatorFrame({ type: 'breakout_close', after_s: Number(afterS) });
   }
 
+  // Whether we may publish a target now: always, unless the room is a webinar
+  // (room.stage.attendees_publish false) and we neither moderate nor were let speak
+  // ('camera') or present ('screen'). A publication we may not make waits, unsent.
+  mayPublish(target) {
+    if (this.roomInfo?.stage?.attendees_publish !== false) return true;
+    if (['owner', 'admin'].includes(this.you?.role)) return true;
+    return (this.you?.granted || []).includes(target === 'screen' ? 'present' : 'speak');
+  }
+
+  // Our rights changed: start what waited, drop (and keep waiting) what we lost; the server
+  // has already stopped it at its end. A screen share lost is forgotten.
+  applyRights() {
+    if (!this.joined) return;
+    for (const [target, pub] of this.publications) {
+      if (this.mayPublish(target)) {
+        if (pub.held) this.startPublication(target);
+      } else if (target === 'screen') {
+        this.forgetPublication('screen');
+        this.emit('moderated', { action: 'stop_screen', by: null });
+      } else if (!pub.held) {
+        clearTimeout(pub.answerTimer);
+        closePeer(pub.pc);
+        Object.assign(pub, { pc: null, pending: false, held: true });
+      }
+    }
+  }
+
   moderatorFrame(frame) {
     if (!this.joined) return null;
     const ref = this.nextRef(frame.type);
@@ -551,6 +583,7 @@ export class VisioConnection extends EventTarget {
     if (p.id === this.you?.id) {
       this.you = p;
       this.emit('self-updated', { participant: p });
+      this.applyRights();
       return;
     }
     const previous = this.participants.get(p.id);
@@ -639,6 +672,18 @@ export class VisioConnection extends EventTarget {
     if (!msg.room) return;
     this.roomInfo = { ...this.roomInfo, ...msg.room };
     this.emit('room', { room: { ...this.roomInfo } });
+    this.applyRights();
+  }
+
+  onGranted(msg) {
+    const { right, on, by = null } = msg;
+    const granted = new Set(this.you?.granted || []);
+    if (on) granted.add(right);
+    else granted.delete(right);
+    if (this.you) this.you = { ...this.you, granted: [...granted].sort() };
+    if (on && right === 'speak') this.localState.hand = false; // the server lowered it
+    this.emit('granted', { right, on: !!on, by });
+    this.applyRights();
   }
 
   onModerated(msg) {
@@ -697,6 +742,8 @@ export class VisioConnection extends EventTarget {
   async startPublication(target) {
     const pub = this.publications.get(target);
     if (!pub) return;
+    pub.held = !this.mayPublish(target);
+    if (pub.held) return; // until a moderator lets us (applyRights)
     if (pub.pending) {
       pub.redo = true; // one offer at a time: the answer must match the offer
       return;
@@ -1004,6 +1051,13 @@ const FRAME_HANDLERS = {
   room: VisioConnection.prototype.onRoom,
   moderated: VisioConnection.prototype.onModerated,
   ended: VisioConnection.prototype.onEnded,
+  granted: VisioConnection.prototype.onGranted,
+  hands(msg) { this.emit('hands', { queue: Array.isArray(msg.queue) ? msg.queue : [] }); },
+  spotlight(msg) { this.emit('spotlight', { id: msg.id ?? null, by: msg.by ?? null }); },
+  hand_lowered(msg) {
+    this.localState.hand = false;
+    this.emit('hand-lowered', { by: msg.by ?? null });
+  },
   captions(msg) {
     this.emit('captions', { on: !!msg.on, history: Array.isArray(msg.history) ? msg.history : [] });
   },
