@@ -13,6 +13,7 @@ import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
 import { language, setText, t, tn } from './i18n.js';
 import { canShareScreen, getCamera, getMicrophone, stopTracks } from './media.js';
+import { NoiseSuppressor, noiseSuppressionChosen, rememberNoiseSuppression } from './noise.js';
 import { apiJson, transcriptsPath, updateRoom } from './api.js';
 
 const $ = (id) => document.getElementById(id);
@@ -48,6 +49,8 @@ export class Meeting {
     this.devices = { ...choices.devices };
     this.mic = choices.audio;
     this.camera = choices.video;
+    this.noise = new NoiseSuppressor(); // what is published of the microphone
+    this.noiseOn = choices.noiseSuppression ?? noiseSuppressionChosen();
     this.hand = false;
     this.screen = null; // our screen-share MediaStream
     this.self = null;
@@ -58,7 +61,7 @@ export class Meeting {
     this.els = {
       root: $('meeting'), banner: $('connection-banner'), bannerText: $('connection-text'),
       audio: $('toggle-audio'), video: $('toggle-video'), screen: $('toggle-screen'),
-      hand: $('toggle-hand'), reactions: $('toggle-reactions'), picker: $('reaction-picker'),
+      hand: $('toggle-hand'), noise: $('toggle-noise'), reactions: $('toggle-reactions'), picker: $('reaction-picker'),
       chat: $('toggle-chat'), people: $('toggle-participants'), leave: $('leave-button'),
       unread: $('chat-unread'), peopleCount: $('people-count'), sidePanel: $('side-panel'),
       chatPanel: $('chat-panel'), peoplePanel: $('participants-panel'), chatInput: $('chat-input'),
@@ -131,7 +134,8 @@ export class Meeting {
     this.captions.start(); // the person's last choice, sent on joining
     await this.conn.join(this.room.id, this.choices.name, { audio: this.mic, video: this.camera });
     if (this.tracks.audio) this.tracks.audio.enabled = this.mic;
-    const local = [this.tracks.audio, this.tracks.video].filter(Boolean);
+    const audio = await this.noise.apply(this.tracks.audio, this.noiseOn);
+    const local = [audio, this.tracks.video].filter(Boolean);
     this.conn.publishCamera(new MediaStream(local));
     this.quality = new CallQuality({ conn: this.conn, grid: this.grid, notice: $('quality-notice') });
     this.quality.start();
@@ -362,6 +366,7 @@ export class Meeting {
     on(this.els.video, 'click', () => this.exclusive('video', () => this.toggleVideo()));
     on(this.els.screen, 'click', () => this.exclusive('screen', () => this.toggleScreen()));
     on(this.els.hand, 'click', () => this.toggleHand());
+    on(this.els.noise, 'click', () => this.exclusive('noise', () => this.toggleNoise()));
     on(this.els.reactions, 'click', () => this.togglePicker());
     on(this.els.chat, 'click', () => this.togglePanel('chat'));
     on(this.els.people, 'click', () => this.togglePanel('people'));
@@ -408,13 +413,23 @@ export class Meeting {
       } catch {
         return toast(t('error.microphone'));
       }
-      await this.conn.replaceTrack('camera', 'audio', this.tracks.audio);
+      await this.conn.replaceTrack('camera', 'audio', await this.noise.apply(this.tracks.audio, this.noiseOn));
       this.mic = false; // flipped just below
     }
     this.mic = !this.mic;
     this.tracks.audio.enabled = this.mic;
     this.conn.setState({ audio: this.mic });
     this.updateSelf({ audio: this.mic });
+    this.renderControls();
+  }
+
+  // Live: the sender switches between the denoised track and the microphone itself.
+  async toggleNoise() {
+    this.noiseOn = !this.noiseOn;
+    rememberNoiseSuppression(this.noiseOn);
+    const track = await this.noise.apply(this.tracks.audio, this.noiseOn);
+    if (this.tracks.audio) await this.conn.replaceTrack('camera', 'audio', track);
+    if (!this.noise.available) toast(t(this.noise.failure));
     this.renderControls();
   }
 
@@ -702,6 +717,18 @@ export class Meeting {
       this.camera ? 'controls.cam.off' : 'controls.cam.on', true);
     toggleButton(screen, !!this.screen, 'screen', this.screen ? 'controls.screen.stop' : 'controls.screen.start');
     toggleButton(hand, this.hand, 'hand', this.hand ? 'controls.hand.lower' : 'controls.hand.raise');
+    this.renderNoiseButton();
+  }
+
+  renderNoiseButton() {
+    const button = this.els.noise;
+    const on = this.noiseOn && this.noise.available;
+    button.disabled = !this.noise.available;
+    button.setAttribute('aria-pressed', String(on));
+    button.classList.toggle('active', on);
+    const label = t(on ? 'noise.off' : 'noise.on');
+    button.setAttribute('aria-label', this.noise.available ? label : `${t('noise.label')}: ${t(this.noise.failure)}`);
+    button.title = button.getAttribute('aria-label');
   }
 
   renderHeader() {
@@ -749,6 +776,7 @@ export class Meeting {
     this.listeners.abort();
     this.quality?.stop();
     if (this.conn && this.conn.state !== 'closed') this.conn.leave();
+    this.noise.close();
     if (!keepTracks) stopTracks(this.tracks.audio, this.tracks.video);
     stopTracks(this.screen?.getTracks() || []);
     this.screen = null;
