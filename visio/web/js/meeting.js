@@ -13,7 +13,9 @@ import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
 import { language, setText, t, tn } from './i18n.js';
 import { canShareScreen, getCamera, getMicrophone, stopTracks } from './media.js';
-import { NoiseSuppressor, noiseSuppressionChosen, rememberNoiseSuppression } from './noise.js';
+import {
+  NoiseSuppressor, noiseSuppressionChosen, rememberNoiseSuppression, unavailableText,
+} from './noise.js';
 import { apiJson, transcriptsPath, updateRoom } from './api.js';
 
 const $ = (id) => document.getElementById(id);
@@ -49,7 +51,8 @@ export class Meeting {
     this.devices = { ...choices.devices };
     this.mic = choices.audio;
     this.camera = choices.video;
-    this.noise = new NoiseSuppressor(); // what is published of the microphone
+    // What is published of the microphone: denoised, or the microphone itself.
+    this.noise = new NoiseSuppressor({ publish: (track) => this.conn.replaceTrack('camera', 'audio', track) });
     this.noiseOn = choices.noiseSuppression ?? noiseSuppressionChosen();
     this.hand = false;
     this.screen = null; // our screen-share MediaStream
@@ -61,7 +64,8 @@ export class Meeting {
     this.els = {
       root: $('meeting'), banner: $('connection-banner'), bannerText: $('connection-text'),
       audio: $('toggle-audio'), video: $('toggle-video'), screen: $('toggle-screen'),
-      hand: $('toggle-hand'), noise: $('toggle-noise'), reactions: $('toggle-reactions'), picker: $('reaction-picker'),
+      hand: $('toggle-hand'), reactions: $('toggle-reactions'), picker: $('reaction-picker'),
+      noise: $('toggle-noise'),
       chat: $('toggle-chat'), people: $('toggle-participants'), leave: $('leave-button'),
       unread: $('chat-unread'), peopleCount: $('people-count'), sidePanel: $('side-panel'),
       chatPanel: $('chat-panel'), peoplePanel: $('participants-panel'), chatInput: $('chat-input'),
@@ -134,9 +138,9 @@ export class Meeting {
     this.captions.start(); // the person's last choice, sent on joining
     await this.conn.join(this.room.id, this.choices.name, { audio: this.mic, video: this.camera });
     if (this.tracks.audio) this.tracks.audio.enabled = this.mic;
-    const audio = await this.noise.apply(this.tracks.audio, this.noiseOn);
-    const local = [audio, this.tracks.video].filter(Boolean);
+    const local = [this.tracks.audio, this.tracks.video].filter(Boolean);
     this.conn.publishCamera(new MediaStream(local));
+    this.noise.update({ microphone: this.tracks.audio, on: this.noiseOn }).then(() => this.noiseSettled());
     this.quality = new CallQuality({ conn: this.conn, grid: this.grid, notice: $('quality-notice') });
     this.quality.start();
     this.bindControls();
@@ -413,7 +417,8 @@ export class Meeting {
       } catch {
         return toast(t('error.microphone'));
       }
-      await this.conn.replaceTrack('camera', 'audio', await this.noise.apply(this.tracks.audio, this.noiseOn));
+      await this.conn.replaceTrack('camera', 'audio', this.tracks.audio);
+      this.noise.update({ microphone: this.tracks.audio }).then(() => this.noiseSettled());
       this.mic = false; // flipped just below
     }
     this.mic = !this.mic;
@@ -427,9 +432,18 @@ export class Meeting {
   async toggleNoise() {
     this.noiseOn = !this.noiseOn;
     rememberNoiseSuppression(this.noiseOn);
-    const track = await this.noise.apply(this.tracks.audio, this.noiseOn);
-    if (this.tracks.audio) await this.conn.replaceTrack('camera', 'audio', track);
-    if (!this.noise.available) toast(t(this.noise.failure));
+    this.renderControls();
+    await this.noise.update({ on: this.noiseOn });
+    this.noiseSettled();
+  }
+
+  // Said once, when the person wanted it and it could not start.
+  noiseSettled() {
+    if (this.ended) return;
+    if (this.noiseOn && this.tracks.audio && !this.noise.available && !this.noiseFailureSaid) {
+      this.noiseFailureSaid = true;
+      toast(unavailableText(this.noise.failure), { timeout: 8000 });
+    }
     this.renderControls();
   }
 
@@ -727,7 +741,7 @@ export class Meeting {
     button.setAttribute('aria-pressed', String(on));
     button.classList.toggle('active', on);
     const label = t(on ? 'noise.off' : 'noise.on');
-    button.setAttribute('aria-label', this.noise.available ? label : `${t('noise.label')}: ${t(this.noise.failure)}`);
+    button.setAttribute('aria-label', this.noise.available ? label : unavailableText(this.noise.failure));
     button.title = button.getAttribute('aria-label');
   }
 

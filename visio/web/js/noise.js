@@ -3,11 +3,15 @@
 //   microphone track → MediaStreamSource → AudioWorklet "rnnoise" → MediaStreamDestination
 // Muting still disables the microphone track itself: the worklet then denoises silence.
 import { readStorage, writeStorage } from './dom.js';
+import { t } from './i18n.js';
 
 const STORAGE_KEY = 'visio.noise';
 const SAMPLE_RATE = 48000; // RNNoise's only rate
 const WORKLET_URL = '/static/js/noise-worklet.js';
 const READY_TIMEOUT_MS = 10_000; // the worklet compiles 1.4 MB of WebAssembly first
+// Web Audio runs only with a sound output (and, before any click, maybe not at all): the
+// microphone is then published as it is rather than waited on.
+const RUNNING_TIMEOUT_MS = 3_000;
 
 // On unless the person turned it off.
 export function noiseSuppressionChosen() {
@@ -25,36 +29,59 @@ export function noiseSuppressionUnsupported() {
   return null;
 }
 
+// Why it does not run, in a sentence: 'Noise suppression: not available in this browser…'.
+export function unavailableText(failure) {
+  return t('noise.unavailable', { reason: t(failure) });
+}
+
+// What is published of the microphone. The meeting publishes the microphone itself at
+// once, then tells this object about it: the denoised track replaces it once its graph
+// runs (a second or so), through `publish(track)`. Changes are applied one at a time, the
+// latest state winning, and a previous graph stops only once its successor is published.
 export class NoiseSuppressor {
-  constructor() {
-    this.graph = null; // {context, node, track} while on
+  constructor({ publish }) {
+    this.publish = publish;
+    this.microphone = null;
+    this.on = false;
+    this.graph = null; // {context, node, track, microphone} while denoising
     this.failure = noiseSuppressionUnsupported(); // an i18n key once it cannot work here
+    this.closed = false;
+    this.queue = Promise.resolve();
   }
 
   get available() {
     return !this.failure;
   }
 
-  // The track to publish for `microphone`: denoised when `on` and possible, else itself.
-  // The previous graph stops only once the new one runs, so that a switch is seamless.
-  async apply(microphone, on) {
+  // changes: {microphone, on}; resolves once what they ask for is published.
+  update(changes) {
+    Object.assign(this, changes);
+    this.queue = this.queue.then(() => this.apply()).catch((err) => console.warn('visio: noise:', err));
+    return this.queue;
+  }
+
+  async apply() {
+    const want = this.on && !!this.microphone && !this.failure;
+    if (this.closed || (want ? this.graph?.microphone === this.microphone : !this.graph)) return;
     let graph = null;
-    if (microphone && on && !this.failure) {
+    if (want) {
       try {
-        graph = await build(microphone);
+        graph = await build(this.microphone);
       } catch (err) {
         console.warn('visio: noise suppression unavailable:', err);
         this.failure = 'noise.unsupported.error';
       }
     }
-    this.close();
+    if (this.closed) return graph && stop(graph);
+    const previous = this.graph;
     this.graph = graph;
-    return graph?.track || microphone;
+    await this.publish(graph?.track || this.microphone);
+    if (previous) stop(previous);
   }
 
   close() {
-    if (!this.graph) return;
-    stop(this.graph);
+    this.closed = true;
+    if (this.graph) stop(this.graph);
     this.graph = null;
   }
 }
@@ -74,8 +101,9 @@ async function build(microphone) {
     destination.channelCount = 1;
     source.connect(graph.node).connect(destination);
     await ready;
-    await context.resume();
+    await within(context.resume(), RUNNING_TIMEOUT_MS, 'the audio context does not run');
     graph.track = destination.stream.getAudioTracks()[0];
+    graph.microphone = microphone;
     return graph;
   } catch (err) {
     stop(graph);
@@ -93,16 +121,19 @@ function stop({ context, node, track }) {
 // The processor says 'ready' once RNNoise is compiled and its state made; a WebAssembly
 // refused by the page's CSP, or any other failure there, is a processorerror instead.
 function workletReady(node) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('noise worklet: no answer')), READY_TIMEOUT_MS);
+  const ready = new Promise((resolve, reject) => {
     node.port.onmessage = ({ data }) => {
-      if (data !== 'ready') return;
-      clearTimeout(timer);
-      resolve();
+      if (data === 'ready') resolve();
     };
-    node.onprocessorerror = (event) => {
-      clearTimeout(timer);
-      reject(new Error(`noise worklet: ${event.message || 'processor error'}`));
-    };
+    node.onprocessorerror = (event) => reject(new Error(`noise worklet: ${event.message || 'processor error'}`));
   });
+  return within(ready, READY_TIMEOUT_MS, 'the noise worklet does not answer');
+}
+
+function within(promise, ms, why) {
+  let timer;
+  const late = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(why)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
