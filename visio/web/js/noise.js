@@ -53,9 +53,10 @@ export class NoiseSuppressor {
     return !this.failure;
   }
 
-  // changes: {microphone, on}; resolves once what they ask for is published.
-  update(changes) {
-    Object.assign(this, changes);
+  // Resolves once what is asked for is published.
+  update({ microphone = this.microphone, on = this.on }) {
+    this.microphone = microphone;
+    this.on = on;
     this.queue = this.queue.then(() => this.apply()).catch((err) => console.warn('visio: noise:', err));
     return this.queue;
   }
