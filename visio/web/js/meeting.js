@@ -15,6 +15,9 @@ import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
 import { language, setText, t, tn } from './i18n.js';
 import { canShareScreen, getCamera, getMicrophone, stopTracks } from './media.js';
+import {
+  NoiseSuppressor, noiseSuppressionChosen, rememberNoiseSuppression, unavailableText,
+} from './noise.js';
 import { apiJson, transcriptsPath, updateRoom } from './api.js';
 
 const $ = (id) => document.getElementById(id);
@@ -50,6 +53,9 @@ export class Meeting {
     this.devices = { ...choices.devices };
     this.mic = choices.audio;
     this.camera = choices.video;
+    // What is published of the microphone: denoised, or the microphone itself.
+    this.noise = new NoiseSuppressor({ publish: (track) => this.conn.replaceTrack('camera', 'audio', track) });
+    this.noiseOn = choices.noiseSuppression ?? noiseSuppressionChosen();
     this.hand = false;
     this.screen = null; // our screen-share MediaStream
     this.self = null;
@@ -61,6 +67,7 @@ export class Meeting {
       root: $('meeting'), banner: $('connection-banner'), bannerText: $('connection-text'),
       audio: $('toggle-audio'), video: $('toggle-video'), screen: $('toggle-screen'),
       hand: $('toggle-hand'), reactions: $('toggle-reactions'), picker: $('reaction-picker'),
+      noise: $('toggle-noise'),
       chat: $('toggle-chat'), people: $('toggle-participants'), leave: $('leave-button'),
       unread: $('chat-unread'), peopleCount: $('people-count'), sidePanel: $('side-panel'),
       chatPanel: $('chat-panel'), peoplePanel: $('participants-panel'), chatInput: $('chat-input'),
@@ -160,6 +167,7 @@ export class Meeting {
     if (this.tracks.audio) this.tracks.audio.enabled = this.mic;
     const local = [this.tracks.audio, this.tracks.video].filter(Boolean);
     this.conn.publishCamera(new MediaStream(local));
+    this.noise.update({ microphone: this.tracks.audio, on: this.noiseOn }).then(() => this.noiseSettled());
     this.quality = new CallQuality({ conn: this.conn, grid: this.grid, notice: $('quality-notice') });
     this.quality.start();
     this.bindControls();
@@ -417,6 +425,7 @@ export class Meeting {
     on(this.els.video, 'click', () => this.exclusive('video', () => this.toggleVideo()));
     on(this.els.screen, 'click', () => this.exclusive('screen', () => this.toggleScreen()));
     on(this.els.hand, 'click', () => this.toggleHand());
+    on(this.els.noise, 'click', () => this.exclusive('noise', () => this.toggleNoise()));
     on(this.els.reactions, 'click', () => this.togglePicker());
     on(this.els.chat, 'click', () => this.togglePanel('chat'));
     on(this.els.people, 'click', () => this.togglePanel('people'));
@@ -466,12 +475,32 @@ export class Meeting {
         return toast(t('error.microphone'));
       }
       await this.conn.replaceTrack('camera', 'audio', this.tracks.audio);
+      this.noise.update({ microphone: this.tracks.audio }).then(() => this.noiseSettled());
       this.mic = false; // flipped just below
     }
     this.mic = !this.mic;
     this.tracks.audio.enabled = this.mic;
     this.conn.setState({ audio: this.mic });
     this.updateSelf({ audio: this.mic });
+    this.renderControls();
+  }
+
+  // Live: the sender switches between the denoised track and the microphone itself.
+  async toggleNoise() {
+    this.noiseOn = !this.noiseOn;
+    rememberNoiseSuppression(this.noiseOn);
+    this.renderControls();
+    await this.noise.update({ on: this.noiseOn });
+    this.noiseSettled();
+  }
+
+  // Said once, when the person wanted it and it could not start.
+  noiseSettled() {
+    if (this.ended) return;
+    if (this.noiseOn && this.tracks.audio && !this.noise.available && !this.noiseFailureSaid) {
+      this.noiseFailureSaid = true;
+      toast(unavailableText(this.noise.failure), { timeout: 8000 });
+    }
     this.renderControls();
   }
 
@@ -798,6 +827,19 @@ export class Meeting {
       button.disabled = !allowed;
       if (!allowed) button.title = t('stage.ask_first');
     }
+    this.renderNoiseButton();
+  }
+
+  renderNoiseButton() {
+    const button = this.els.noise;
+    const on = this.noiseOn && this.noise.available;
+    button.disabled = !this.noise.available;
+    button.setAttribute('aria-pressed', String(on));
+    button.classList.toggle('active', on);
+    // One name whatever the state (aria-pressed says it), as the other toggles; the tooltip
+    // says what a press does.
+    button.setAttribute('aria-label', t('noise.label'));
+    button.title = this.noise.available ? t(on ? 'noise.off' : 'noise.on') : unavailableText(this.noise.failure);
   }
 
   renderHeader() {
@@ -845,6 +887,7 @@ export class Meeting {
     this.listeners.abort();
     this.quality?.stop();
     if (this.conn && this.conn.state !== 'closed') this.conn.leave();
+    this.noise.close();
     if (!keepTracks) stopTracks(this.tracks.audio, this.tracks.video);
     stopTracks(this.screen?.getTracks() || []);
     this.screen = null;

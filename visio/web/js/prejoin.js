@@ -9,6 +9,7 @@ import {
   acquire, applySpeaker, canChooseSpeaker, deviceIdOf, getCamera, getMicrophone,
   LevelMeter, listDevices, mediaErrorKind, stopTracks,
 } from './media.js';
+import { noiseSuppressionChosen, noiseSuppressionUnsupported, rememberNoiseSuppression } from './noise.js';
 
 export const STORAGE = {
   name: 'visio.name',
@@ -41,6 +42,7 @@ export class Prejoin {
       meter: $('mic-meter'), level: $('mic-level'), hint: $('device-hint'),
       micSelect: $('mic-select'), cameraSelect: $('camera-select'),
       speakerSelect: $('speaker-select'), speakerField: $('speaker-field'),
+      noise: $('noise-toggle'), noiseReason: $('noise-reason'),
       form: $('prejoin-form'), name: $('display-name'), join: $('join-button'),
       error: $('prejoin-error'), count: $('prejoin-count'), roomTitle: $('prejoin-room'),
       capture: $('prejoin-capture'),
@@ -61,6 +63,7 @@ export class Prejoin {
     this.showError(null);
     this.renderVideo();
     this.renderAudio();
+    this.renderNoise();
     (this.els.name.value ? this.els.join : this.els.name).focus();
     this.roomTimer = setInterval(() => this.refreshRoom(), ROOM_REFRESH_MS);
     // Join and the toggles wait for this, so nobody joins without the devices asked for.
@@ -91,6 +94,7 @@ export class Prejoin {
     on(this.els.cameraSelect, 'change', () => this.changeCamera());
     on(this.els.micSelect, 'change', () => this.changeMicrophone());
     on(this.els.speakerSelect, 'change', () => writeStorage(STORAGE.speaker, this.els.speakerSelect.value));
+    on(this.els.noise, 'change', () => rememberNoiseSuppression(this.els.noise.checked));
     on(this.els.form, 'submit', (ev) => this.submit(ev));
     on(this.els.name, 'input', () => this.showError(null));
     on(this.els.signOut, 'click', () => this.signOut());
@@ -213,6 +217,15 @@ export class Prejoin {
     if (this.tracks.audio) this.tracks.audio.enabled = this.micOn;
     this.els.meter.hidden = !this.tracks.audio;
     this.renderHint();
+  }
+
+  // The choice is kept for the meeting, which does the work (noise.js).
+  renderNoise() {
+    const unsupported = noiseSuppressionUnsupported();
+    this.els.noise.checked = !unsupported && noiseSuppressionChosen();
+    this.els.noise.disabled = !!unsupported;
+    setText(this.els.noiseReason, unsupported);
+    this.els.noiseReason.hidden = !unsupported;
   }
 
   loading() {
@@ -339,6 +352,7 @@ export class Prejoin {
       tracks: { ...this.tracks },
       audio: !!this.tracks.audio && this.micOn,
       video: !!this.tracks.video,
+      noiseSuppression: this.els.noise.checked,
       devices: {
         camera: this.els.cameraSelect.value || deviceIdOf(this.tracks.video),
         microphone: this.els.micSelect.value || deviceIdOf(this.tracks.audio),
