@@ -836,10 +836,11 @@ export class Meeting {
     button.disabled = !this.noise.available;
     button.setAttribute('aria-pressed', String(on));
     button.classList.toggle('active', on);
-    // One name whatever the state (aria-pressed says it), as the other toggles; the tooltip
-    // says what a press does.
-    button.setAttribute('aria-label', t('noise.label'));
-    button.title = this.noise.available ? t(on ? 'noise.off' : 'noise.on') : unavailableText(this.noise.failure);
+    // One name whatever the state (aria-pressed says it), as the other toggles, and the
+    // tooltip says what a press does; unavailable, the name says why.
+    const why = this.noise.available ? null : unavailableText(this.noise.failure);
+    button.setAttribute('aria-label', why ?? t('noise.label'));
+    button.title = why ?? t(on ? 'noise.off' : 'noise.on');
   }
 
   renderHeader() {
