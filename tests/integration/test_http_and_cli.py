@@ -70,7 +70,12 @@ def test_pages_are_served_with_security_headers(server):
     for path in ("/", f"/{room}", "/static/js/protocol.js"):
         status, _, headers = server.request("GET", path)
         assert status == 200, path
-        assert "default-src 'self'" in headers["content-security-policy"]
+        policy = headers["content-security-policy"]
+        assert "default-src 'self'" in policy
+        # WebAssembly may compile (camera backgrounds), JavaScript may not be eval'd.
+        assert "script-src 'self' 'wasm-unsafe-eval';" in policy
+        assert "unsafe-eval'" not in policy.replace("'wasm-unsafe-eval'", "")
+        assert "unsafe-inline" not in policy
         assert headers["x-content-type-options"] == "nosniff"
 
 
