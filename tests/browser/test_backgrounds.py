@@ -69,6 +69,14 @@ def near(colour: np.ndarray, expected: tuple[int, int, int] | np.ndarray, tolera
     return float(np.abs(colour - np.asarray(expected, np.float32)).max()) <= tolerance
 
 
+async def effect_settles(page: Page, check: Callable[[dict], bool]) -> dict:
+    deadline = time.monotonic() + 60
+    while not check(state := await page.evaluate(EFFECT)):
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.25)
+    return state
+
+
 async def choose(page: Page, label: str) -> None:
     await page.locator("#toggle-background").click()
     await page.locator("#background-popover").get_by_label(label, exact=True).check()
@@ -115,6 +123,17 @@ async def test_background_is_replaced_blurred_and_restored(
             bot, ada, lambda mean, spread: spread < 25 and near(mean, STRIPES_MEAN, 45), "blurred"
         )
         print(f"blur: wall mean {mean.round()}, spread {spread:.1f}")
+        # The camera off and on again: blurred again.
+        await page.locator("#toggle-video").click()
+        await expect(page.locator("#toggle-video")).to_have_attribute("aria-pressed", "false")
+        await page.locator("#toggle-video").click()
+        await expect(page.locator("#toggle-video")).to_have_attribute("aria-pressed", "true")
+        await effect_settles(page, lambda state: state["processed"] and state["sending"])
+        # Remembered for the next visit: a new page's effect starts with blur.
+        remembered = (
+            "() => import('/static/js/backgrounds.js').then((m) => new m.BackgroundEffect().choice)"
+        )
+        assert await page.evaluate(remembered) == "blur"
 
         # Back to none: the camera's stripes again, the raw camera track sent.
         await choose(page, "No effect")
