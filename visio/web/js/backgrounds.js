@@ -139,6 +139,8 @@ async function sceneFor(choice) {
 
 // ---- the compositor: camera in, processed track out ------------------------------------------
 
+const canRequestFrame = typeof CanvasCaptureMediaStreamTrack !== 'undefined'
+  && 'requestFrame' in CanvasCaptureMediaStreamTrack.prototype;
 const canFilter = typeof CanvasRenderingContext2D !== 'undefined'
   && 'filter' in CanvasRenderingContext2D.prototype;
 
@@ -157,7 +159,8 @@ class Compositor {
     this.blurred = document.createElement('canvas');
     this.blurredContext = this.blurred.getContext('2d');
     this.frames = 0;
-    this.track = this.canvas.captureStream(FPS).getVideoTracks()[0];
+    // A frame is sent for each one drawn (Chromium's timed capture sent about every other).
+    this.track = this.canvas.captureStream(canRequestFrame ? 0 : FPS).getVideoTracks()[0];
     this.track.contentHint = 'motion';
   }
 
@@ -215,6 +218,7 @@ class Compositor {
     if (this.scene.blur) this.drawBlurred(width, height);
     else drawCover(ctx, this.scene.picture, width, height);
     ctx.globalCompositeOperation = 'source-over';
+    if (canRequestFrame) this.track.requestFrame();
     this.frames += 1;
   }
 
