@@ -58,10 +58,11 @@ WEB = Path(__file__).parent / "web"
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
+        # 'wasm-unsafe-eval' lets WebAssembly compile (RNNoise for noise suppression,
+        # MediaPipe's segmentation for camera backgrounds); it allows no eval() of JavaScript.
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
-        "img-src 'self' data: blob:; "
-        "media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
+        "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

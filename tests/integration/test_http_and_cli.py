@@ -72,9 +72,10 @@ def test_pages_are_served_with_security_headers(server):
         assert status == 200, path
         policy = headers["content-security-policy"]
         assert "default-src 'self'" in policy
-        # WebAssembly (RNNoise's noise suppression) may be compiled; no other code from strings.
+        # WebAssembly (RNNoise, MediaPipe) may be compiled; no other code from strings.
         directives = dict(d.strip().split(" ", 1) for d in policy.split(";") if d.strip())
         assert directives["script-src"] == "'self' 'wasm-unsafe-eval'", policy
+        assert "unsafe-inline" not in policy
         assert headers["x-content-type-options"] == "nosniff"
 
 

@@ -11,6 +11,8 @@ import { Captions } from './captions.js';
 import { CallQuality } from './callquality.js';
 import { BreakoutPanel } from './breakout.js';
 import { StageControls } from './hands.js';
+import { BackgroundEffect } from './backgrounds.js';
+import { BackgroundMenu } from './backgroundpicker.js';
 import { announce, confirmAction, toast, truncate } from './notify.js';
 import { h, setIcon } from './dom.js';
 import { language, setText, t, tn } from './i18n.js';
@@ -56,6 +58,8 @@ export class Meeting {
     // What is published of the microphone: denoised, or the microphone itself.
     this.noise = new NoiseSuppressor({ publish: (track) => this.conn.replaceTrack('camera', 'audio', track) });
     this.noiseOn = choices.noiseSuppression ?? noiseSuppressionChosen();
+    // What is sent of the camera: the raw track, or the one with its background changed.
+    this.background = choices.background || new BackgroundEffect();
     this.hand = false;
     this.screen = null; // our screen-share MediaStream
     this.self = null;
@@ -127,7 +131,7 @@ export class Meeting {
 
   // What we are in the lobby, for the lobby screen's preview.
   get localVideo() {
-    return this.camera ? this.tracks.video : null;
+    return this.camera ? this.background.use(this.tracks.video) : null;
   }
 
   // Give up waiting in the lobby (before the first entry: join() then rejects with 'left').
@@ -165,7 +169,7 @@ export class Meeting {
     this.captions.start(); // the person's last choice, sent on joining
     await this.conn.join(this.room.id, this.choices.name, { audio: this.mic, video: this.camera });
     if (this.tracks.audio) this.tracks.audio.enabled = this.mic;
-    const local = [this.tracks.audio, this.tracks.video].filter(Boolean);
+    const local = [this.tracks.audio, this.localVideo].filter(Boolean);
     this.conn.publishCamera(new MediaStream(local));
     this.noise.update({ microphone: this.tracks.audio, on: this.noiseOn }).then(() => this.noiseSettled());
     this.quality = new CallQuality({ conn: this.conn, grid: this.grid, notice: $('quality-notice') });
@@ -236,7 +240,7 @@ export class Meeting {
     if (you.audio === false && this.mic) this.enterMuted(); // a big meeting, or a webinar
     this.self = { ...you, audio: this.mic, video: this.camera, hand: this.hand, connection: 'connected' };
     this.grid.setSelf(this.self);
-    this.grid.setLocalVideo(this.camera ? this.tracks.video : null);
+    this.grid.setLocalVideo(this.localVideo);
     this.stage.onRoom(room);
     if (this.screen) this.grid.setLocalScreen(this.screen.getVideoTracks()[0]);
     this.chat.load(chat, chatEarlier);
@@ -454,6 +458,19 @@ export class Meeting {
     on(window, 'visio:language', () => this.renderAll());
     this.els.screen.hidden = !canShareScreen;
     this.buildPicker();
+    this.backgroundMenu = new BackgroundMenu({
+      button: $('toggle-background'), popover: $('background-popover'), effect: this.background,
+    });
+    on(this.background, 'change', () => this.backgroundChanged());
+  }
+
+  // The background effect started, stopped or was changed: send and show its track.
+  async backgroundChanged() {
+    const track = this.localVideo;
+    if (!track || track === this.sentVideo) return;
+    this.sentVideo = track;
+    await this.conn.replaceTrack('camera', 'video', track);
+    this.grid.setLocalVideo(track);
   }
 
   async exclusive(name, fn) {
@@ -510,6 +527,7 @@ export class Meeting {
     this.tracks.video = null;
     this.camera = false;
     await this.conn.replaceTrack('camera', 'video', null);
+    this.background.use(null);
     stopTracks(old); // releases the camera (its light goes off)
     this.conn.setState({ video: false });
     this.grid.setLocalVideo(null);
@@ -528,9 +546,9 @@ export class Meeting {
     }
     this.tracks.video = track;
     this.camera = true;
-    await this.conn.replaceTrack('camera', 'video', track);
+    await this.conn.replaceTrack('camera', 'video', this.localVideo);
     this.conn.setState({ video: true });
-    this.grid.setLocalVideo(track);
+    this.grid.setLocalVideo(this.localVideo);
     this.updateSelf({ video: true });
     this.renderControls();
   }
@@ -889,6 +907,8 @@ export class Meeting {
     this.quality?.stop();
     if (this.conn && this.conn.state !== 'closed') this.conn.leave();
     this.noise.close();
+    this.backgroundMenu?.destroy();
+    if (!keepTracks) this.background.stop();
     if (!keepTracks) stopTracks(this.tracks.audio, this.tracks.video);
     stopTracks(this.screen?.getTracks() || []);
     this.screen = null;

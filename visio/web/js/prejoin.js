@@ -1,6 +1,8 @@
 // Pre-join screen: camera preview, microphone meter, device choice, name and Join; whether
 // the meeting is being transcribed or recorded; and a connection test.
 import { getRoom, signInUrl, signOut } from './api.js';
+import { BackgroundEffect } from './backgrounds.js';
+import { BackgroundPicker } from './backgroundpicker.js';
 import { renderCaptureNotice } from './capture.js';
 import { ConnectionTest } from './connectiontest.js';
 import { setText, t, tn } from './i18n.js';
@@ -36,6 +38,7 @@ export class Prejoin {
     this.started = false; // device access was asked and answered
     this.busy = false;
     this.listeners = new AbortController();
+    this.background = new BackgroundEffect(); // handed to the meeting on joining
     this.els = {
       video: $('preview-video'), placeholder: $('preview-placeholder'), message: $('preview-message'),
       audioButton: $('prejoin-audio'), videoButton: $('prejoin-video'),
@@ -53,6 +56,7 @@ export class Prejoin {
 
   async start() {
     this.bind();
+    this.backgroundPicker = new BackgroundPicker($('prejoin-background'), this.background);
     this.connectionTest = new ConnectionTest(() => ({
       tracks: this.tracks, errors: this.errors, micOn: this.micOn, video: this.els.video,
     }));
@@ -99,6 +103,7 @@ export class Prejoin {
     on(this.els.name, 'input', () => this.showError(null));
     on(this.els.signOut, 'click', () => this.signOut());
     on(window, 'visio:language', () => this.renderAll());
+    on(this.background, 'change', () => this.renderVideo());
     if (navigator.mediaDevices) on(navigator.mediaDevices, 'devicechange', () => this.refreshDevices());
   }
 
@@ -111,6 +116,7 @@ export class Prejoin {
   detach() {
     this.listeners.abort();
     this.connectionTest?.dispose();
+    this.backgroundPicker?.destroy();
     clearInterval(this.roomTimer);
     this.meter?.stop();
     this.meter = null;
@@ -120,6 +126,7 @@ export class Prejoin {
   // Leaving the page without joining: release the devices too.
   dispose() {
     this.detach();
+    this.background.stop();
     stopTracks(this.tracks.audio, this.tracks.video);
   }
 
@@ -195,7 +202,8 @@ export class Prejoin {
   renderVideo() {
     const track = this.tracks.video;
     const { video, placeholder, message, videoButton } = this.els;
-    video.srcObject = track ? new MediaStream([track]) : null;
+    const shown = this.background.use(track); // the camera with its background, when chosen
+    if (video.srcObject?.getVideoTracks()[0] !== shown) video.srcObject = shown ? new MediaStream([shown]) : null;
     placeholder.hidden = !!track;
     const error = this.errors.video;
     message.textContent = track ? '' : error ? t(`prejoin.camera.${error === 'error' ? 'busy' : error}`)
@@ -350,6 +358,7 @@ export class Prejoin {
     this.onJoin({
       name,
       tracks: { ...this.tracks },
+      background: this.background,
       audio: !!this.tracks.audio && this.micOn,
       video: !!this.tracks.video,
       noiseSuppression: this.els.noise.checked,
