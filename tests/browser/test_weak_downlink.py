@@ -202,7 +202,9 @@ async def test_video_that_does_not_fit_at_any_layer_gives_way_to_audio_only(
         finally:
             shaped_side.clear()
 
-        back = await watch(bob, lambda s: s["step"] == 0 and not s["paused"], 120, seen)
+        # Video is back once the governor steps up from audio only (the steps above it are
+        # tested step by step in the test before: no need to wait for all four here).
+        back = await watch(bob, lambda s: s["step"] < 4 and not s["paused"], 120, seen)
         assert back["layer"] not in (None, "off")
         await watch(bob, lambda s: s["width"] > 0 and s["level"] == "good", 30, seen)
         await context.close()
