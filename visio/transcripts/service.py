@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 CaptureKind = Literal["transcription", "recording"]
 GUARD_EVERY_S = 2.0
 DISK_FULL = "the server is short of disk space for recordings"
+NO_SOUND_BYTES = 1024  # a recording's header and a few packets at most: no sound worth keeping
 
 
 class Captures:
@@ -73,6 +74,7 @@ class Captures:
             if was_active:  # the video files so far were emptied: start fresh ones
                 await meeting.record_everyone(False)
                 delete_video(capture.folder)
+                drop_unrecorded(capture)
             await meeting.record_everyone(True)
         elif capture.active != was_active:
             await meeting.record_everyone(capture.active)
@@ -202,6 +204,30 @@ def empty_video(folder: Path) -> None:
     for path in (folder / RAW).glob("*-video-*.mjr"):
         with contextlib.suppress(OSError):
             os.truncate(path, 0)
+
+
+def drop_unrecorded(capture: CaptureSession) -> None:
+    """Forget the tracks stopped before any sound was written (Record switched on just
+    after transcription): they would only be reported as unusable."""
+    kept = []
+    for track in capture.tracks:
+        files = list((capture.folder / RAW).glob(f"{track.base}-*.mjr"))
+        audio = [path for path in files if "-audio-" in path.name]
+        if audio and max(_size(path) for path in audio) >= NO_SOUND_BYTES:
+            kept.append(track)
+            continue
+        for path in files:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    capture.tracks = kept
+    capture.save()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def delete_video(folder: Path) -> None:
