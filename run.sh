@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
 
-apt_install janus janus-tools ffmpeg espeak-ng python3 python3-venv ca-certificates
+apt_install janus janus-tools ffmpeg fonts-dejavu-core espeak-ng python3 python3-venv ca-certificates
 disable_system_janus
 python_venv ""
 # The web app's own copies of its browser libraries (RNNoise, MediaPipe), served under /vendor/.

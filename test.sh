@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
 
-apt_install janus janus-tools chromium firefox-esr ffmpeg espeak-ng sox baresip iproute2 python3 python3-venv postgresql \
+apt_install janus janus-tools chromium firefox-esr ffmpeg fonts-dejavu-core espeak-ng sox baresip iproute2 python3 python3-venv postgresql \
     redis-server haproxy nginx coturn nftables openssl xvfb
 disable_system_janus
 disable_system_services nginx.service redis-server.service haproxy.service coturn.service

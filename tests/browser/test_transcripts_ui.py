@@ -211,6 +211,7 @@ DONE_FILES = [
         ("transcript.md", "md", 700),
         ("transcript.docx", "docx", 38_000),
         ("recording.ogg", "ogg", 1_500_000),
+        ("recording.mp4", "mp4", 52_000_000),
     ]
 ]
 
@@ -279,7 +280,14 @@ async def test_transcripts_page_shows_progress_downloads_and_the_transcript(serv
     await expect(done.locator(".status-badge")).to_have_text("Ready")
     await expect(done).to_contain_text("30 minutes")
     links = done.locator("a.file-link")
-    await expect(links).to_have_count(6)
+    await expect(links).to_have_count(7)
+    await expect(links.first).to_have_text("Video (MP4)")  # the meeting's video comes first
+    player = done.locator("video.capture-video")
+    await expect(player).to_have_attribute("src", "/api/captures/c-done/files/recording.mp4")
+    await expect(player).to_have_accessible_name(re.compile("^Video of Team weekly"))
+    await expect(player.locator("track")).to_have_attribute(
+        "src", "/api/captures/c-done/files/transcript.vtt"
+    )
     await expect(done.locator('a[data-file="transcript.vtt"]')).to_have_attribute(
         "href", "/api/captures/c-done/files/transcript.vtt"
     )

@@ -21,6 +21,8 @@ def test_l6_job_errors_name_tracks_but_never_paths_or_tool_output():
     assert public_error("done", partial) == (
         "Some tracks could not be used: Ann's screen, Bob's microphone"
     )
+    video = "Some tracks could not be used: Cy's camera: p-2-camera-3-video-1.mjr cannot be decoded"
+    assert public_error("done", video) == "Some tracks could not be used: Cy's camera"
     nothing = "nothing to transcribe: Alice's microphone: p-9-camera-1-audio-0.mjr is empty"
     assert public_error("failed", nothing) == (
         "nothing to transcribe: no usable audio was captured (Alice's microphone could not be read)"

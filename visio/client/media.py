@@ -63,6 +63,33 @@ class TestPatternTrack(MediaStreamTrack):
         return frame
 
 
+class ColourTrack(MediaStreamTrack):
+    """One solid colour: a video that a test can recognise in a recording."""
+
+    kind = "video"
+
+    def __init__(
+        self, rgb: tuple[int, int, int], width: int = 320, height: int = 240, fps: int = 15
+    ) -> None:
+        super().__init__()
+        self.fps = fps
+        self._clock = _Paced(1 / fps)
+        r, g, b = rgb
+        y = 0.299 * r + 0.587 * g + 0.114 * b  # BT.601, as VP8 and H.264 assume
+        u = 128 - 0.169 * r - 0.331 * g + 0.5 * b
+        v = 128 + 0.5 * r - 0.419 * g - 0.081 * b
+        planes = [np.full((height, width), y), np.full((height // 4, width), u)]
+        planes.append(np.full((height // 4, width), v))
+        self._image = np.vstack(planes).round().clip(0, 255).astype(np.uint8)
+
+    async def recv(self) -> av.VideoFrame:
+        index = await self._clock.next()
+        frame = av.VideoFrame.from_ndarray(self._image, format="yuv420p")
+        frame.pts = index * (90_000 // self.fps)
+        frame.time_base = fractions.Fraction(1, 90_000)
+        return frame
+
+
 def tone(frequency: float = 440.0, seconds: float = 1.0, level: float = 0.3) -> np.ndarray:
     """A sine wave as 48 kHz mono int16 samples."""
     t = np.arange(int(AUDIO_RATE * seconds)) / AUDIO_RATE

@@ -54,6 +54,7 @@ class CaptureSession:
     tracks: list[Track] = field(default_factory=list)
     max_tracks: int = 10**9
     over_cap: int = 0  # publications not recorded, past max_tracks
+    keep_video: bool = False  # Record was on: the video is kept, to the end, for its video
 
     @property
     def active(self) -> bool:
@@ -86,6 +87,7 @@ class CaptureSession:
                 "title": self.title,
                 "language": self.language,
                 "started_at": self.started_at,
+                "video": self.keep_video,
                 "tracks": [asdict(track) for track in self.tracks],
             },
         )

@@ -31,12 +31,14 @@ FILES = {
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     ),
     "recording.ogg": ("ogg", "audio/ogg"),
+    "recording.mp4": ("mp4", "video/mp4"),
 }
 
 
 # "Bob's microphone: <why>" (a track that would not convert), "Bob: screen: <why>" (one
-# that would not decode): who is named to the room's members; why stays in the log.
-TRACK = re.compile(r"([^;:,()]+?)(?:'s |: )(microphone|screen)\b")
+# that would not decode), "Bob's camera: <why>" (a video left out of the meeting's video):
+# who is named to the room's members; why stays in the log.
+TRACK = re.compile(r"([^;:,()]+?)(?:'s |: )(microphone|camera|screen)\b")
 SAID_AS_IS = ("interrupted ", "stopped by an operator")
 
 

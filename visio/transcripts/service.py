@@ -8,9 +8,13 @@ While a capture runs, a guard (audit M8) watches it every few seconds:
 - free space in captures_dir under `capture_min_free_mb`: the capture stops, the
   moderators are told (`disk_full`), and it is logged; none starts until space is back;
 - video: Janus 1.1's VideoRoom records every stream of a publisher (it has no per-stream
-  recording), while only the audio is used. Unless `capture_video`, the video files are
-  emptied as they are written (so they hold a few seconds at most, as sparse files) and
-  deleted when the meeting ends.
+  recording). Transcription uses only the audio: unless Record is (or was) on in the
+  capture, or `capture_video`, the video files are emptied as they are written (so they
+  hold a few seconds at most, as sparse files) and deleted when the meeting ends. Once
+  Record is on, the video is kept to the end of the meeting: the job makes the meeting's
+  video from it. Record switched on during a transcription-only capture restarts the
+  recording of every publication into fresh files, since the ones being emptied are
+  unusable.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 CaptureKind = Literal["transcription", "recording"]
 GUARD_EVERY_S = 2.0
 DISK_FULL = "the server is short of disk space for recordings"
+NO_SOUND_BYTES = 1024  # a recording's header and a few packets at most: no sound worth keeping
 
 
 class Captures:
@@ -63,7 +68,15 @@ class Captures:
         setattr(capture, kind, on)
         if on:
             await self.store.update_capture(capture.capture_id, **{_column(kind): True})
-        if capture.active != was_active:
+        if kind == "recording" and on and not self._keeps_video(capture):
+            capture.keep_video = True
+            capture.save()
+            if was_active:  # the video files so far were emptied: start fresh ones
+                await meeting.record_everyone(False)
+                delete_video(capture.folder)
+                drop_unrecorded(capture)
+            await meeting.record_everyone(True)
+        elif capture.active != was_active:
             await meeting.record_everyone(capture.active)
         meeting.journal.meeting(meeting)
         meeting.broadcast({"type": "room", "room": meeting.room_info()})
@@ -75,6 +88,9 @@ class Captures:
             self._guard(meeting)
 
     # -- the guard: disk space and video ---------------------------------------------------
+
+    def _keeps_video(self, capture: CaptureSession) -> bool:
+        return capture.keep_video or self.settings.capture_video
 
     def short_of_disk(self) -> bool:
         root = self.root if self.root.exists() else self.root.parent
@@ -92,7 +108,7 @@ class Captures:
     async def _watch(self, meeting: Meeting) -> None:
         try:
             while not meeting.closed and meeting.capture is not None and meeting.capture.active:
-                if not self.settings.capture_video:
+                if not self._keeps_video(meeting.capture):
                     empty_video(meeting.capture.folder)
                 if self.short_of_disk():
                     await self._stop_for_disk(meeting)
@@ -145,7 +161,9 @@ class Captures:
             max_tracks=self.settings.capture_max_tracks,
         )
         try:
-            capture.tracks = [Track(**t) for t in read_manifest(folder).get("tracks", [])]
+            manifest = read_manifest(folder)
+            capture.tracks = [Track(**t) for t in manifest.get("tracks", [])]
+            capture.keep_video = bool(manifest.get("video", False))
         except (OSError, ValueError, TypeError) as exc:
             log.warning(
                 "capture manifest unreadable", extra={"capture": record.id, "error": str(exc)}
@@ -162,7 +180,7 @@ class Captures:
             guard.cancel()
         if capture is None:
             return
-        if not self.settings.capture_video:
+        if not self._keeps_video(capture):
             delete_video(capture.folder)
         capture.save()
         if not capture.tracks:
@@ -186,6 +204,30 @@ def empty_video(folder: Path) -> None:
     for path in (folder / RAW).glob("*-video-*.mjr"):
         with contextlib.suppress(OSError):
             os.truncate(path, 0)
+
+
+def drop_unrecorded(capture: CaptureSession) -> None:
+    """Forget the tracks stopped before any sound was written (Record switched on just
+    after transcription): they would only be reported as unusable."""
+    kept = []
+    for track in capture.tracks:
+        files = list((capture.folder / RAW).glob(f"{track.base}-*.mjr"))
+        audio = [path for path in files if "-audio-" in path.name]
+        if audio and max(_size(path) for path in audio) >= NO_SOUND_BYTES:
+            kept.append(track)
+            continue
+        for path in files:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    capture.tracks = kept
+    capture.save()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def delete_video(folder: Path) -> None:

@@ -28,6 +28,8 @@ class AudioSource:
     speaker: str  # who speaks in it (a track may still hold several voices)
     source: str  # what it is: "Alice: microphone", a file name…
     offset: float  # seconds from the start of the timeline to the start of the file
+    participant: str = ""  # their id in the meeting, for a capture's tracks
+    target: str = "camera"  # camera | screen: which publication it came from
 
 
 def capture_sources(folder: Path) -> tuple[list[AudioSource], list[str]]:
@@ -50,8 +52,84 @@ def capture_sources(folder: Path) -> tuple[list[AudioSource], list[str]]:
                 problems.append(f"{track['name']}'s {label}: {exc}")
                 continue
             offset = max(0.0, started - zero) if started else track["requested_at"] - zero
-            sources.append(AudioSource(path, speaker, f"{track['name']}: {label}", offset))
+            source = f"{track['name']}: {label}"
+            sources.append(
+                AudioSource(path, speaker, source, offset, track["participant"], track["target"])
+            )
     return sources, problems
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    path: Path  # a WebM file ffmpeg can decode
+    participant: str
+    label: str  # the name on its tile
+    target: str  # camera | screen
+    offset: float  # seconds from the start of the timeline
+    duration: float
+
+
+def capture_videos(folder: Path) -> tuple[list[VideoSource], list[str]]:
+    """Every usable video track of a capture, and a note for each that is not."""
+    manifest = read_manifest(folder)
+    zero = float(manifest["started_at"])
+    (folder / WORK).mkdir(exist_ok=True)
+    videos: list[VideoSource] = []
+    problems: list[str] = []
+    for track in manifest["tracks"]:
+        label = "screen" if track["target"] == "screen" else "camera"
+        name = speaker_label(track["name"], track.get("guest", False), track["target"])
+        for mjr in sorted((folder / RAW).glob(f"{track['base']}-video-*.mjr")):
+            try:
+                path, started = convert_video(mjr, folder / WORK)
+                duration = video_duration(path)
+            except TrackError as exc:
+                problems.append(f"{track['name']}'s {label}: {exc}")
+                continue
+            offset = max(0.0, started - zero) if started else track["requested_at"] - zero
+            videos.append(
+                VideoSource(path, track["participant"], name, track["target"], offset, duration)
+            )
+    return videos, problems
+
+
+def convert_video(mjr: Path, into: Path) -> tuple[Path, float]:
+    """The track as a WebM file, and the wall-clock time of its first packet (s)."""
+    if not mjr.stat().st_size:
+        raise TrackError(f"{mjr.name} is empty")
+    header = mjr_header(mjr)
+    if header.get("t") != "v" or header.get("c") not in ("vp8", "vp9"):
+        raise TrackError(f"{mjr.name} is not a VP8 or VP9 video recording")
+    target = into / (mjr.stem + ".webm")
+    _pp_rec(mjr, [str(mjr), str(target)])
+    if not target.exists() or target.stat().st_size == 0:
+        raise TrackError(f"{mjr.name} holds no video frames")
+    first_written = header.get("u") or header.get("s") or 0
+    return target, float(first_written) / 1e6  # type: ignore[arg-type]
+
+
+def video_duration(path: Path) -> float:
+    """How long a video file plays, from decoding it: a damaged one says so here, not in
+    the middle of the meeting's rendering."""
+    result = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", str(path), "-map", "0:v:0",
+         "-f", "null", "-"],
+        capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no video stream"])[-1]
+        raise TrackError(f"{path.name} cannot be decoded: {reason[-200:]}")
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    try:
+        duration = float(json.loads(probe.stdout)["format"]["duration"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrackError(f"{path.name} has no readable duration") from exc
+    if duration <= 0:
+        raise TrackError(f"{path.name} holds no video frames")
+    return duration
 
 
 def mjr_header(mjr: Path) -> dict[str, object]:

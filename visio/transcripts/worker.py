@@ -35,12 +35,17 @@ def run(args: argparse.Namespace) -> list[str]:
     from visio.speech.recognizer import Recognizer
     from visio.speech.speakers import load_diarizer
     from visio.transcripts import pipeline
+    from visio.transcripts.film import film_capture
     from visio.transcripts.tracks import capture_sources
+    from visio.transcripts.video import VideoError
 
     folder = Path(args.folder)
     manifest = read_manifest(folder)
     sources, problems = capture_sources(folder)
     _say(progress=0.02)
+    # The video, when there is one to make, takes the second half of the progress bar.
+    filming = args.record and any((folder / "raw").glob("*-video-*.mjr"))
+    share = 0.93 * (0.5 if filming else 1.0) if args.transcribe else 0.0
     if args.transcribe:
         recognizer = Recognizer(
             resolve_model_dir(args.model_dir or None, Path(args.models)), threads=args.threads
@@ -56,14 +61,26 @@ def run(args: argparse.Namespace) -> list[str]:
             recognizer,
             load_diarizer(args.diarizer),
             options,
-            lambda fraction: _say(progress=round(0.02 + 0.93 * fraction, 3)),
+            lambda fraction: _say(progress=round(0.02 + share * fraction, 3)),
         )
         pipeline.write_outputs(transcript, folder)
     if args.record:
         pipeline.mix_recording(sources, folder / "recording.ogg")
+        if filming:
+            start = 0.02 + share
+            try:
+                film_capture(
+                    folder,
+                    sources,
+                    problems,
+                    args.threads,
+                    lambda fraction: _say(progress=round(start + (0.97 - start) * fraction, 3)),
+                )
+            except VideoError as exc:  # the transcript and the audio are still worth having
+                problems.append(f"the video: {exc}")
     else:
         pipeline.remove_audio(folder)
-    return problems
+    return list(dict.fromkeys(problems))  # a track may be noted by both steps
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ const BUSY = ['queued', 'running'];
 const LANGUAGES = ['auto', 'en', 'fr'];
 // The files a finished capture may have, in the order they are offered.
 const FILE_ORDER = [
-  'transcript.md', 'transcript.docx', 'transcript.vtt', 'transcript.srt', 'transcript.json', 'recording.ogg',
+  'recording.mp4', 'transcript.md', 'transcript.docx', 'transcript.vtt', 'transcript.srt', 'transcript.json',
+  'recording.ogg',
 ];
 
 let roomId = null;
@@ -193,7 +194,22 @@ class CaptureItem {
       h('h4.capture-files-title', { id: headingId }, t('capture.downloads')),
       h('ul.file-list', { 'aria-labelledby': headingId }, ...files.map((file) => h('li', {},
         h('a.file-link', { href: file.url, download: '', dataset: { file: file.name } }, t(`file.${file.format}`)),
-        ' ', h('span.hint.file-size', {}, formatSize(file.size))))));
+        ' ', h('span.hint.file-size', {}, formatSize(file.size))))),
+      ...this.player());
+  }
+
+  // The meeting's video plays on the page, with the transcript as its captions.
+  player() {
+    const video = this.capture.files.find((f) => f.name === 'recording.mp4');
+    if (!video) return [];
+    const vtt = this.capture.files.find((f) => f.name === 'transcript.vtt');
+    const captions = vtt ? [h('track', {
+      kind: 'captions', src: vtt.url, label: t('video.captions'),
+      srclang: this.capture.language === 'auto' ? language() : this.capture.language,
+    })] : [];
+    return [h('video.capture-video', {
+      controls: true, preload: 'metadata', src: video.url, 'aria-label': t('video.label', { title: this.label }),
+    }, ...captions)];
   }
 
   // Done transcripts can be read here: fetched on demand, shown under a toggle.
