@@ -249,6 +249,9 @@ def test_a_sentence_said_without_a_pause_and_written_with_a_comma_ends_at_it() -
     assert (
         _agreed_cut(timed("Please send me"), latest, paused=False, long=False, clauses=True) is None
     )
+    # Nor a comma after a word or two: "Good, children" goes on.
+    short = timed("Good, children of the")
+    assert _agreed_cut(short, short, paused=False, long=False, clauses=True) is None
     last = timed("Please send me the report before Friday,")
     assert _agreed_cut(last, last, paused=False, long=False, clauses=True) is None
 

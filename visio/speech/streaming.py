@@ -124,6 +124,7 @@ COMMIT_AFTER_S = 5.0  # of voiced audio without a sentence end: cut at the best 
 # Of voiced audio before an agreed comma followed by a word ends an utterance: Whisper often
 # writes a comma where a sentence ends without a pause ("before Friday, let us meet").
 CLAUSE_AFTER_S = 2.0
+CLAUSE_MIN_WORDS = 4  # no final of fewer words is cut at a comma ("Good, children…")
 # Guards for the first seconds of a stream, and for audio that starts inside a word:
 FIRST_PARTIAL_S = 1.0  # voiced audio before a stream shows its first partial
 SECONDS_PER_WORD = 1.5  # fewer words than this allows, over MIN_CHECKED_S, is misread audio
@@ -762,7 +763,7 @@ def _agreed_cut(
             if i < len(latest) - 1 or paused:
                 cut = i + 1
     if cut is None and clauses:
-        commas = [i + 1 for i in range(agreed) if _ends_clause(latest[i])]
+        commas = [i + 1 for i in range(CLAUSE_MIN_WORDS - 1, agreed) if _ends_clause(latest[i])]
         cut = commas[-1] if commas and commas[-1] < len(latest) else None
     if cut is not None or not long or agreed < 2:
         return cut
