@@ -185,32 +185,27 @@ class SipEndpoint:
         self._work.put(action)
 
     def answer(self, call_id: int, code: int, reason: str = "") -> None:
-        def act() -> None:
-            call = self._calls.get(call_id)
-            if call is not None:
-                param = pj.CallOpParam()
-                param.statusCode = code
-                if reason:
-                    param.reason = reason
-                try:
-                    call.answer(param)
-                except pj.Error as exc:
-                    log.info("sip answer failed", extra={"error": exc.info()})
-
-        self.call_in_thread(act)
+        self._respond(call_id, code, reason, hang_up=False)
 
     def hang_up(self, call_id: int, code: int = 200, reason: str = "") -> None:
+        self._respond(call_id, code, reason, hang_up=True)
+
+    def _respond(self, call_id: int, code: int, reason: str, *, hang_up: bool) -> None:
+        """Answers or hangs up a call with `code`, in PJSIP's thread."""
+
         def act() -> None:
             call = self._calls.get(call_id)
-            if call is not None:
-                param = pj.CallOpParam()
-                param.statusCode = code
-                if reason:
-                    param.reason = reason
-                try:
-                    call.hangup(param)
-                except pj.Error as exc:
-                    log.info("sip hang-up failed", extra={"error": exc.info()})
+            if call is None:
+                return
+            param = pj.CallOpParam()
+            param.statusCode = code
+            if reason:
+                param.reason = reason
+            try:
+                call.hangup(param) if hang_up else call.answer(param)
+            except pj.Error as exc:
+                what = "sip hang-up failed" if hang_up else "sip answer failed"
+                log.info(what, extra={"error": exc.info()})
 
         self.call_in_thread(act)
 
