@@ -185,7 +185,9 @@ async def test_a_longer_outage_recovers_with_an_ice_restart(
 ):
     """Chromium's ICE says 'disconnected' ~5.5 s into an outage (3 s pass unnoticed): 2 s
     later the client restarts its publication's ICE through the server and resubscribes
-    (10 s: so that a loaded machine's late notice still falls within the outage)."""
+    (10 s: so that a loaded machine's late notice still falls within the outage). On a
+    loaded machine the first restart can land while the link is still down, and a second
+    one follows: what matters is that only the camera's ICE restarted, never a republish."""
     bot, browser_id = await meet(side_server, side_bots, traveller)
     offers_before = offers(bot)
     restarts_before = await traveller.evaluate("() => (window.iceRestarts || []).length")
@@ -195,7 +197,7 @@ async def test_a_longer_outage_recovers_with_an_ice_restart(
     restarts = await traveller.evaluate(
         "(n) => (window.iceRestarts || []).slice(n)", restarts_before
     )
-    assert restarts == ["camera"], restarts
+    assert restarts and set(restarts) == {"camera"}, restarts
     await stayed(traveller, bot, browser_id, offers_before)
 
 
