@@ -35,6 +35,7 @@ from visio.testing.janus_peers import JanusPublisher, JanusSubscriber
 pytestmark = pytest.mark.integration
 
 ROOM_A = 1001
+PUBLISHER_TOKEN = "ada"  # the rooms let no publisher in without a token on their list
 ROOM_B = 2002
 
 
@@ -63,11 +64,12 @@ async def rooms(
     async with a.videoroom() as on_a, b.videoroom() as on_b:
         await videoroom.create_room(on_a, ROOM_A, a.admin_key, videoroom.RoomOptions())
         await videoroom.create_room(on_b, ROOM_B, b.admin_key, videoroom.RoomOptions())
+        await videoroom.allowed_tokens(on_a, ROOM_A, "add", {PUBLISHER_TOKEN})
         yield on_a, on_b
 
 
 async def publish(on_a: JanusHandle) -> JanusPublisher:
-    publisher = JanusPublisher(on_a.session, ROOM_A, "Ada")
+    publisher = JanusPublisher(on_a.session, ROOM_A, "Ada", PUBLISHER_TOKEN)
     await publisher.publish([PcmAudioTrack(), TestPatternTrack()])
     return publisher
 
@@ -205,6 +207,7 @@ async def test_when_the_source_node_dies_the_mirror_is_still_removed_and_nothing
             ROOM_B,
             target_address=b.address,
             admin_key=a.admin_key,
+            streams=publisher.streams,
         )
         subscriber = await subscribe(on_b, mirror)
         await subscriber.wait_frames("video", 15)
@@ -243,6 +246,7 @@ async def test_a_refused_mirror_leaves_nothing_on_the_target(nodes):
                 ROOM_B,
                 target_address=b.address,
                 admin_key="wrong",
+                streams=publisher.streams,
             )
         assert refused.value.code == 433
         with pytest.raises(JanusError) as unknown:

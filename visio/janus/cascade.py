@@ -270,23 +270,6 @@ async def list_remotes(handle: JanusHandle, room: int, feed: int) -> list[Remoti
     ]
 
 
-async def feed_streams(handle: JanusHandle, room: int, feed: int) -> list[FeedStream]:
-    """Ask a node what a feed publishes, for a caller that did not keep its publish reply.
-
-    Janus lists streams only to publishers, so a handle of the same session joins the
-    room as a publisher that publishes nothing, reads the list and leaves at once.
-    """
-    probe = await handle.session.attach()
-    try:
-        reply = await probe.message({"request": "join", "ptype": "publisher", "room": room})
-        for publisher in reply.data.get("publishers", []):
-            if publisher.get("id") == feed:
-                return [FeedStream.from_janus(s) for s in publisher.get("streams", [])]
-        raise JanusError(NO_SUCH_FEED, f"feed {feed} publishes nothing in room {room}")
-    finally:
-        await probe.detach()
-
-
 # -- both halves ----------------------------------------------------------------------------
 
 
@@ -312,8 +295,8 @@ async def mirror_publisher(
     target_room: int,
     *,
     target_address: str,
+    streams: Sequence[FeedStream],
     admin_key: str = "",
-    streams: Sequence[FeedStream] | None = None,
     display: str | None = None,
     target_feed: int | None = None,
     audiolevel_ext_id: int | None = None,
@@ -322,11 +305,9 @@ async def mirror_publisher(
 
     `target_address` is the target node's address that the source node sends RTP to
     (its private network); the target's ports listen on that address only. `streams`
-    comes from the publish reply, or is asked of the source node. The RTP crosses once,
+    comes from the publish reply (Janus lists streams to publishers only). The RTP crosses once,
     however many people subscribe on the target.
     """
-    if streams is None:
-        streams = await feed_streams(source, source_room, feed)
     ordered = _checked(streams)
     remote = await add_remote_publisher(
         target,
