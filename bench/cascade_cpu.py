@@ -52,6 +52,7 @@ from visio.testing.janus import JanusNodeProcess
 from visio.testing.janus_peers import JanusPublisher, JanusSubscriber
 
 ROOM_A, ROOM_B = 1, 2
+PUBLISHER_TOKEN = "speaker"  # the rooms let no publisher in without a token on their list
 WIDTH, HEIGHT, FPS = 320, 240, 15
 BITS, CELL, BAND = 16, 20, 32  # the frame number: 16 cells of 20 px in the top 32 rows
 
@@ -100,7 +101,7 @@ async def publisher_child(url: str, secret: str) -> int:
     await connection.connect()
     session = await connection.create_session()
     video = StampedTrack()
-    publisher = JanusPublisher(session, ROOM_A, "Speaker")
+    publisher = JanusPublisher(session, ROOM_A, "Speaker", PUBLISHER_TOKEN)
     await publisher.publish([PcmAudioTrack(), video])
     print(
         json.dumps(
@@ -245,6 +246,7 @@ async def main(args: argparse.Namespace) -> int:
             options = videoroom.RoomOptions(publishers=10)
             await videoroom.create_room(on_a, ROOM_A, a.admin_key, options)
             await videoroom.create_room(on_b, ROOM_B, b.admin_key, options)
+            await videoroom.allowed_tokens(on_a, ROOM_A, "add", {PUBLISHER_TOKEN})
             published = await publisher.start(a)
             processes["publisher"] = publisher.process
             feed = int(published["feed"])

@@ -11,8 +11,14 @@ import asyncio
 
 import pytest
 
-from tests.integration.janus_api import videoroom
+from tests.integration.janus_api import (
+    join_as_publisher,
+    publish_tokens,
+    room_of_publisher,
+    videoroom,
+)
 from visio.client import PcmAudioTrack, TestPatternTrack
+from visio.janus.client import JanusError
 
 pytestmark = pytest.mark.integration
 
@@ -169,6 +175,39 @@ async def test_raise_hand_allow_speak_then_revoke(people, bots, server):
     assert moot["code"] == "bad_message" and "moderates" in moot["message"]
     bad = await refused(owner, {"type": "grant", "id": ann.id, "right": "dance", "on": True}, "3")
     assert bad["code"] == "bad_message"
+
+
+async def test_janus_itself_refuses_a_publisher_the_server_did_not_let_in(people, bots, server):
+    """Defence in depth: Janus lets a publisher join a meeting's room only with a token the
+    server put on the room's list, for someone who may publish now."""
+    _, room, owner = await webinar(people, bots)
+    ann = await bots.join(room, "Ann", publish=False)
+    janus_room = await room_of_publisher(server, owner.id)
+    alices = await publish_tokens(server, janus_room)
+    assert len(alices) == 2  # her camera and her screen; Ann may publish neither
+
+    # Straight to Janus, past the server: no token, or a made-up one, is refused...
+    for token in (None, "camera-" + "0" * 32):
+        with pytest.raises(JanusError) as refusal:
+            await join_as_publisher(server, janus_room, token)
+        assert refusal.value.code == 433, refusal.value
+    # ...and a token on the list is let in: the list is what Janus decides by.
+    await join_as_publisher(server, janus_room, min(alices))
+
+    # Once Ann may speak, her camera's token is on the list; taken back, it is gone.
+    await owner.send({"type": "grant", "id": ann.id, "right": "speak", "on": True})
+    await ann.wait_for(lambda f: f["type"] == "granted" and f["on"])
+    await ann.publish([PcmAudioTrack(), TestPatternTrack()])
+    await ann.wait_for(lambda f: f["type"] == "answer")
+    with_ann = await publish_tokens(server, janus_room)
+    assert len(with_ann - alices) == 1 and with_ann > alices
+    await owner.send({"type": "grant", "id": ann.id, "right": "speak", "on": False})
+    await ann.wait_for(lambda f: f["type"] == "granted" and not f["on"])
+    for _ in range(50):
+        if await publish_tokens(server, janus_room) == alices:
+            break
+        await asyncio.sleep(0.1)
+    assert await publish_tokens(server, janus_room) == alices
 
 
 async def test_a_room_turned_webinar_stops_attendees_publishing(people, bots, server):

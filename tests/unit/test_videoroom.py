@@ -26,7 +26,7 @@ def replies_with(fake_janus, data, jsep=None):
 async def test_publish_joins_and_configures_with_the_offer(fake_janus, session):
     replies_with(fake_janus, {"videoroom": "joined", "id": 77}, ANSWER)
     publisher = await vr.PublisherHandle.attach(session, 77, lambda event: None)
-    published = await publisher.publish(4242, "p-3f9c2a1b", OFFER_SDP)
+    published = await publisher.publish(4242, "p-3f9c2a1b", OFFER_SDP, "camera-0f")
     assert published.sdp == ANSWER["sdp"]
     sent = fake_janus.requests("message")[0]
     assert sent["body"] == {
@@ -35,6 +35,7 @@ async def test_publish_joins_and_configures_with_the_offer(fake_janus, session):
         "room": 4242,
         "id": 77,
         "display": "p-3f9c2a1b",
+        "token": "camera-0f",
     }
     assert sent["jsep"] == {"type": "offer", "sdp": OFFER_SDP}
     assert fake_janus.requests("attach")[0]["plugin"] == "janus.plugin.videoroom"
@@ -45,14 +46,14 @@ async def test_publish_without_an_answer_is_refused(fake_janus, session, jsep):
     replies_with(fake_janus, {"videoroom": "joined"}, jsep)
     publisher = await vr.PublisherHandle.attach(session, 1, lambda event: None)
     with pytest.raises(ValueError, match="no answer"):
-        await publisher.publish(1, "p-00000000", OFFER_SDP)
+        await publisher.publish(1, "p-00000000", OFFER_SDP, "camera-0f")
 
 
 async def test_publish_refused_by_the_plugin_raises_janus_error(fake_janus, session):
     replies_with(fake_janus, {"videoroom": "event", "error_code": 436, "error": "exists"})
     publisher = await vr.PublisherHandle.attach(session, 1, lambda event: None)
     with pytest.raises(JanusError):
-        await publisher.publish(1, "p-00000000", OFFER_SDP)
+        await publisher.publish(1, "p-00000000", OFFER_SDP, "camera-0f")
 
 
 async def test_publisher_close_detaches(fake_janus, session):
@@ -160,6 +161,7 @@ async def test_create_room_body(fake_janus, session):
     assert body["permanent"] is False
     assert (body["audiocodec"], body["videocodec"]) == ("opus", "vp8")
     assert body["audiolevel_event"] is True
+    assert body["allowed"] == []  # Janus refuses a publisher without a token on the list
 
 
 async def test_create_room_without_admin_key_sends_none(fake_janus, session):
@@ -176,6 +178,19 @@ async def test_room_exists_reads_the_flag(fake_janus, session, exists):
     handle = await session.attach()
     assert await vr.room_exists(handle, 5) is exists
     assert fake_janus.bodies() == [{"request": "exists", "room": 5}]
+
+
+async def test_allowed_tokens_sends_the_change_and_reads_the_list(fake_janus, session):
+    fake_janus.responders["message"] = lambda msg: [
+        fake_janus.plugin_success(msg, {"videoroom": "success", "allowed": ["b", "a"]})
+    ]
+    handle = await session.attach()
+    assert await vr.allowed_tokens(handle, 5, "add", {"b", "a"}) == {"a", "b"}
+    assert await vr.allowed_tokens(handle, 5, "enable") == {"a", "b"}
+    assert fake_janus.bodies() == [
+        {"request": "allowed", "room": 5, "action": "add", "allowed": ["a", "b"]},
+        {"request": "allowed", "room": 5, "action": "enable"},
+    ]
 
 
 async def test_destroy_room_body(fake_janus, session):

@@ -8,15 +8,16 @@ publishers, visio.janus.cascade), however many people watch it on that node.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from visio.janus.client import JanusError, JanusHandle, JanusSession
 from visio.janus.nodes import JanusNode
-from visio.janus.videoroom import RoomOptions, create_room, destroy_room
+from visio.janus.videoroom import RoomOptions, allowed_tokens, create_room, destroy_room
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ class MediaRoom:
     node: JanusNode
     janus_room: int
     session: JanusSession
+    # The publish tokens Janus holds for this room (visio.conference.gate); None until
+    # asked: a room taken over from another process has the list that process left.
+    publishers_allowed: set[str] | None = None
+    _gate: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def url(self) -> str:
@@ -71,6 +76,18 @@ class MediaRoom:
         if node.connection is None:
             raise JanusError(0, f"media node {node.url} is not connected")
         return cls(node, janus_room, await node.connection.claim_session(session_id))
+
+    async def allow_publishers(self, tokens: set[str]) -> None:
+        """Make `tokens` the only ones Janus lets join this room as a publisher."""
+        async with self._gate:
+            allowed, self.publishers_allowed = self.publishers_allowed, None
+            if allowed is None:
+                allowed = await allowed_tokens(self.control, self.janus_room, "enable")
+            if extra := allowed - tokens:
+                allowed = await allowed_tokens(self.control, self.janus_room, "remove", extra)
+            if missing := tokens - allowed:
+                allowed = await allowed_tokens(self.control, self.janus_room, "add", missing)
+            self.publishers_allowed = allowed  # (left None if Janus failed: asked again)
 
     async def close(self) -> None:
         """Destroy the room, then the session (with whatever handles are left in it)."""

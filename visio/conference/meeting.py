@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from visio.conference import quality
+from visio.conference import gate, quality
 from visio.conference.breakout import Breakouts
 from visio.conference.journal import NO_JOURNAL, Journal
 from visio.conference.media import MediaRoom
@@ -36,6 +36,7 @@ from visio.janus.cascade import extmap_id
 from visio.janus.client import JanusError, JanusEvent
 from visio.janus.nodes import JanusNode, NodeLoad
 from visio.janus.videoroom import (
+    UNAUTHORIZED,
     PublisherHandle,
     RoomOptions,
     SubscriberHandle,
@@ -79,6 +80,7 @@ class Meeting:
         self.captions_on = False  # someone follows live captions: speech is recognised
         self.banned: set[str] = set()  # identity keys of people removed by a moderator
         self.stage = Stage()  # large meetings' rules and spotlight (visio.conference.rights)
+        self.publish_key = gate.new_key()  # Janus' own check on publishers (visio.conference.gate)
         self.room_options = room_options
         self.rooms: dict[str, MediaRoom] = {}  # node URL -> room; the first is the home
         self.participants: dict[str, Participant] = {}
@@ -144,6 +146,7 @@ class Meeting:
             capture=_capture_record(self.capture) if self.capture is not None else None,
             breakout=self.breakouts.record(),
             stage=self.stage.record(),
+            publish_key=self.publish_key,
         )
 
     async def take_over(
@@ -175,6 +178,7 @@ class Meeting:
             self.rooms[node.url] = room
         self.locked, self.banned = record.locked, set(record.banned)
         self.stage = Stage.restore(record.stage)
+        self.publish_key = record.publish_key or self.publish_key
         self._chat_seq = record.chat_seq
         self.chat.extend(chat)
         self.mirrors.restore([m for m in record.mirrors if {m.source, m.target} <= set(self.rooms)])
@@ -437,6 +441,8 @@ class Meeting:
         self._resync_everyone()
         if not self.participants:
             await self._on_empty(self)
+        else:
+            self._spawn(self.guard_publishing())
 
     def report_quality(self, participant: Participant, report: QualityReport) -> None:
         seconds = participant.quality.add(report)
@@ -493,10 +499,16 @@ class Meeting:
             target, handle, mids=media_mids(sdp), audiolevel=extmap_id(sdp), node=room.url
         )
         handle.handle.on_event = self._publisher_events(participant, publication)
+        token = gate.publish_token(self.publish_key, participant.id, target)
         try:
-            published = await handle.publish(room.janus_room, participant.id, sdp)
+            await room.allow_publishers(self._publish_tokens())
+            published = await handle.publish(room.janus_room, participant.id, sdp, token)
         except (JanusError, ValueError) as exc:
             await handle.close()
+            if isinstance(exc, JanusError) and exc.code == UNAUTHORIZED:
+                raise ProtocolError(
+                    "forbidden", f"the media server does not let you publish a {target}: {exc}"
+                ) from exc
             raise ProtocolError("bad_sdp", f"media server refused the offer: {exc}") from exc
         if self.participants.get(participant.id) is not participant:
             await handle.close()  # they left or were removed while Janus answered
@@ -516,6 +528,23 @@ class Meeting:
             self.updated(participant)
         self.journal.participant(self, participant)
         return published.sdp
+
+    def _publish_tokens(self) -> set[str]:
+        return gate.allowed_tokens(self.publish_key, self.stage, self.participants.values())
+
+    async def guard_publishing(self) -> None:
+        """Bring every room's list of publish tokens in line with who may publish now
+        (visio.conference.gate). A room Janus could not update catches up at its next
+        publish, before anyone joins it."""
+        tokens = self._publish_tokens()
+        for room in list(self.rooms.values()):
+            try:
+                await room.allow_publishers(tokens)
+            except JanusError as exc:
+                log.warning(
+                    "publish tokens not updated",
+                    extra={"room": self.room_id, "janus": room.url, "error": str(exc)},
+                )
 
     async def restart_publisher_ice(self, participant: Participant, target: str, sdp: str) -> str:
         """An ICE restart of a publication, on the same Janus handle: nobody else notices."""

@@ -106,6 +106,7 @@ class MeetingRecord(Record):
     capture: CaptureRecord | None = None
     breakout: BreakoutRecord | None = None
     stage: StageRecord = StageRecord()
+    publish_key: str = ""  # the key of Janus' publish tokens (visio.conference.gate)
 
 
 class PublicationRecord(Record):

@@ -3,9 +3,10 @@ moderators named during the meeting.
 
 A room whose attendees may not publish (`attendees_publish` off: a webinar) lets only its
 moderators speak and present, and those a moderator lets: a `publish` from anyone else is
-refused here, so Janus never sees them join as a publisher. A right taken back stops what
-it allowed at once. Everything happens in the room's owner process, as moderation does,
-and is written down with the meeting (visio.conference.stage).
+refused here, so Janus never sees them join as a publisher; and Janus would refuse them
+too (visio.conference.gate). A right taken back stops what it allowed at once. Everything
+happens in the room's owner process, as moderation does, and is written down with the
+meeting (visio.conference.stage).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ async def follow_policy(meeting: Meeting, policy: RoomPolicy) -> None:
     meeting.journal.meeting(meeting)
     for participant in list(meeting.participants.values()):
         await _withdraw(meeting, participant)
+    await meeting.guard_publishing()
 
 
 def role_kept(participant: Participant, role: Role) -> Role:
@@ -130,6 +132,7 @@ async def apply(
             target = _someone(meeting, target_id)
             await _demote(meeting, me, target)
             audit.record("demoted", by, room=room, target=_person(target))
+    await meeting.guard_publishing()  # Janus' list follows: a right taken back is gone there too
 
 
 def _someone(meeting: Meeting, target_id: str) -> Participant:

@@ -43,6 +43,9 @@ async def create_room(handle: JanusHandle, room: int, admin_key: str, opts: Room
         "audio_level_average": opts.audio_level_average,
         "notify_joining": False,
         "permanent": False,
+        # No publisher joins without a token the server put on the room's list (Janus'
+        # `allowed` request): Janus itself refuses one the server did not let publish.
+        "allowed": [],
     }
     if admin_key:
         body["admin_key"] = admin_key
@@ -51,6 +54,21 @@ async def create_room(handle: JanusHandle, room: int, admin_key: str, opts: Room
 
 async def destroy_room(handle: JanusHandle, room: int) -> None:
     await handle.request({"request": "destroy", "room": room})
+
+
+UNAUTHORIZED = 433  # a publisher joined without a token on the room's list
+
+
+async def allowed_tokens(
+    handle: JanusHandle, room: int, action: str, tokens: set[str] | None = None
+) -> set[str]:
+    """Change the tokens a publisher may join the room with ("enable" the check, "add",
+    "remove"): the list as Janus holds it afterwards."""
+    body: dict[str, Any] = {"request": "allowed", "room": room, "action": action}
+    if tokens:
+        body["allowed"] = sorted(tokens)
+    data = await handle.request(body)
+    return {str(token) for token in data.get("allowed", [])}
 
 
 async def moderate(handle: JanusHandle, room: int, feed: int, mid: str, mute: bool) -> None:
@@ -156,9 +174,10 @@ class PublisherHandle:
     ) -> PublisherHandle:
         return cls(await session.attach(PLUGIN, on_event), feed_id)
 
-    async def publish(self, room: int, display: str, offer_sdp: str) -> Published:
-        """Join the room as this feed and publish the offer: Janus' answer, and how Janus
-        describes the feed's streams (what mirroring it to another node needs)."""
+    async def publish(self, room: int, display: str, offer_sdp: str, token: str) -> Published:
+        """Join the room as this feed, with a token on the room's list, and publish the
+        offer: Janus' answer, and how Janus describes the feed's streams (what mirroring
+        it to another node needs)."""
         reply = await self.handle.message(
             {
                 "request": "joinandconfigure",
@@ -166,6 +185,7 @@ class PublisherHandle:
                 "room": room,
                 "id": self.feed_id,
                 "display": display,
+                "token": token,
             },
             {"type": "offer", "sdp": offer_sdp},
         )

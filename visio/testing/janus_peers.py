@@ -33,10 +33,13 @@ def peer_connection() -> RTCPeerConnection:
 class JanusPublisher:
     """Publishes tracks in a room as one feed."""
 
-    def __init__(self, session: JanusSession, room: int, display: str = "publisher") -> None:
+    def __init__(
+        self, session: JanusSession, room: int, display: str = "publisher", token: str = ""
+    ) -> None:
         self.session = session
         self.room = room
         self.display = display
+        self.token = token  # one on the room's list (Visio's rooms let no publisher in without)
         self.pc = peer_connection()
         self.handle: JanusHandle | None = None
         self.feed = 0
@@ -56,6 +59,7 @@ class JanusPublisher:
                 "ptype": "publisher",
                 "room": self.room,
                 "display": self.display,
+                "token": self.token,
             },
             {"type": "offer", "sdp": self.offer_sdp},
         )
