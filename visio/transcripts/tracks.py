@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from visio.transcripts.capture import RAW, read_manifest, speaker_label
 
@@ -34,28 +36,26 @@ class AudioSource:
 
 def capture_sources(folder: Path) -> tuple[list[AudioSource], list[str]]:
     """Every usable audio track of a capture, and a note for each track that is not."""
-    try:
-        manifest = read_manifest(folder)
-    except (OSError, ValueError) as exc:
-        raise TrackError(f"the capture's manifest cannot be read: {exc}") from exc
-    zero = float(manifest["started_at"])
-    (folder / WORK).mkdir(exist_ok=True)
     sources: list[AudioSource] = []
     problems: list[str] = []
-    for track in manifest["tracks"]:
+    for recording in _recordings(folder, "audio"):
+        track = recording.track
         label = "screen" if track["target"] == "screen" else "microphone"
-        speaker = speaker_label(track["name"], track.get("guest", False), track["target"])
-        for mjr in sorted((folder / RAW).glob(f"{track['base']}-audio-*.mjr")):
-            try:
-                path, started = convert(mjr, folder / WORK)
-            except TrackError as exc:
-                problems.append(f"{track['name']}'s {label}: {exc}")
-                continue
-            offset = max(0.0, started - zero) if started else track["requested_at"] - zero
-            source = f"{track['name']}: {label}"
-            sources.append(
-                AudioSource(path, speaker, source, offset, track["participant"], track["target"])
+        try:
+            path, started = convert(recording.mjr, folder / WORK)
+        except TrackError as exc:
+            problems.append(f"{track['name']}'s {label}: {exc}")
+            continue
+        sources.append(
+            AudioSource(
+                path,
+                speaker_label(track["name"], track.get("guest", False), track["target"]),
+                f"{track['name']}: {label}",
+                recording.offset(started),
+                track["participant"],
+                track["target"],
             )
+        )
     return sources, problems
 
 
@@ -71,26 +71,57 @@ class VideoSource:
 
 def capture_videos(folder: Path) -> tuple[list[VideoSource], list[str]]:
     """Every usable video track of a capture, and a note for each that is not."""
-    manifest = read_manifest(folder)
-    zero = float(manifest["started_at"])
-    (folder / WORK).mkdir(exist_ok=True)
     videos: list[VideoSource] = []
     problems: list[str] = []
-    for track in manifest["tracks"]:
-        label = "screen" if track["target"] == "screen" else "camera"
-        name = speaker_label(track["name"], track.get("guest", False), track["target"])
-        for mjr in sorted((folder / RAW).glob(f"{track['base']}-video-*.mjr")):
-            try:
-                path, started = convert_video(mjr, folder / WORK)
-                duration = video_duration(path)
-            except TrackError as exc:
-                problems.append(f"{track['name']}'s {label}: {exc}")
-                continue
-            offset = max(0.0, started - zero) if started else track["requested_at"] - zero
-            videos.append(
-                VideoSource(path, track["participant"], name, track["target"], offset, duration)
+    for recording in _recordings(folder, "video"):
+        track = recording.track
+        try:
+            path, started = convert_video(recording.mjr, folder / WORK)
+            duration = video_duration(path)
+        except TrackError as exc:
+            label = "screen" if track["target"] == "screen" else "camera"
+            problems.append(f"{track['name']}'s {label}: {exc}")
+            continue
+        videos.append(
+            VideoSource(
+                path,
+                track["participant"],
+                speaker_label(track["name"], track.get("guest", False), track["target"]),
+                track["target"],
+                recording.offset(started),
+                duration,
             )
+        )
     return videos, problems
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """One Janus recording of a capture: a track of one publication."""
+
+    track: dict[str, Any]  # its entry in the capture's manifest
+    mjr: Path
+    zero: float  # when the capture started (wall clock, s)
+
+    def offset(self, started: float) -> float:
+        """Where it goes on the timeline, from the time of its first packet (0: none
+        written, so when its recording was asked for)."""
+        if not started:
+            return self.track["requested_at"] - self.zero
+        return max(0.0, started - self.zero)
+
+
+def _recordings(folder: Path, media: str) -> Iterator[_Recording]:
+    """The capture's recordings of one media ("audio", "video"), track by track."""
+    try:
+        manifest = read_manifest(folder)
+    except (OSError, ValueError) as exc:
+        raise TrackError(f"the capture's manifest cannot be read: {exc}") from exc
+    zero = float(manifest["started_at"])
+    (folder / WORK).mkdir(exist_ok=True)
+    for track in manifest["tracks"]:
+        for mjr in sorted((folder / RAW).glob(f"{track['base']}-{media}-*.mjr")):
+            yield _Recording(track, mjr, zero)
 
 
 def convert_video(mjr: Path, into: Path) -> tuple[Path, float]:
