@@ -140,10 +140,11 @@ def convert_video(mjr: Path, into: Path) -> tuple[Path, float]:
 
 
 def video_duration(path: Path) -> float:
-    """How long a video file plays, from decoding it: a damaged one says so here, not in
-    the middle of the meeting's rendering."""
+    """How long a video file plays, from decoding it: one that cannot be decoded says so
+    here, not in the middle of the meeting's rendering. A frame damaged by packets lost on
+    the way is no reason to leave a camera out (the renderer skips it too)."""
     result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", str(path), "-map", "0:v:0",
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0",
          "-f", "null", "-"],
         capture_output=True, text=True, timeout=3600,
     )  # fmt: skip
