@@ -102,6 +102,18 @@ def server_and_idp() -> Iterator[tuple[ServerProcess, IdentityProvider]]:
 
 
 @pytest.fixture(scope="session")
+def quick_lobby_server() -> Iterator[ServerProcess]:
+    """A server whose lobby requests expire after a few seconds: the tests that wait for
+    one to expire, without slowing down those that wait in the run's server's lobby."""
+    pair = start_server(lobby_timeout_s=QUICK_LOBBY_TIMEOUT_S, **GENEROUS_LIMITS)
+    yield pair[0]
+    stop_server(*pair)
+
+
+QUICK_LOBBY_TIMEOUT_S = 4
+
+
+@pytest.fixture(scope="session")
 def server(server_and_idp: tuple[ServerProcess, IdentityProvider]) -> ServerProcess:
     return server_and_idp[0]
 

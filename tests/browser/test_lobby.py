@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.test_web_meeting import join_through_the_ui, wait_decoding
-from tests.conftest import GENEROUS_LIMITS, start_server, stop_server
+from tests.conftest import GENEROUS_LIMITS, QUICK_LOBBY_TIMEOUT_S, start_server, stop_server
 from visio.testing.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -128,14 +128,14 @@ async def test_owner_denies_a_guest(server, new_page):
     await expect(owner.locator("#lobby-count")).to_have_text("")
 
 
-async def test_nobody_answers_and_the_request_expires(server, new_page):
+async def test_nobody_answers_and_the_request_expires(quick_lobby_server, new_page):
     owner = await new_page()
     guest = await new_page()
-    url = await owner_opens_a_trusted_meeting(owner, server.base_url)
+    url = await owner_opens_a_trusted_meeting(owner, quick_lobby_server.base_url)
 
     await guest_asks_to_join(guest, url, "Carol")
-    await expect(guest.locator("#lobby-expiry")).to_contain_text("10 seconds")
-    # The test server gives up on a lobby request after 10 s.
+    await expect(guest.locator("#lobby-expiry")).to_contain_text(f"{QUICK_LOBBY_TIMEOUT_S} seconds")
+    # This test's server gives up on a lobby request after a few seconds.
     await expect(guest.locator("#left")).to_be_visible(timeout=20_000)
     await expect(guest.locator("#left-message")).to_contain_text("Nobody answered")
     await expect(guest.locator("#rejoin-button")).to_have_text("Ask to join again")

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 
+from tests.conftest import QUICK_LOBBY_TIMEOUT_S, Bots, People
 from visio.client import PcmAudioTrack, TestPatternTrack, VisioError
 
 pytestmark = pytest.mark.integration
@@ -199,13 +200,18 @@ async def test_a_denied_guest_is_told_and_let_go(people, bots):
     assert len(owner.participants) == 0
 
 
-async def test_a_request_nobody_answers_expires(people, bots):
-    alice = await people.signed_in("alice")
-    room = await alice.new_room(access="trusted")
-    guest = await bots.join(room, "Gus")  # nobody is there to answer
-    assert guest.frames[-1]["expires_in"] == 10
-    with pytest.raises(VisioError) as expired:
-        await guest.admitted(timeout=20)
+async def test_a_request_nobody_answers_expires(quick_lobby_server):
+    people, bots = People(quick_lobby_server), Bots(quick_lobby_server)
+    try:
+        alice = await people.signed_in("alice")
+        room = await alice.new_room(access="trusted")
+        guest = await bots.join(room, "Gus")  # nobody is there to answer
+        assert guest.frames[-1]["expires_in"] == QUICK_LOBBY_TIMEOUT_S
+        with pytest.raises(VisioError) as expired:
+            await guest.admitted(timeout=QUICK_LOBBY_TIMEOUT_S + 10)
+    finally:
+        await bots.close()
+        await people.close()
     assert expired.value.code == "lobby_expired"
 
 
