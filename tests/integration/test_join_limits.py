@@ -44,6 +44,13 @@ def small() -> Iterator[ServerProcess]:
     yield from own_server(max_joins_per_second=1)
 
 
+@pytest.fixture(scope="module")
+def crowded() -> Iterator[ServerProcess]:
+    """A process that takes three new joins a second: a crowd told to come back gets in
+    within a few seconds (at one a second, six agents took 8 to 12 s)."""
+    yield from own_server(max_joins_per_second=3)
+
+
 def refusals_logged(server: ServerProcess) -> list[dict]:
     records = [json.loads(line) for line in server.log_path.read_text().splitlines() if line]
     return [r for r in records if r.get("msg") == "joins refused"]
@@ -110,25 +117,25 @@ async def test_taking_ones_place_back_does_not_count(strict):
     assert got == ["joined"] * 2 + ["rate_limited"]
 
 
-async def test_a_busy_process_tells_joins_when_to_come_back_and_they_do(small):
-    rooms = [small.create_room() for _ in range(2)]
+async def test_a_busy_process_tells_joins_when_to_come_back_and_they_do(crowded):
+    rooms = [crowded.create_room() for _ in range(3)]
     agents = [
-        VisioClient(small.base_url, rooms[n % 2], f"Agent {n}", headers=guest_cookie(100 + n))
-        for n in range(6)
+        VisioClient(crowded.base_url, rooms[n % 3], f"Agent {n}", headers=guest_cookie(100 + n))
+        for n in range(9)
     ]
     try:
         entered = await asyncio.gather(*(agent.connect(60) for agent in agents))
-        assert [frame["type"] for frame in entered] == ["joined"] * 6
+        assert [frame["type"] for frame in entered] == ["joined"] * 9
     finally:
         await asyncio.gather(*(agent.close() for agent in agents))
-    assert sum(agent.busy_waits for agent in agents) >= 3  # 6 at once, 1 a second
+    assert sum(agent.busy_waits for agent in agents) >= 3  # 9 at once, 3 a second
     busy = [e for agent in agents for e in agent.errors if e["code"] == "busy"]
     assert busy and all(1.0 <= e["retry_in"] <= 30 for e in busy)
     assert busy[0]["message"].startswith("the server is busy; retry in ")
-    _, health = small.get("/healthz")
+    _, health = crowded.get("/healthz")
     assert health["limits"]["joins"]["refused"]["busy"] == len(busy)
-    assert health["limits"]["joins"]["accepted"] == 6
-    _, metrics = small.get("/metrics")
+    assert health["limits"]["joins"]["accepted"] == 9
+    _, metrics = crowded.get("/metrics")
     assert f'visio_limited_total{{kind="joins",limit="busy"}} {len(busy)}.0' in metrics
 
 
