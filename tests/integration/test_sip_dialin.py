@@ -148,16 +148,19 @@ async def test_a_phone_joins_by_pin_hears_is_heard_and_captioned_then_muted_and_
     assert owner.participants[phone_id]["name"] == "Phone …42"
     from_phone = recorder(owner, phone_id)
     await owner.wait_frames(phone_id, "audio", count=25)
+    published = time.monotonic()  # the gateway then says "You are now in the meeting."
     await owner.send({"type": "captions", "on": True})
     await owner.wait_for(lambda f: f["type"] == "captions" and f["on"], timeout=60)
-
-    await asyncio.sleep(4.0)  # "You are now in the meeting." is over
-    await say(voice, sentence(BOT_SENTENCE, tmp_path), gap=1.5)
     spoken = write_wav(
         tmp_path / "phone.wav", to_phone_rate(speak(PHONE_SENTENCE, tmp_path / "p.wav"))
     )
+
+    await asyncio.sleep(max(0.0, published + 4.0 - time.monotonic()))  # the prompt is over
+    # Both speak at once: each direction is its own (the phone does not hear itself).
     await phone.speak(spoken)
-    await asyncio.sleep(5.0)
+    speaking_since = time.monotonic()
+    await say(voice, sentence(BOT_SENTENCE, tmp_path), gap=1.5)
+    await asyncio.sleep(max(0.0, speaking_since + 5.0 - time.monotonic()))
     heard_by_bot = words_heard(recognizer, np.concatenate(from_phone), 48_000)
     assert share_of_words(PHONE_SENTENCE, heard_by_bot) >= 0.6, heard_by_bot
     caption = await owner.wait_for(
