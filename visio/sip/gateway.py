@@ -266,10 +266,7 @@ class PhoneCall:
         try:
             joined = await self._until_hangup(client.connect(), 20.0)
             if joined["type"] == "lobby":
-                await self.say("wait")
-                joined = await self._until_hangup(
-                    client.admitted(timeout=joined["expires_in"] + 5), joined["expires_in"] + 10
-                )
+                await self._wait_in_lobby(client, joined["expires_in"])
             await client.publish([self.call.voice])
             log.info("sip caller joined", extra={"room": room_id, "caller_name": name})
             await self.say("joined")
@@ -282,6 +279,16 @@ class PhoneCall:
         finally:
             with contextlib.suppress(Exception):
                 await client.leave()
+
+    async def _wait_in_lobby(self, client: VisioClient, expires_in: float) -> None:
+        """Until a moderator lets the caller in (VisioError if denied): the waiting prompt
+        stops as soon as they decide, not at its end."""
+        prompt = asyncio.create_task(self.say("wait"))
+        try:
+            await self._until_hangup(client.admitted(timeout=expires_in + 5), expires_in + 10)
+        finally:
+            prompt.cancel()
+            self._stop_prompt()
 
     def _hear(self, meeting_in: MeetingInput, track: ReceivedTrack, frame: Any) -> None:
         if track.media == "audio":
