@@ -29,9 +29,9 @@ pytestmark = pytest.mark.integration
 RED, BLUE, GREEN = (220, 40, 40), (40, 60, 220), (40, 200, 60)
 # Short lines (each about 2.5 s, longer than a shot's MIN_SHOT_S): the video's sound
 # needs only its key words back, and each line's middle frame says who is shown.
-ALICE_1 = "Let us review the budget for next year."
+ALICE_1 = "Let us look at the budget for next year."
 BOB_1 = "We should hire engineers before the summer."
-ALICE_2 = "Please send the proposal by Friday."
+ALICE_2 = "Please send me the proposal by Friday."
 
 
 def colour_name(rgb: tuple[int, int, int]) -> str:
