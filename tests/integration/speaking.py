@@ -60,4 +60,4 @@ async def wait_for_status(person, room: str, *statuses: str, timeout: float = 18
             capture = None
         if time.monotonic() > deadline:
             pytest.fail(f"capture not {statuses} after {timeout} s: {capture}")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.1)

@@ -27,9 +27,11 @@ from visio.transcripts.video import FULL_BOX, SCREEN_BOX, SIDE_BOX
 pytestmark = pytest.mark.integration
 
 RED, BLUE, GREEN = (220, 40, 40), (40, 60, 220), (40, 200, 60)
-ALICE_1 = "Good morning everyone, let us review the budget for next year."
-BOB_1 = "I think we should hire two more engineers before the summer."
-ALICE_2 = "That sounds reasonable, please send me the proposal by Friday."
+# Short lines (each about 2.5 s, longer than a shot's MIN_SHOT_S): the video's sound
+# needs only its key words back, and each line's middle frame says who is shown.
+ALICE_1 = "Let us look at the budget for next year."
+BOB_1 = "We should hire engineers before the summer."
+ALICE_2 = "Please send me the proposal by Friday."
 
 
 def colour_name(rgb: tuple[int, int, int]) -> str:
