@@ -11,7 +11,7 @@ from tests.browser.test_web_meeting import SENT_LAYERS, join_through_the_ui
 from visio.janus.cascade import mirror_publisher, participants, unmirror
 from visio.janus.client import JanusConnection, JanusHandle
 from visio.testing.janus import JanusNodeProcess
-from visio.testing.janus_peers import JanusSubscriber
+from visio.testing.janus_peers import JanusSubscriber, published_streams
 
 pytestmark = pytest.mark.browser
 
@@ -62,6 +62,7 @@ async def test_a_browser_camera_keeps_its_three_layers_on_another_node(server, n
                 on_b,
                 ROOM_B,
                 target_address=node_b.address,
+                streams=await published_streams(on_a, room_a, feed),
                 admin_key=server.admin_key,
             )
             subscriber = JanusSubscriber(on_b.session, ROOM_B)

@@ -20,7 +20,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from visio.janus.cascade import FeedStream, feed_streams_of
 from visio.janus.client import JanusEvent, JanusHandle, JanusSession, JanusUnavailable
-from visio.janus.videoroom import PLUGIN
+from visio.janus.videoroom import PLUGIN, allowed_tokens
 
 
 def peer_connection() -> RTCPeerConnection:
@@ -165,3 +165,24 @@ class JanusSubscriber:
         await self.pc.close()
         if self.handle is not None:
             await self.handle.detach()
+
+
+async def published_streams(handle: JanusHandle, room: int, feed: int) -> list[FeedStream]:
+    """What a feed of someone else's room publishes, asked of Janus (a test that did not
+    see the publish reply). Janus lists streams only to publishers: a probe puts a token of
+    its own on the room's list, joins as a publisher that publishes nothing, reads the list,
+    leaves and takes its token off again."""
+    token = f"probe-{feed}"
+    await allowed_tokens(handle, room, "add", {token})
+    probe = await handle.session.attach()
+    try:
+        reply = await probe.message(
+            {"request": "join", "ptype": "publisher", "room": room, "token": token}
+        )
+        for publisher in reply.data.get("publishers", []):
+            if publisher.get("id") == feed:
+                return [FeedStream.from_janus(s) for s in publisher.get("streams", [])]
+        raise AssertionError(f"feed {feed} publishes nothing in room {room}")
+    finally:
+        await probe.detach()
+        await allowed_tokens(handle, room, "remove", {token})
