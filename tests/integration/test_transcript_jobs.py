@@ -25,9 +25,11 @@ from tests.integration.speaking import (
 
 pytestmark = pytest.mark.integration
 
-# Short: each test needs only one word of each speaker back ("office", "airport").
-LINE = "Water the plants in the office."
-OTHER = "The train leaves for the airport."
+# Each test needs only one word of each speaker back ("office", "airport"), but a line of
+# five words, in a language Whisper must detect, was once heard as "wager the plan to send
+# it off is": these are long enough to be heard whole.
+LINE = "Please remember to water the plants in the office on Monday."
+OTHER = "The train to the airport leaves from platform seven at noon."
 
 
 @pytest.fixture(scope="module")
