@@ -126,17 +126,7 @@ def _recordings(folder: Path, media: str) -> Iterator[_Recording]:
 
 def convert_video(mjr: Path, into: Path) -> tuple[Path, float]:
     """The track as a WebM file, and the wall-clock time of its first packet (s)."""
-    if not mjr.stat().st_size:
-        raise TrackError(f"{mjr.name} is empty")
-    header = mjr_header(mjr)
-    if header.get("t") != "v" or header.get("c") not in ("vp8", "vp9"):
-        raise TrackError(f"{mjr.name} is not a VP8 or VP9 video recording")
-    target = into / (mjr.stem + ".webm")
-    _pp_rec(mjr, [str(mjr), str(target)])
-    if not target.exists() or target.stat().st_size == 0:
-        raise TrackError(f"{mjr.name} holds no video frames")
-    first_written = header.get("u") or header.get("s") or 0
-    return target, float(first_written) / 1e6  # type: ignore[arg-type]
+    return _convert(mjr, into, _VIDEO)
 
 
 def video_duration(path: Path) -> float:
@@ -178,15 +168,34 @@ def mjr_header(mjr: Path) -> dict[str, object]:
 
 def convert(mjr: Path, into: Path) -> tuple[Path, float]:
     """The track as an Ogg/Opus file, and the wall-clock time of its first packet (s)."""
+    return _convert(mjr, into, _AUDIO)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What a recording of one media must hold, and what janus-pp-rec turns it into."""
+
+    header_type: str  # "a" | "v" in the recording's header
+    codecs: tuple[str, ...]
+    suffix: str
+    named: str  # for messages: "an Opus audio recording"
+    content: str  # "audio packets"
+
+
+_AUDIO = _Kind("a", ("opus",), ".opus", "an Opus audio recording", "audio packets")
+_VIDEO = _Kind("v", ("vp8", "vp9"), ".webm", "a VP8 or VP9 video recording", "video frames")
+
+
+def _convert(mjr: Path, into: Path, kind: _Kind) -> tuple[Path, float]:
     if not mjr.stat().st_size:
         raise TrackError(f"{mjr.name} is empty")
     header = mjr_header(mjr)
-    if header.get("t") != "a" or header.get("c") != "opus":
-        raise TrackError(f"{mjr.name} is not an Opus audio recording")
-    target = into / (mjr.stem + ".opus")
+    if header.get("t") != kind.header_type or header.get("c") not in kind.codecs:
+        raise TrackError(f"{mjr.name} is not {kind.named}")
+    target = into / (mjr.stem + kind.suffix)
     _pp_rec(mjr, [str(mjr), str(target)])
     if not target.exists() or target.stat().st_size == 0:
-        raise TrackError(f"{mjr.name} holds no audio packets")
+        raise TrackError(f"{mjr.name} holds no {kind.content}")
     first_written = header.get("u") or header.get("s") or 0
     return target, float(first_written) / 1e6  # type: ignore[arg-type]
 
