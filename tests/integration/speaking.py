@@ -27,6 +27,22 @@ def sentence(text: str, folder: Path, voice: str = "en-us") -> np.ndarray:
     return pcm48k(path)
 
 
+# Three turns, Alice, Bob (another voice), Alice, that Whisper base hears word for word
+# from espeak-ng; each long enough for its words to be heard back.
+ALICE_1 = "Let us look at the budget for next year."
+BOB_1 = "We should hire engineers before the summer."
+ALICE_2 = "Please send me the proposal by Friday."
+
+
+def dialogue(folder: Path) -> dict[str, np.ndarray]:
+    """The three turns as speech: a1, b1, a2."""
+    return {
+        "a1": sentence(ALICE_1, folder),
+        "b1": sentence(BOB_1, folder, voice="en-gb"),
+        "a2": sentence(ALICE_2, folder),
+    }
+
+
 async def speaking_bot(bots, room: str, name: str, **options):
     """A bot that publishes a silent microphone; `say` makes it speak."""
     client = await bots.join(room, name, publish=False, **options)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration.speaking import normalise, say, sentence, wait_for_status
+from tests.integration.speaking import dialogue, normalise, say, wait_for_status
 from visio.client import ColourTrack, PcmAudioTrack
 from visio.speech.audio import load_audio
 from visio.speech.model import resolve_model_dir
@@ -27,11 +27,6 @@ from visio.transcripts.video import FULL_BOX, SCREEN_BOX, SIDE_BOX
 pytestmark = pytest.mark.integration
 
 RED, BLUE, GREEN = (220, 40, 40), (40, 60, 220), (40, 200, 60)
-# Short lines (each about 2.5 s, longer than a shot's MIN_SHOT_S): the video's sound
-# needs only its key words back, and each line's middle frame says who is shown.
-ALICE_1 = "Let us look at the budget for next year."
-BOB_1 = "We should hire engineers before the summer."
-ALICE_2 = "Please send me the proposal by Friday."
 
 
 def colour_name(rgb: tuple[int, int, int]) -> str:
@@ -70,11 +65,7 @@ async def test_a_recorded_meeting_becomes_a_video_that_follows_the_speaker(
 ):
     alice = await people.signed_in("alice")
     room = await alice.new_room(name="Video review")
-    lines = {
-        "a1": sentence(ALICE_1, tmp_path),
-        "b1": sentence(BOB_1, tmp_path, voice="en-gb"),
-        "a2": sentence(ALICE_2, tmp_path),
-    }
+    lines = dialogue(tmp_path)
     owner, alice_mic = await colour_bot(bots, room, "Alice", RED, cookies=alice.cookies)
     guest, bob_mic = await colour_bot(bots, room, "Bob", BLUE)
     await owner.wait_frames(guest.id, "video", count=10)

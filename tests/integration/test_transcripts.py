@@ -9,26 +9,25 @@ from pathlib import Path
 import jiwer
 import pytest
 
-from tests.integration.speaking import normalise, say, sentence, speaking_bot, wait_for_status
+from tests.integration.speaking import (
+    ALICE_1,
+    ALICE_2,
+    BOB_1,
+    dialogue,
+    normalise,
+    say,
+    speaking_bot,
+    wait_for_status,
+)
 from visio.speech.audio import SAMPLE_RATE, load_audio
 
 pytestmark = pytest.mark.integration
-
-# Short lines: three turns in order, each long enough for its words to be heard back
-# (these Whisper base hears word for word from espeak-ng).
-ALICE_1 = "Let us look at the budget for next year."
-BOB_1 = "We should hire engineers before the summer."
-ALICE_2 = "Please send me the proposal by Friday."
 
 
 async def test_two_speakers_are_transcribed_in_order(people, bots, tmp_path: Path):
     alice = await people.signed_in("alice")
     room = await alice.new_room(name="Budget review")
-    lines = {
-        "a1": sentence(ALICE_1, tmp_path),
-        "b1": sentence(BOB_1, tmp_path, voice="en-gb"),
-        "a2": sentence(ALICE_2, tmp_path),
-    }
+    lines = dialogue(tmp_path)
     owner, alice_mic = await speaking_bot(bots, room, "Alice", cookies=alice.cookies)
     guest, bob_mic = await speaking_bot(bots, room, "Bob")
     await owner.wait_frames(guest.id, "audio", count=10)
