@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.browser.test_web_meeting import SENT_LAYERS, join_through_the_ui
+from tests.browser.test_web_meeting import all_three_layers_sent, join_through_the_ui
 from visio.janus.cascade import mirror_publisher, participants, unmirror
 from visio.janus.client import JanusConnection, JanusHandle
 from visio.testing.janus import JanusNodeProcess
@@ -39,10 +39,9 @@ async def width_settles(subscriber: JanusSubscriber, widths: list[int], check) -
 async def test_a_browser_camera_keeps_its_three_layers_on_another_node(server, new_page, tmp_path):
     alice = await new_page()
     await join_through_the_ui(alice, f"{server.base_url}/{server.create_room()}", "Alice")
-    for _ in range(40):  # Chromium may start the top layer a little later
-        if len(await alice.evaluate(SENT_LAYERS)) == 3:
-            break
-        await alice.wait_for_timeout(250)
+    # Without the top layer, asking for it would give the middle one, and the low layer
+    # would be measured against the wrong width (CI once saw 640 then 320 that way).
+    await all_three_layers_sent(alice)
     alice_id = await alice.evaluate("window.visioMeeting.conn.you.id")
 
     node_b = JanusNodeProcess("node-b", folder=tmp_path / "node-b")

@@ -81,6 +81,18 @@ RECEIVED_WIDTH = """async () => {
 }"""
 
 
+async def all_three_layers_sent(page: Page, timeout_s: float = 30) -> None:
+    """Wait until the camera sends its three layers: Chromium starts the top one once its
+    bandwidth estimate allows, which takes longer on a loaded machine."""
+    layers: list[str] = []
+    for _ in range(int(timeout_s * 4)):
+        layers = await page.evaluate(SENT_LAYERS)
+        if len(layers) == 3:
+            break
+        await page.wait_for_timeout(250)
+    assert layers == ["h", "l", "m"]
+
+
 async def received_width_settles(page: Page, check, timeout_s: float = 20) -> int:
     """Poll the subscriber's decoded width until `check(width)` holds."""
     width = 0
@@ -101,13 +113,7 @@ async def test_simulcast_is_sent_and_the_layer_follows_the_tile_size(server, new
     await join_through_the_ui(bob, url, "Bob")
     await wait_decoding(bob, 'video[data-participant][data-target="camera"]')
 
-    # Chromium may start the top layer a little later than the others.
-    for _ in range(40):
-        layers = await alice.evaluate(SENT_LAYERS)
-        if len(layers) == 3:
-            break
-        await alice.wait_for_timeout(250)
-    assert layers == ["h", "l", "m"]
+    await all_three_layers_sent(alice)
 
     big = await received_width_settles(bob, lambda width: width >= 320)
     await bob.set_viewport_size({"width": 420, "height": 320})  # tiles under 320 px: low
