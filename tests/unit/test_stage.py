@@ -21,14 +21,17 @@ def test_only_moderators_and_those_let_in_publish_in_a_webinar():
 def test_hands_queue_in_the_order_they_went_up():
     people = {p.id: p for p in (Participant(name=n) for n in ("A", "B", "C"))}
     a, b, c = people.values()
-    for person in (b, a, c):
+    for person in (c, b, a):  # within the same millisecond, as often on one server
         person.hand = True
-        note_hand(person)
-        person.hand_at += {b.id: 0, a.id: 1, c.id: 2}[person.id]  # distinct milliseconds
+        note_hand(person, people)
+    assert hand_queue(people) == [c.id, b.id, a.id]
     c.hand = False
-    note_hand(c)
+    note_hand(c, people)
     assert hand_queue(people) == [b.id, a.id]
     assert c.hand_at == 0
+    c.hand = True  # raised again: last
+    note_hand(c, people)
+    assert hand_queue(people) == [b.id, a.id, c.id]
 
 
 def test_the_stage_survives_a_takeover_through_its_records():

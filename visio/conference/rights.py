@@ -78,7 +78,7 @@ def may_mute(meeting: Meeting, message: p.Message) -> bool:
 
 def hand_moved(meeting: Meeting, me: Participant) -> None:
     """The participant raised or lowered their own hand."""
-    note_hand(me)
+    note_hand(me, meeting.participants)
     meeting.journal.participant(meeting, me)
     _tell_hands(meeting)
 
@@ -160,7 +160,7 @@ async def _grant(
         target.granted.add(right)
         if target.hand:
             target.hand = False
-            note_hand(target)
+            note_hand(target, meeting.participants)
             _tell_hands(meeting)
     else:
         target.granted.discard(right)
@@ -185,7 +185,7 @@ async def _withdraw(meeting: Meeting, participant: Participant) -> None:
 def _lower_hands(meeting: Meeting, me: Participant, targets: list[Participant]) -> None:
     for target in targets:
         target.hand = False
-        note_hand(target)
+        note_hand(target, meeting.participants)
         target.send({"type": "hand_lowered", "by": _by(me)})
         meeting.updated(target)
     if targets:

@@ -72,6 +72,13 @@ def hand_queue(people: dict[str, Participant]) -> list[str]:
     return [p.id for p in sorted(raised, key=lambda p: (p.hand_at, p.id))]
 
 
-def note_hand(participant: Participant) -> None:
-    """When the hand went up: its place in the queue (a hand raised again goes last)."""
-    participant.hand_at = int(time.time() * 1000) if participant.hand else 0
+def note_hand(participant: Participant, people: dict[str, Participant]) -> None:
+    """When the hand went up: its place in the queue (a hand raised again goes last).
+
+    Always after every hand already up, even within the same millisecond: two hands
+    raised that close would otherwise be ordered by id."""
+    if not participant.hand:
+        participant.hand_at = 0
+        return
+    latest = max((p.hand_at for p in people.values() if p is not participant), default=0)
+    participant.hand_at = max(int(time.time() * 1000), latest + 1)
