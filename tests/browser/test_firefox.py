@@ -110,9 +110,10 @@ async def chromium_waits_for(page: Page, function: str, timeout_s: float = 20) -
 
 
 async def sent_layers(evaluate) -> list[str]:
-    """The simulcast layers a page encodes, once all three have started (or after 10 s)."""
+    """The simulcast layers a page encodes, once all three have started (or after 30 s:
+    a browser starts its upper layers as its bandwidth estimate grows, slower when loaded)."""
     layers: list[str] = []
-    for _ in range(40):
+    for _ in range(120):
         layers = await evaluate(SENT_LAYERS)
         if len(layers) == 3:
             break
@@ -186,6 +187,10 @@ async def test_simulcast_layers_follow_the_tile_size_between_chromium_and_firefo
     chromium = await new_page()
     fox = await new_firefox_page()
     await meet_in_chromium_and_firefox(server, chromium, fox)
+    # With only the low layer sent yet, the big tile would get it, and no smaller one
+    # would be left to step down to.
+    assert await sent_layers(chromium.evaluate) == ["h", "l", "m"]
+    assert await sent_layers(fox.evaluate) == ["h", "l", "m"]
 
     # Each side shrinks its window: tiles under 320 px ask Janus for the low layer of
     # the other's simulcast, which it picks by rid from that browser's SDP.
