@@ -201,8 +201,8 @@ async def test_simulcast_layers_follow_the_tile_size_between_chromium_and_firefo
     for evaluate, shrink in shrinks.items():
         big = await width_settles(evaluate, lambda width: width >= 320)
         await shrink()
-        small = await width_settles(evaluate, lambda width, half=big // 2: 0 < width <= half)
-        assert small <= 320, (big, small)
+        low = min(320, big // 2)  # the middle layer may come first on the way down
+        await width_settles(evaluate, lambda width, low=low: 0 < width <= low)
 
 
 # The pre-join screen of a room that takes only signed-in people, seen by a guest.
