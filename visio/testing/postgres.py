@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from visio.testing.process import log_tail, stop_process
+from visio.testing.server import free_port
 
 DEBIAN_BINARIES = Path("/usr/lib/postgresql")
 OWNER = "postgres"
@@ -66,13 +66,6 @@ def scratch_dir() -> str | None:
         return None  # tempfile's default
 
 
-def free_port() -> int:
-    """Only names the socket file (.s.PGSQL.<port>); it is never bound on TCP."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PostgresServer:
     def __init__(self) -> None:
         self.bin = find_binaries()
@@ -80,7 +73,7 @@ class PostgresServer:
         self.dir = Path(tempfile.mkdtemp(prefix="visio-pg-", dir=scratch_dir()))
         self.data = self.dir / "data"
         self.log_path = self.dir / "postgres.log"
-        self.port = free_port()
+        self.port = free_port()  # names the socket file (.s.PGSQL.<port>) only, not TCP
         self.process: subprocess.Popen[bytes] | None = None
         self.start_s = 0.0
         # As root: run as the `postgres` user that Debian's package creates.

@@ -28,10 +28,20 @@ from visio.testing.process import log_tail, open_log, stop_process
 SERVICE_USER = "visio"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now, and never handed out before by this process: the kernel may give
+    a port back as soon as its probe socket closes, before whoever got it binds it (a
+    server and a Janus node once got the same one)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @functools.cache
