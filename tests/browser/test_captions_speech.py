@@ -33,7 +33,7 @@ PAUSE_S = 0.2
 # after the speaker's media flowed, a final per sentence. The bounds leave room for a
 # loaded 2-core CI machine.
 FIRST_WORDS_WITHIN_S = 9.0
-FINALS = 2  # finals awaited, within FINALS_WITHIN_S of the media flowing
+FINALS = 2  # finals awaited (and each sentence's end heard), within FINALS_WITHIN_S
 FINALS_WITHIN_S = 30.0
 
 
@@ -77,6 +77,14 @@ def right_words(text: str) -> bool:
     return any(tuple(said[i : i + 3]) in trigrams for i in range(len(said) - 2))
 
 
+def endings_missed(finals: list[str]) -> list[str]:
+    """The sentences whose last three words no final holds. The speech loops and the
+    server hears it from wherever the loop was when the media flowed: the first final
+    may be the end of a sentence whose start it never heard, so later ones are awaited."""
+    heard = " ".join(" ".join(words(final)) for final in finals)
+    return [sentence for sentence in SCRIPT if " ".join(words(sentence)[-3:]) not in heard]
+
+
 async def caption_texts(page: Page) -> list[str]:
     return await page.locator("#captions-lines .caption-text").all_inner_texts()
 
@@ -110,7 +118,9 @@ async def test_continuous_speech_from_a_browser_microphone_is_captioned(
     print(f"media flowing {flowing - joined:.2f} s after the join")
 
     first_words, finals, seen = None, [], []
-    while time.monotonic() - flowing < FINALS_WITHIN_S and len(finals) < FINALS:
+    while time.monotonic() - flowing < FINALS_WITHIN_S and not (
+        len(finals) >= FINALS and not endings_missed(finals)
+    ):
         now = time.monotonic() - flowing
         texts = await caption_texts(reader)
         seen += [f"{now:5.2f} {t}" for t in texts if not any(s.endswith(f" {t}") for s in seen)]
@@ -126,7 +136,5 @@ async def test_continuous_speech_from_a_browser_microphone_is_captioned(
     assert len(finals) >= FINALS, (finals, seen)
     longest = max(len(words(sentence)) for sentence in SCRIPT)
     assert all(len(words(final)) <= longest + 3 for final in finals), finals
-    heard = " ".join(" ".join(words(final)) for final in finals)
-    for sentence in SCRIPT:
-        assert " ".join(words(sentence)[-3:]) in heard, (sentence, finals)
+    assert not endings_missed(finals), finals
     await context.close()
