@@ -116,8 +116,11 @@ def test_the_test_gets_every_turn_url_with_short_lived_credentials(turn_server, 
 async def run_connection_test(page: Page, url: str) -> dict[str, str]:
     """Opens the pre-join screen, runs the test; {check: status} once it has a verdict."""
     await page.goto(url)
-    await expect(page.locator("#prejoin")).to_be_visible()
-    await expect(page.locator("#preview-video")).to_have_js_property("readyState", 4)
+    # The room's page and the camera preview: a few seconds on a loaded machine.
+    await expect(page.locator("#prejoin")).to_be_visible(timeout=15_000)
+    await expect(page.locator("#preview-video")).to_have_js_property(
+        "readyState", 4, timeout=15_000
+    )
     await page.get_by_role("button", name="Test my connection").click()
     await expect(
         page.locator("#connection-test-summary[data-verdict]:not([data-verdict=''])")
