@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.browser.test_web_meeting import all_three_layers_sent, join_through_the_ui
+from tests.browser.test_web_meeting import join_through_the_ui, sent_layers
 from visio.janus.cascade import mirror_publisher, participants, unmirror
 from visio.janus.client import JanusConnection, JanusHandle
 from visio.testing.janus import JanusNodeProcess
@@ -41,7 +41,7 @@ async def test_a_browser_camera_keeps_its_three_layers_on_another_node(server, n
     await join_through_the_ui(alice, f"{server.base_url}/{server.create_room()}", "Alice")
     # Without the top layer, asking for it would give the middle one, and the low layer
     # would be measured against the wrong width (CI once saw 640 then 320 that way).
-    await all_three_layers_sent(alice)
+    assert await sent_layers(alice.evaluate) == ["h", "l", "m"]
     alice_id = await alice.evaluate("window.visioMeeting.conn.you.id")
 
     node_b = JanusNodeProcess("node-b", folder=tmp_path / "node-b")

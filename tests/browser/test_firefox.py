@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Page
 
 from tests.browser.test_lobby import owner_opens_a_trusted_meeting
-from tests.browser.test_web_meeting import join_through_the_ui
+from tests.browser.test_web_meeting import join_through_the_ui, sent_layers
 from tests.integration.speaking import normalise, say, sentence, speaking_bot
 from visio.testing.firefox import FirefoxPage
 from visio.testing.server import ServerProcess
@@ -48,15 +48,6 @@ RECEIVED_WIDTH = """async () => {
     const stats = pc ? [...(await pc.getStats()).values()] : [];
     const video = stats.find(s => s.type === 'inbound-rtp' && s.kind === 'video');
     return video?.frameWidth || 0;
-}"""
-
-# The rids of the camera's video layers that encoded frames.
-SENT_LAYERS = """async () => {
-    const pc = window.visioMeeting.conn.publications.get('camera')?.pc;
-    if (!pc) return [];
-    const stats = [...(await pc.getStats()).values()];
-    return stats.filter(s => s.type === 'outbound-rtp' && s.kind === 'video' && s.framesEncoded > 0)
-        .map(s => s.rid).sort();
 }"""
 
 
@@ -107,18 +98,6 @@ async def chromium_waits_for(page: Page, function: str, timeout_s: float = 20) -
             return result
         await page.wait_for_timeout(250)
     raise AssertionError(f"still nothing after {timeout_s} s: {function}")
-
-
-async def sent_layers(evaluate) -> list[str]:
-    """The simulcast layers a page encodes, once all three have started (or after 30 s:
-    a browser starts its upper layers as its bandwidth estimate grows, slower when loaded)."""
-    layers: list[str] = []
-    for _ in range(120):
-        layers = await evaluate(SENT_LAYERS)
-        if len(layers) == 3:
-            break
-        await asyncio.sleep(0.25)
-    return layers
 
 
 async def test_chromium_and_firefox_see_and_hear_each_other(server, new_page, new_firefox_page):

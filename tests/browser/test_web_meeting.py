@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -67,7 +68,8 @@ async def test_unknown_room_says_so(server, new_page):
 
 
 SENT_LAYERS = """async () => {
-    const pc = window.visioMeeting.conn.publications.get('camera').pc;
+    const pc = window.visioMeeting.conn.publications.get('camera')?.pc;
+    if (!pc) return [];
     const stats = [...(await pc.getStats()).values()];
     return stats.filter(s => s.type === 'outbound-rtp' && s.kind === 'video' && s.framesEncoded > 0)
         .map(s => s.rid).sort();
@@ -81,16 +83,17 @@ RECEIVED_WIDTH = """async () => {
 }"""
 
 
-async def all_three_layers_sent(page: Page, timeout_s: float = 30) -> None:
-    """Wait until the camera sends its three layers: Chromium starts the top one once its
-    bandwidth estimate allows, which takes longer on a loaded machine."""
+async def sent_layers(evaluate) -> list[str]:
+    """The simulcast layers a page encodes (`evaluate`: its page's, Chromium or Firefox),
+    once all three have started or after 30 s: a browser starts its upper layers as its
+    bandwidth estimate grows, slower when loaded."""
     layers: list[str] = []
-    for _ in range(int(timeout_s * 4)):
-        layers = await page.evaluate(SENT_LAYERS)
+    for _ in range(120):
+        layers = await evaluate(SENT_LAYERS)
         if len(layers) == 3:
             break
-        await page.wait_for_timeout(250)
-    assert layers == ["h", "l", "m"]
+        await asyncio.sleep(0.25)
+    return layers
 
 
 async def received_width_settles(page: Page, check, timeout_s: float = 20) -> int:
@@ -113,7 +116,7 @@ async def test_simulcast_is_sent_and_the_layer_follows_the_tile_size(server, new
     await join_through_the_ui(bob, url, "Bob")
     await wait_decoding(bob, 'video[data-participant][data-target="camera"]')
 
-    await all_three_layers_sent(alice)
+    assert await sent_layers(alice.evaluate) == ["h", "l", "m"]
 
     big = await received_width_settles(bob, lambda width: width >= 320)
     await bob.set_viewport_size({"width": 420, "height": 320})  # tiles under 320 px: low
